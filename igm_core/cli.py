@@ -1,0 +1,212 @@
+"""The `igm` command: train a spec, list the registries, validate a spec.
+
+Commands that only read the registries or validate specs never import torch, so they start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from igm_core import catalog
+from igm_core.spec import SpecError, apply_overrides, load_spec_file, resolve_spec
+
+console = Console(stderr=True)
+out_console = Console()
+
+
+def _fail(message: str, code: int = 2) -> int:
+    console.print(Text("error: ", style="bold red") + Text(message))
+    return code
+
+
+def _load(args: argparse.Namespace) -> Any:
+    return resolve_spec(apply_overrides(load_spec_file(args.spec), args.set or []))
+
+
+def _registry_table(registry: catalog.Registry, as_json: bool) -> int:
+    if as_json:
+        out_console.print_json(json.dumps(registry.describe()))
+        return 0
+    table = Table(title=f"{registry.kind}s", show_lines=True)
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    table.add_column("parameters (default)")
+    for entry in registry:
+        fields = entry.params.model_fields
+        params = "\n".join(
+            f"{n} ({f.default!r})" if not f.is_required() else f"{n} (required)"
+            for n, f in fields.items()
+        )
+        extra = f" [{entry.extra['kind']}]" if "kind" in entry.extra else ""
+        table.add_row(entry.name + extra, entry.description, params or "-")
+    out_console.print(table)
+    return 0
+
+
+def _summary(result: dict[str, Any], out: Path) -> None:
+    table = Table(title=f"{result['spec']['name']}: test metrics of the selected checkpoint")
+    table.add_column("")
+    table.add_column("acc", justify="right")
+    table.add_column("macro-F1", justify="right")
+    table.add_column("mAP", justify="right")
+    t = result["test"]
+    table.add_row("fused", f"{t['acc']:.4f}", f"{t['macro_f1']:.4f}", f"{t['map']:.4f}")
+    for m, acc in t["modality_acc"].items():
+        table.add_row(m, f"{acc:.4f}", "", "")
+    out_console.print(table)
+    b = result["best"]
+    out_console.print(
+        f"selected on val {b['metric']}={b['score']:.4f} at stage {b['stage']} epoch {b['epoch']}; "
+        f"{result['run']['steps']} steps in {result['run']['wall_time_s']:.1f}s on "
+        f"{result['run']['device']} ({result['run']['precision']})\nresult: {out / 'result.json'}",
+        highlight=False,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / f"{spec.name.replace(' ', '_')}-{spec.hash()[:8]}"
+    )
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from igm_core import tracking
+    from igm_core.trainer import train
+
+    if args.mlflow:
+        tracker = tracking.MlflowTracker(args.mlflow, args.mlflow_experiment, run_name=spec.name)
+    elif args.tracker == "jsonl":
+        tracker = tracking.JsonlTracker(out / "metrics.jsonl")
+    else:
+        tracker = tracking.NullTracker()
+    stop = {"flag": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop["flag"]:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+        console.print("stopping after this step (Ctrl-C again to abort without a checkpoint)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=args.quiet,
+        transient=False,
+    )
+    task = progress.add_task("starting", total=1.0)
+
+    def on_event(ev: dict[str, Any]) -> None:
+        if ev["type"] == "progress":
+            desc = (
+                f"stage {ev['stage'] + 1}/{ev['n_stages']} {'+'.join(ev['modalities'])} "
+                f"epoch {ev['epoch'] + 1}/{ev['epochs']}"
+            )
+            progress.update(task, completed=ev["fraction"], description=desc)
+        elif ev["type"] == "epoch_end" and not args.quiet:
+            v = ev["val"]
+            mods = " ".join(f"{m}={a:.3f}" for m, a in v["modality_acc"].items())
+            progress.console.print(
+                f"  stage {ev['stage'] + 1} epoch {ev['epoch'] + 1}: val acc "
+                f"{v['acc']:.4f} ({mods})",
+                highlight=False,
+            )
+        elif ev["type"] == "resumed":
+            progress.console.print(
+                f"resuming from stage {ev['stage'] + 1}, epoch {ev['epoch'] + 1}, step {ev['step']}"
+            )
+
+    try:
+        with progress:
+            res = train(
+                spec,
+                out_dir=out,
+                tracker=tracker,
+                should_stop=lambda: stop["flag"],
+                on_event=on_event,
+                resume=not args.fresh,
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if res.status == "stopped":
+        console.print(f"stopped; checkpoint in {res.checkpoint}. Run the same command to resume.")
+        return 130
+    _summary(res.result, out)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    out_console.print_json(json.dumps(spec.to_dict()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="igm", description="IGM Lab: imbalanced multimodal learning"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train an experiment spec (YAML or JSON)")
+    t.add_argument("spec")
+    t.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a spec field, e.g. --set method.params.tau=0.3 (repeatable)",
+    )
+    t.add_argument("--out", help="run directory (default: runs/<name>-<spec hash>)")
+    t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+    t.add_argument(
+        "--tracker",
+        choices=["jsonl", "none"],
+        default="jsonl",
+        help="jsonl: metrics to OUT/metrics.jsonl (default)",
+    )
+    t.add_argument("--mlflow", metavar="URI", help="log to MLflow at this tracking URI instead")
+    t.add_argument("--mlflow-experiment", default="igm-lab")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+    v = sub.add_parser("validate", help="print the resolved spec")
+    v.add_argument("spec")
+    v.add_argument("--set", action="append", metavar="KEY=VALUE")
+    v.set_defaults(func=cmd_validate)
+    for name, registry in (
+        ("methods", catalog.METHODS),
+        ("datasets", catalog.DATASETS),
+        ("encoders", catalog.ENCODERS),
+    ):
+        p = sub.add_parser(name, help=f"list the registered {name}")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=lambda a, r=registry: _registry_table(r, a.json))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as err:
+        lines = "\n".join(f"  {path or '(spec)'}: {msg}" for path, msg in err.errors)
+        return _fail(f"invalid spec\n{lines}")
+    except (OSError, ValueError) as err:  # data files: missing, malformed, inconsistent
+        return _fail(str(err))
+    except RuntimeError as err:
+        return _fail(str(err), 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Gradient-modification math as pure tensor functions, and the pass that feeds it.
+
+Flat projection (IGM): Y = sum_t zbar_t zbar_t^T over the batch means of a layer's input,
+Y = V diag(lambda) V^T,
+gains sigma_i = exp(-tau (lambda_i - lambda_min) / (lambda_max - lambda_min)),
+T = V diag(sigma) V^T, and a gradient G (out x d) becomes G T.
+Orthogonal projection (MLA, OWM-style): P <- P - k k^T / (alpha + x^T k), k = P x, G becomes G P.
+For Conv2d layers the input is the unfolded patch matrix, d = C_in * kh * kw, ordered as the weight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# ----------------------------------------------------------------------------- flat projection
+
+
+def flat_gains(eigvals: torch.Tensor, tau: float) -> torch.Tensor:
+    """exp(-tau * min-max normalised eigenvalue); all ones when the spectrum is flat."""
+    lo, hi = eigvals.min(), eigvals.max()
+    span = hi - lo
+    if span <= torch.finfo(eigvals.dtype).eps * max(float(hi.abs()), 1e-30) * eigvals.numel():
+        return torch.ones_like(eigvals)
+    return torch.exp(-tau * (eigvals - lo) / span)
+
+
+def effective_rank(eigvals: torch.Tensor) -> float:
+    """exp of the entropy of the normalised spectrum (1 for rank one, d for a flat spectrum)."""
+    lam = eigvals.clamp_min(0)
+    total = lam.sum()
+    if total <= 0:
+        return 0.0
+    p = lam / total
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def flat_projection(cov: torch.Tensor, tau: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """T = V diag(sigma) V^T from an input-energy matrix Y; returns T (float32) and its spectrum."""
+    y = 0.5 * (cov + cov.T)
+    # float64 keeps the small eigenvalues meaningful; past ~1k dims float32 is much cheaper.
+    work = y.double() if y.shape[0] <= 1024 else y.float()
+    eigvals, eigvecs = torch.linalg.eigh(work)
+    eigvals = eigvals.clamp_min(0)  # Y is PSD; rounding can leave tiny negatives
+    gains = flat_gains(eigvals, tau)
+    t = (eigvecs * gains) @ eigvecs.T
+    t = 0.5 * (t + t.T)
+    info = {
+        "min_gain": float(gains.min()),
+        "mean_gain": float(gains.mean()),
+        "eff_rank": effective_rank(eigvals),
+        "top_eig": float(eigvals.max()),
+    }
+    return t.float(), info
+
+
+def covariance(batch_means: torch.Tensor) -> torch.Tensor:
+    """Y = sum_t zbar_t zbar_t^T for batch means stacked as rows (T x d)."""
+    z = batch_means.double()
+    return z.T @ z
+
+
+# ----------------------------------------------------------------------------- OWM projection
+
+
+def owm_update(p: torch.Tensor, x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """One recursive OWM step: P - k k^T / (alpha + x^T k) with k = P x."""
+    k = p @ x
+    return p - torch.outer(k, k) / (alpha + x @ k)
+
+
+def owm_projector(
+    batch_means: torch.Tensor, alpha: float, p: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Fold the rows of `batch_means` into an OWM projector (starting from P or the identity)."""
+    z = batch_means.double()
+    p = torch.eye(z.shape[1], dtype=torch.float64, device=z.device) if p is None else p.double()
+    for x in z:
+        p = owm_update(p, x, alpha)
+    return 0.5 * (p + p.T)
+
+
+# ----------------------------------------------------------------------------- applying
+
+
+def project_weight_grad(grad: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """G T for a Linear (out x d) or Conv2d (out x C x kh x kw) weight gradient."""
+    return (grad.reshape(grad.shape[0], -1) @ t.to(grad.dtype)).reshape(grad.shape)
+
+
+def input_dim(layer: nn.Module) -> int:
+    if isinstance(layer, nn.Linear):
+        return layer.in_features
+    if isinstance(layer, nn.Conv2d):
+        return layer.in_channels // layer.groups * math.prod(layer.kernel_size)
+    raise TypeError(f"gradient modification supports Linear and Conv2d layers, not {type(layer)}")
+
+
+def layer_input_mean(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Mean of the layer's input vectors over a batch (and over positions for a conv)."""
+    if isinstance(layer, nn.Linear):
+        return x.reshape(-1, x.shape[-1]).float().mean(0)
+    if not isinstance(layer, nn.Conv2d) or layer.groups != 1:
+        raise TypeError("only Linear and ungrouped Conv2d layers are supported")
+    if isinstance(layer.padding, str):
+        raise TypeError("string padding is not supported for gradient modification")
+    # The mean of the unfolded patches, one kernel offset at a time: never materialises the
+    # (N, C*kh*kw, L) unfold, which is large for image inputs.
+    kh, kw = layer.kernel_size
+    sh, sw = layer.stride
+    dh, dw = layer.dilation
+    ph, pw = layer.padding
+    xp = F.pad(x.float(), (pw, pw, ph, ph))
+    oh = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    cols = []
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[
+                :,
+                :,
+                i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                j * dw : j * dw + sw * (ow - 1) + 1 : sw,
+            ]
+            cols.append(patch.mean(dim=(0, 2, 3)))
+    return torch.stack(cols, dim=1).reshape(-1)  # (C, kh*kw) -> C*kh*kw, the weight's order
+
+
+class _StopForward(Exception):
+    pass
+
+
+@torch.no_grad()
+def collect_batch_means(
+    model: nn.Module,
+    forward: callable,
+    layers: dict[str, nn.Module],
+    batches: Iterable[torch.Tensor],
+    batch_size: int,
+) -> dict[str, torch.Tensor]:
+    """Run `forward` over the batches, recording per-`batch_size` input means of each layer.
+
+    The forward stops right before the last listed layer in execution order, so no layer past the
+    ones being projected is computed. Batches may be larger than batch_size (for throughput): each
+    is split into batch_size pieces so the means match those of training-size batches.
+    """
+    means: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    remaining: set[str] = set()
+
+    def hook_for(name: str):
+        def hook(module: nn.Module, args: tuple) -> None:
+            x = args[0]
+            means[name].append(
+                torch.stack([layer_input_mean(module, piece) for piece in x.split(batch_size)])
+            )
+            remaining.discard(name)
+            if not remaining:
+                raise _StopForward
+
+        return hook
+
+    handles = [layer.register_forward_pre_hook(hook_for(name)) for name, layer in layers.items()]
+    was_training = model.training
+    model.eval()
+    try:
+        for x in batches:
+            remaining.update(layers)
+            with contextlib.suppress(_StopForward):
+                forward(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return {name: torch.cat(chunks) for name, chunks in means.items() if chunks}
+
+
+def select_layers(branch: dict[str, nn.Module], scope: str | float) -> list[str]:
+    """Names of the branch layers that take part in gradient modification.
+
+    head: the head's layers; all: every Linear/Conv2d; none: nothing; head+K: the head and the
+    last K encoder layers; a fraction f: layers from the output side back until they hold a share
+    f of the branch's weight parameters (at least the head).
+    """
+    names = list(branch)
+    head = [n for n in names if n.startswith("head.")]
+    encoder = [n for n in names if n.startswith("encoder.")]
+    if scope == "none":
+        return []
+    if scope == "head":
+        return head
+    if scope == "all":
+        return names
+    if isinstance(scope, str) and scope.startswith("head+"):
+        k = int(scope[5:])
+        return encoder[max(0, len(encoder) - k) :] + head
+    total = sum(branch[n].weight.numel() for n in names)
+    chosen = list(head)
+    size = sum(branch[n].weight.numel() for n in head)
+    for n in reversed(encoder):
+        if size >= float(scope) * total:
+            break
+        chosen.insert(0, n)
+        size += branch[n].weight.numel()
+    return chosen

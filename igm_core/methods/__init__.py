@@ -1,0 +1,1 @@
+"""Training methods: joint, unimodal, alternating, mla, igm and ogm_ge."""

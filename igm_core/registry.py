@@ -1,0 +1,78 @@
+"""Name -> factory registries for datasets, encoders and methods.
+
+An entry carries its name, a one-line description and a pydantic model of its parameters; the
+factory is a "module:attribute" string imported only when the entry is built. This keeps the
+registries (and spec validation) importable without torch, which the web process relies on.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    description: str
+    params: type[BaseModel]
+    factory: str  # "package.module:attribute", imported lazily
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Callable[..., Any]:
+        module_name, _, attr = self.factory.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "params": self.params.model_json_schema(),
+            **{k: v for k, v in self.extra.items() if not callable(v)},
+        }
+
+
+class Registry:
+    """An ordered mapping of names to entries of one kind (dataset, encoder or method)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(
+        self,
+        name: str,
+        description: str,
+        params: type[BaseModel],
+        factory: str,
+        **extra: Any,
+    ) -> Entry:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        entry = Entry(name, description, params, factory, extra)
+        self._entries[name] = entry
+        return entry
+
+    def get(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries.values())
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [entry.describe() for entry in self]

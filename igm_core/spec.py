@@ -1,0 +1,286 @@
+"""The experiment spec: a pydantic model, its loading from JSON/YAML and its resolution.
+
+`resolve_spec` validates a raw mapping and fills in every default (modalities from the dataset,
+encoders from the input shapes, method and dataset parameters, the schedule), so that the result
+describes the run completely. Errors come back as SpecError with one "field.path: message" line per
+problem. Torch-free: the server validates specs with this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from igm_core import catalog
+from igm_core.catalog import ModalityName
+
+MAX_STAGES = 1000
+MAX_EPOCHS = 10_000
+
+
+class SpecError(ValueError):
+    """A spec that does not validate; `errors` holds (field path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(f"{path or '(spec)'}: {msg}" for path, msg in errors))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component(_Strict):
+    name: str = Field(..., min_length=1, max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Schedule(_Strict):
+    stage_epochs: list[int] | None = Field(None, min_length=1, max_length=MAX_STAGES)
+    modality_order: list[ModalityName] | None = None
+    epochs: int | None = Field(None, ge=1, le=MAX_EPOCHS)
+
+
+class Optimizer(_Strict):
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(1e-2, gt=0.0, le=10.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
+    lr_step: int | None = Field(
+        None, ge=1, le=MAX_EPOCHS, description="decay the lr every lr_step epochs of a stage"
+    )
+    lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
+
+
+class ModelSpec(_Strict):
+    encoders: dict[ModalityName, Component] = Field(default_factory=dict)
+    head_hidden: list[int] = Field([256, 64], min_length=1, max_length=8)
+    shared_head: bool = False
+
+
+class Spec(_Strict):
+    name: str = Field(..., min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")
+    dataset: Component
+    modalities: list[ModalityName] | None = Field(None, min_length=1, max_length=8)
+    method: Component
+    schedule: Schedule = Field(default_factory=Schedule)
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+    batch_size: int = Field(64, ge=1, le=65_536)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA when supported, fp32 otherwise"
+    )
+    selection: Literal["acc", "macro_f1"] = Field(
+        "acc", description="validation metric for model selection"
+    )
+    log_every: int = Field(10, ge=1, le=100_000, description="steps between gradient statistics")
+    model: ModelSpec = Field(default_factory=ModelSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def hash(self) -> str:
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def method_kind(self) -> str:
+        return catalog.METHODS.get(self.method.name).extra["kind"]
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _pydantic_errors(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    out = []
+    for e in err.errors():
+        path = _loc(e["loc"])
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        out.append((f"{prefix}{path}" if path else prefix.rstrip("."), msg))
+    return out
+
+
+def resolve_spec(data: dict[str, Any] | Spec) -> Spec:
+    """Validate `data` and return the resolved spec, every default filled in."""
+    if isinstance(data, Spec):
+        data = data.to_dict()
+    if not isinstance(data, dict):
+        raise SpecError([("", f"a spec is a mapping, got {type(data).__name__}")])
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_pydantic_errors(err)) from None
+    errors: list[tuple[str, str]] = []
+
+    def params_of(registry: catalog.Registry, comp: Component, path: str) -> BaseModel | None:
+        if comp.name not in registry:
+            errors.append(
+                (
+                    f"{path}.name",
+                    f"unknown {registry.kind} {comp.name!r}; choose one of: "
+                    f"{', '.join(registry.names())}",
+                )
+            )
+            return None
+        try:
+            return registry.get(comp.name).params.model_validate(comp.params)
+        except ValidationError as err:
+            errors.extend(_pydantic_errors(err, f"{path}.params."))
+            return None
+
+    ds_params = params_of(catalog.DATASETS, spec.dataset, "dataset")
+    method_params = params_of(catalog.METHODS, spec.method, "method")
+    if ds_params is None or method_params is None:
+        raise SpecError(errors)
+    try:
+        meta = catalog.dataset_meta(spec.dataset.name, ds_params)
+    except (OSError, ValueError) as err:
+        raise SpecError([("dataset.params", str(err))]) from None
+
+    available = meta["modalities"]
+    modalities = spec.modalities or list(available)
+    for i, m in enumerate(modalities):
+        if m not in available:
+            errors.append(
+                (
+                    f"modalities.{i}",
+                    f"{m!r} is not a modality of this dataset; it has: {', '.join(available)}",
+                )
+            )
+    if len(set(modalities)) != len(modalities):
+        errors.append(("modalities", "modalities must be distinct"))
+
+    kind = catalog.METHODS.get(spec.method.name).extra["kind"]
+    method_dict = method_params.model_dump(mode="json")
+    if spec.method.name == "unimodal":
+        chosen = method_dict["modality"] or modalities[0]
+        if chosen not in modalities:
+            errors.append(
+                (
+                    "method.params.modality",
+                    f"{chosen!r} is not one of the spec's modalities: {', '.join(modalities)}",
+                )
+            )
+        method_dict["modality"] = chosen
+    schedule = _resolve_schedule(spec.schedule, kind, spec.method.name, modalities, errors)
+
+    encoders: dict[str, Any] = {}
+    for m in modalities:
+        comp = spec.model.encoders.get(m) or Component(
+            name=catalog.default_encoder(tuple(meta["shapes"].get(m, (1,))))
+        )
+        p = params_of(catalog.ENCODERS, comp, f"model.encoders.{m}")
+        if p is not None:
+            encoders[m] = {"name": comp.name, "params": p.model_dump(mode="json")}
+    for m in spec.model.encoders:
+        if m not in modalities:
+            errors.append((f"model.encoders.{m}", "no such modality in this spec"))
+    for i, h in enumerate(spec.model.head_hidden):
+        if not 1 <= h <= 8192:
+            errors.append((f"model.head_hidden.{i}", "must lie in [1, 8192]"))
+    if spec.model.shared_head and len({e["params"]["out_dim"] for e in encoders.values()}) > 1:
+        errors.append(
+            ("model.shared_head", "a shared head needs the same encoder out_dim for every modality")
+        )
+    if errors:
+        raise SpecError(errors)
+
+    resolved = spec.to_dict()
+    resolved.update(
+        dataset={"name": spec.dataset.name, "params": ds_params.model_dump(mode="json")},
+        modalities=modalities,
+        method={"name": spec.method.name, "params": method_dict},
+        schedule=schedule,
+    )
+    resolved["model"]["encoders"] = encoders
+    return Spec.model_validate(resolved)
+
+
+def _resolve_schedule(
+    sched: Schedule, kind: str, method: str, modalities: list[str], errors: list[tuple[str, str]]
+) -> dict[str, Any]:
+    if kind == "alternating":
+        if sched.epochs is not None:
+            errors.append(
+                (
+                    "schedule.epochs",
+                    f"method {method!r} trains in stages; give "
+                    "schedule.stage_epochs (one entry per stage) instead",
+                )
+            )
+        order = sched.modality_order or list(modalities)
+        for i, m in enumerate(order):
+            if m not in modalities:
+                errors.append(
+                    (
+                        f"schedule.modality_order.{i}",
+                        f"{m!r} is not one of the spec's modalities: {', '.join(modalities)}",
+                    )
+                )
+        if sorted(set(order)) != sorted(modalities):
+            errors.append(("schedule.modality_order", "must name every modality of the spec"))
+        stage_epochs = sched.stage_epochs or [2] * (3 * len(modalities))
+        for i, e in enumerate(stage_epochs):
+            if not 1 <= e <= MAX_EPOCHS:
+                errors.append((f"schedule.stage_epochs.{i}", f"must lie in [1, {MAX_EPOCHS}]"))
+        return {"stage_epochs": stage_epochs, "modality_order": order, "epochs": None}
+    for key in ("stage_epochs", "modality_order"):
+        if getattr(sched, key) is not None:
+            errors.append(
+                (
+                    f"schedule.{key}",
+                    f"method {method!r} trains in one stage; give schedule.epochs instead",
+                )
+            )
+    return {"stage_epochs": None, "modality_order": None, "epochs": sched.epochs or 10}
+
+
+def load_spec_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON or YAML spec file into a mapping (not yet validated)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SpecError([("", f"cannot read {path}: {err.strerror or err}")]) from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise SpecError(
+            [("", f"{path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {err}")]
+        ) from None
+    if not isinstance(data, dict):
+        raise SpecError([("", f"{path} must hold a mapping at the top level")])
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key.path=value` overrides (value parsed as YAML) to a raw spec mapping."""
+    out = json.loads(json.dumps(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SpecError([("--set", f"expected key=value, got {item!r}")])
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise SpecError([(key, f"cannot parse value {raw!r}: {err}")]) from None
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise SpecError([(key, f"{part!r} is not a mapping")])
+            node = child
+        node[parts[-1]] = value
+    return out

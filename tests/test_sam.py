@@ -1,0 +1,143 @@
+"""SAM in IGM: standard (true SAM) and reference (the authors' loss mix), step by step."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from igm_core import catalog
+from igm_core.methods.base import Stage, StepContext
+from igm_core.models import build_model
+from igm_core.spec import resolve_spec
+
+
+def make(sam: str, **params):
+    spec = resolve_spec(
+        {
+            "name": "sam",
+            "dataset": {"name": "synthetic", "params": {"dims": [6, 5]}},
+            "method": {"name": "igm", "params": {"sam": sam, **params}},
+            "model": {"head_hidden": [8, 4]},
+        }
+    )
+    torch.manual_seed(0)
+    model = build_model(
+        {m: e.model_dump() for m, e in spec.model.encoders.items()},
+        {"strong": (6,), "weak": (5,)},
+        spec.model.head_hidden,
+        4,
+        False,
+    )
+    method = catalog.METHODS.get("igm").load()(spec.method.params, model, spec, torch.device("cpu"))
+    g = torch.Generator().manual_seed(1)
+    x = {"strong": torch.randn(16, 6, generator=g), "weak": torch.randn(16, 5, generator=g)}
+    y = torch.randint(0, 4, (16,), generator=g)
+    ctx = StepContext(Stage(0, ("weak",), 1), 0, 0, True, seed=123)
+    return model, method, x, y, ctx
+
+
+def grads_of(model, m):
+    return [p.grad.clone() for p in model.branch_parameters(m)]
+
+
+def test_standard_sam_restores_parameters_and_uses_gradient_at_theta_plus_eps() -> None:
+    rho = 0.5
+    model, method, x, y, ctx = make("standard", rho=rho)
+    before = copy.deepcopy(model.state_dict())
+    # the expected gradient, computed by hand on a copy
+    ref = copy.deepcopy(model)
+    params = ref.branch_parameters("weak")
+    F.cross_entropy(ref.logits("weak", x["weak"]), y).backward()
+    g = torch.cat([p.grad.flatten() for p in params])
+    with torch.no_grad():
+        for p in params:
+            p.add_(p.grad * rho / g.norm())
+    ref.zero_grad()
+    loss_at_eps = F.cross_entropy(ref.logits("weak", x["weak"]), y)
+    loss_at_eps.backward()
+    expected = grads_of(ref, "weak")
+
+    model.zero_grad(set_to_none=True)
+    loss = method.step(x, y, ctx)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # theta restored exactly
+    for got, want in zip(grads_of(model, "weak"), expected, strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+    sharpness = float(ctx.stats["sam/weak/sharpness"])
+    assert sharpness > 0
+    assert abs(sharpness - (float(loss_at_eps.detach()) - float(loss))) < 1e-6
+
+
+def test_standard_sam_sharpness_is_loss_difference() -> None:
+    model, method, x, y, ctx = make("standard", rho=0.5)
+    with torch.no_grad():
+        base = float(F.cross_entropy(model.logits("weak", x["weak"]), y))
+    loss = method.step(x, y, ctx)
+    assert float(loss) == base
+    assert float(ctx.stats["sam/weak/sharpness"]) > 0
+
+
+def test_reference_mode_reproduces_the_loss_mix() -> None:
+    beta, rho, alpha = 0.3, 0.05, 1.0
+    model, method, x, y, ctx = make("reference", rho=rho, flat_ratio=beta, mixup_alpha=alpha)
+    ref = copy.deepcopy(model)
+    # by hand: mixup of the trained modality's input with lam ~ Beta(a, a) and a permutation
+    lam = float(np.random.default_rng(ctx.seed).beta(alpha, alpha))
+    perm = torch.randperm(16, generator=torch.Generator().manual_seed(ctx.seed))
+    xw = x["weak"]
+    feats = ref.encoders["weak"](lam * xw + (1 - lam) * xw[perm])
+    out = ref.heads["weak"](feats)
+    loss_mix = lam * F.cross_entropy(out, y) + (1 - lam) * F.cross_entropy(out, y[perm])
+    head = list(ref.heads["weak"].parameters())
+    gh = torch.autograd.grad(loss_mix, head, retain_graph=True)
+    eps = [g * rho / g.norm() for g in gh]  # per-tensor normalisation
+    perturbed = copy.deepcopy(ref.heads["weak"])
+    with torch.no_grad():
+        for p, e in zip(perturbed.parameters(), eps, strict=True):
+            p.add_(e)
+    loss_flat = F.cross_entropy(perturbed(feats), y)
+    total = (1 - beta) * loss_mix + beta * loss_flat
+    enc = list(ref.encoders["weak"].parameters())
+    expected = torch.autograd.grad(total, enc + head, retain_graph=True)
+    expected_flat = torch.autograd.grad(beta * loss_flat, list(perturbed.parameters()))
+
+    theta = [p.detach().clone() for p in model.branch_parameters("weak")]
+    loss = method.step(x, y, ctx)
+    assert torch.allclose(loss, total.detach(), atol=1e-6)
+    got = grads_of(model, "weak")
+    n_enc = len(enc)
+    for g_got, g_want in zip(got[:n_enc], expected[:n_enc], strict=True):
+        assert torch.allclose(g_got, g_want, atol=1e-6)
+    # head gradient: (1 - beta) at theta plus beta at theta + eps
+    mix_head = torch.autograd.grad((1 - beta) * loss_mix, head)
+    for g_got, a, b in zip(got[n_enc:], mix_head, expected_flat, strict=True):
+        assert torch.allclose(g_got, a + b, atol=1e-6)
+    # the perturbation stays in the head, as in the authors' code; the encoder is untouched
+    params = model.branch_parameters("weak")
+    for p, t in zip(params[:n_enc], theta[:n_enc], strict=True):
+        assert torch.equal(p, t)
+    for p, t, e in zip(params[n_enc:], theta[n_enc:], eps, strict=True):
+        assert torch.allclose(p, t + e, atol=1e-7)
+
+
+def test_reference_mode_encoder_perturbation() -> None:
+    model, method, x, y, ctx = make("reference", rho=0.0, rho_encoder=0.01)
+    theta = [p.detach().clone() for p in model.encoders["weak"].parameters()]
+    method.step(x, y, ctx)
+    moved = [
+        float((p - t).norm())
+        for p, t in zip(model.encoders["weak"].parameters(), theta, strict=True)
+    ]
+    assert all(abs(d - 0.01) < 1e-5 for d in moved)  # each tensor moved by rho, per-tensor norm
+
+
+def test_sam_none_is_a_plain_step() -> None:
+    model, method, x, y, ctx = make("none")
+    ref = copy.deepcopy(model)
+    F.cross_entropy(ref.logits("weak", x["weak"]), y).backward()
+    method.step(x, y, ctx)
+    for a, b in zip(grads_of(model, "weak"), grads_of(ref, "weak"), strict=True):
+        assert torch.allclose(a, b)

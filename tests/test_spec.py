@@ -1,0 +1,150 @@
+"""Experiment spec: resolution, defaults, error messages, files and overrides."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from igm_core.spec import SpecError, apply_overrides, load_spec_file, resolve_spec
+
+BASE = {"name": "t", "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
+
+
+def errors_of(data: dict) -> dict[str, str]:
+    with pytest.raises(SpecError) as info:
+        resolve_spec(data)
+    return dict(info.value.errors)
+
+
+def test_resolution_fills_every_default() -> None:
+    spec = resolve_spec(BASE)
+    assert spec.modalities == ["strong", "weak"]
+    assert spec.method.params["tau"] == 0.4 and spec.method.params["sam"] == "standard"
+    assert spec.dataset.params["n_classes"] == 4
+    assert spec.schedule.modality_order == ["strong", "weak"]
+    assert spec.schedule.stage_epochs == [2] * 6 and spec.schedule.epochs is None
+    assert spec.model.encoders["weak"].name == "mlp"
+    assert spec.model.encoders["weak"].params == {"hidden": [256], "out_dim": 128}
+    assert resolve_spec(spec.to_dict()) == spec  # idempotent
+    assert resolve_spec(spec.to_dict()).hash() == spec.hash()
+
+
+def test_joint_methods_get_epochs_and_image_data_a_conv_encoder() -> None:
+    spec = resolve_spec({"name": "d", "dataset": {"name": "digits"}, "method": {"name": "joint"}})
+    assert spec.schedule.epochs == 10 and spec.schedule.stage_epochs is None
+    assert spec.modalities == ["top", "bottom"]
+    assert spec.model.encoders["top"].name == "conv"
+
+
+def test_unimodal_modality_defaults_to_first_and_is_checked() -> None:
+    spec = resolve_spec({**BASE, "method": {"name": "unimodal"}})
+    assert spec.method.params["modality"] == "strong"
+    errs = errors_of({**BASE, "method": {"name": "unimodal", "params": {"modality": "audio"}}})
+    assert "not one of the spec's modalities" in errs["method.params.modality"]
+
+
+def test_unknown_keys_are_errors_naming_the_field() -> None:
+    errs = errors_of({**BASE, "epochs": 3})
+    assert errs == {"epochs": "unknown key"}
+    errs = errors_of({**BASE, "method": {"name": "igm", "params": {"tua": 0.3}}})
+    assert errs == {"method.params.tua": "unknown key"}
+
+
+def test_unknown_names_list_the_choices() -> None:
+    errs = errors_of({**BASE, "method": {"name": "foo"}})
+    assert errs["method.name"].startswith("unknown method 'foo'; choose one of: joint, unimodal")
+    errs = errors_of({**BASE, "dataset": {"name": "cifar"}})
+    assert "choose one of: synthetic, digits, features" in errs["dataset.name"]
+    errs = errors_of({**BASE, "optimizer": {"name": "rmsprop"}})
+    assert errs["optimizer.name"] == "Input should be 'sgd' or 'adam'"
+    errs = errors_of({**BASE, "method": {"name": "igm", "params": {"sam": "fast"}}})
+    assert errs["method.params.sam"] == "Input should be 'standard', 'reference' or 'none'"
+
+
+@pytest.mark.parametrize(
+    "patch,field",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 10**9}, "batch_size"),
+        ({"schedule": {"stage_epochs": [2, -1]}}, "schedule.stage_epochs.1"),
+        ({"schedule": {"stage_epochs": [10**7]}}, "schedule.stage_epochs.0"),
+        ({"optimizer": {"lr": -1}}, "optimizer.lr"),
+        ({"seed": -3}, "seed"),
+        ({"name": "../../etc"}, "name"),
+        ({"method": {"name": "igm", "params": {"tau": -1}}}, "method.params.tau"),
+        ({"method": {"name": "igm", "params": {"gm_scope": "half"}}}, "method.params.gm_scope"),
+        ({"method": {"name": "igm", "params": {"gm_scope": 1.5}}}, "method.params.gm_scope"),
+        (
+            {"dataset": {"name": "synthetic", "params": {"n_train": 10**8}}},
+            "dataset.params.n_train",
+        ),
+        ({"modalities": ["strong", "audio"]}, "modalities.1"),
+        ({"schedule": {"epochs": 5}}, "schedule.epochs"),
+        ({"schedule": {"modality_order": ["weak"]}}, "schedule.modality_order"),
+        ({"model": {"head_hidden": [0]}}, "model.head_hidden.0"),
+        ({"model": {"encoders": {"video": {"name": "mlp"}}}}, "model.encoders.video"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
+def test_bad_values_name_their_field(patch: dict, field: str) -> None:
+    assert field in errors_of({**BASE, **patch})
+
+
+def test_joint_rejects_stage_schedule() -> None:
+    errs = errors_of({**BASE, "method": {"name": "joint"}, "schedule": {"stage_epochs": [1]}})
+    assert "trains in one stage" in errs["schedule.stage_epochs"]
+
+
+def test_shared_head_needs_equal_dims() -> None:
+    errs = errors_of(
+        {
+            **BASE,
+            "model": {
+                "shared_head": True,
+                "encoders": {"strong": {"name": "mlp", "params": {"out_dim": 64}}},
+            },
+        }
+    )
+    assert "same encoder out_dim" in errs["model.shared_head"]
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(SpecError, match="a spec is a mapping"):
+        resolve_spec([1, 2])  # type: ignore[arg-type]
+
+
+def test_yaml_and_json_files(tmp_path) -> None:
+    (tmp_path / "s.yaml").write_text("name: y\ndataset: {name: synthetic}\nmethod: {name: mla}\n")
+    (tmp_path / "s.json").write_text(json.dumps(BASE))
+    assert resolve_spec(load_spec_file(tmp_path / "s.yaml")).method.name == "mla"
+    assert resolve_spec(load_spec_file(tmp_path / "s.json")).method.name == "igm"
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="is not valid yaml"):
+        load_spec_file(tmp_path / "bad.yaml")
+    with pytest.raises(SpecError, match="cannot read"):
+        load_spec_file(tmp_path / "missing.yaml")
+
+
+def test_overrides() -> None:
+    data = apply_overrides(
+        BASE, ["method.params.tau=0.25", "schedule.stage_epochs=[1, 1]", "seed=4"]
+    )
+    spec = resolve_spec(data)
+    assert spec.method.params["tau"] == 0.25 and spec.schedule.stage_epochs == [1, 1]
+    assert spec.seed == 4 and BASE.get("seed") is None  # the input is not modified
+    with pytest.raises(SpecError, match="expected key=value"):
+        apply_overrides(BASE, ["seed"])
+
+
+def test_spec_validation_does_not_import_torch() -> None:
+    code = (
+        "import sys, igm_core.spec as s, igm_core.catalog as c;"
+        "s.resolve_spec({'name': 'x', 'dataset': {'name': 'digits'}, 'method': {'name': 'igm'}});"
+        "[e.describe() for r in (c.DATASETS, c.METHODS, c.ENCODERS) for e in r];"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
