@@ -159,8 +159,8 @@ ENCODERS.register(
 )
 ENCODERS.register(
     "conv",
-    "Small conv net for image-like arrays (C x H x W): 3x3 conv-ReLU blocks, global average "
-    "pooling, Linear to out_dim.",
+    "Small conv net for image-like arrays (C x H x W): 3x3 conv-BatchNorm-ReLU blocks with "
+    "max pooling between them, average pooling to a 2x2 grid, Linear to out_dim.",
     ConvParams,
     "igm_core.models:ConvEncoder",
 )

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -65,7 +66,8 @@ def _summary(result: dict[str, Any], out: Path) -> None:
     out_console.print(table)
     b = result["best"]
     out_console.print(
-        f"selected on val {b['metric']}={b['score']:.4f} at stage {b['stage']} epoch {b['epoch']}; "
+        f"selected on val {b['metric']}={b['score']:.4f} at stage {b['stage'] + 1} "
+        f"epoch {b['epoch'] + 1}; "
         f"{result['run']['steps']} steps in {result['run']['wall_time_s']:.1f}s on "
         f"{result['run']['device']} ({result['run']['precision']})\nresult: {out / 'result.json'}",
         highlight=False,
@@ -155,6 +157,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_features(args: argparse.Namespace) -> int:
+    """Write a built-in dataset in the `features` layout (a template for a lab's own data)."""
+    import numpy as np
+
+    from igm_core.data.base import load_dataset
+
+    entry = catalog.DATASETS.get(args.dataset)
+    raw = apply_overrides({}, args.param or [])
+    params = entry.params.model_validate(raw).model_dump()
+    data = load_dataset(args.dataset, params, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, split in data.splits.items():
+        arrays = {m: t.numpy() for m, t in split.x.items()}
+        np.savez(out / f"{name}.npz", label=split.y.numpy(), **arrays)
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
+    out_console.print(
+        f"wrote {out}/{{train,val,test}}.npz ({sizes}; modalities {', '.join(data.modalities)})",
+        highlight=False,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="igm", description="IGM Lab: imbalanced multimodal learning"
@@ -184,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("spec")
     v.add_argument("--set", action="append", metavar="KEY=VALUE")
     v.set_defaults(func=cmd_validate)
+    e = sub.add_parser("export-features", help="write a built-in dataset as train/val/test.npz")
+    e.add_argument("dataset", choices=[n for n in catalog.DATASETS.names() if n != "features"])
+    e.add_argument("--out", required=True)
+    e.add_argument("--param", action="append", metavar="KEY=VALUE", help="a dataset parameter")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=cmd_export_features)
     for name, registry in (
         ("methods", catalog.METHODS),
         ("datasets", catalog.DATASETS),
@@ -199,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except ValidationError as err:
+        return _fail(str(err))
     except SpecError as err:
         lines = "\n".join(f"  {path or '(spec)'}: {msg}" for path, msg in err.errors)
         return _fail(f"invalid spec\n{lines}")

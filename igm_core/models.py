@@ -39,16 +39,18 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = []
         c_in = in_shape[0]
         for i, c in enumerate(channels):
-            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU()]
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
             if i < len(channels) - 1:
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
             c_in = c
+        # a 2x2 pooled grid keeps coarse layout, which a global average would lose
+        layers.append(nn.AdaptiveAvgPool2d(2))
         self.net = nn.Sequential(*layers)
-        self.fc = nn.Linear(c_in, out_dim)
+        self.fc = nn.Linear(c_in * 4, out_dim)
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.fc(self.net(x).mean(dim=(2, 3))))
+        return torch.relu(self.fc(self.net(x).flatten(1)))
 
 
 def make_head(in_dim: int, hidden: list[int], n_classes: int) -> nn.Sequential:
