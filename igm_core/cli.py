@@ -20,8 +20,8 @@ from rich.text import Text
 from igm_core import catalog
 from igm_core.spec import SpecError, apply_overrides, load_spec_file, resolve_spec
 
-console = Console(stderr=True)
-out_console = Console()
+console = Console(stderr=True, soft_wrap=True)
+out_console = Console(soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> int:

@@ -88,6 +88,12 @@ class MultimodalModel(nn.Module):
 
     def branch_modules(self, m: str) -> dict[str, nn.Module]:
         """Linear and Conv2d layers of modality m's branch, by branch-relative name, input first."""
+        cache = self.__dict__.setdefault("_branch_cache", {})  # the layout never changes
+        if m not in cache:
+            cache[m] = self._find_branch_modules(m)
+        return cache[m]
+
+    def _find_branch_modules(self, m: str) -> dict[str, nn.Module]:
         out = {}
         for prefix, module in (("encoder", self.encoders[m]), ("head", self.head_of(m))):
             for name, layer in module.named_modules():

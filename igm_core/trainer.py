@@ -32,7 +32,9 @@ from igm_core.tracking import NullTracker, Tracker
 
 CHECKPOINT = "checkpoint.pt"
 EVAL_BATCH = 512
-TRANSITION_CHUNK = 8  # training batches per forward in the covariance pass
+# Training batches per forward in the covariance pass: large forwards keep a GPU busy; on a CPU
+# they only spill the caches (measured slower), so there each batch goes alone.
+TRANSITION_CHUNK = {"cuda": 8, "cpu": 1}
 
 
 @dataclass
@@ -86,6 +88,15 @@ def make_optimizer(spec: Spec, params: list[torch.nn.Parameter]) -> torch.optim.
     if o.name == "adam":
         return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
     return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+
+def transition_data(split: Split, batch_size: int, device: torch.device) -> TransitionData:
+    """The training inputs, in order, for the covariance pass between stages."""
+    chunk = batch_size * TRANSITION_CHUNK.get(device.type, 1)
+    return TransitionData(
+        batches=lambda m: (xs[m] for xs, _ in split.batches(chunk, modalities=[m], device=device)),
+        batch_size=batch_size,
+    )
 
 
 def stage_parameters(model: torch.nn.Module, stage: Stage) -> list[torch.nn.Parameter]:
@@ -201,7 +212,7 @@ def train(
         method.load_state_dict(ck["method"])
         pos, best, history = Position(**ck["position"]), Best(**ck["best"]), ck["history"]
         transitions, elapsed, saved_opt = ck["transitions"], ck["elapsed"], ck["optimizer"]
-        torch.set_rng_state(ck["rng"])
+        torch.set_rng_state(ck["rng"].cpu())  # map_location moved it
         emit({"type": "resumed", **ck["position"]})
     if pos.step == 0:
         tracker.log_params(spec.to_dict())
@@ -275,7 +286,7 @@ def train(
                     return TrainResult("stopped", checkpoint=ckpt_path)
                 log = pos.step % spec.log_every == 0
                 ctx = StepContext(stage, epoch, pos.step, log, derive_seed(spec.seed, pos.step))
-                model.zero_grad(set_to_none=True)
+                optimizer.zero_grad(set_to_none=True)
                 loss = method.step(xs, y, ctx)
                 optimizer.step()
                 loss_sum += loss
@@ -346,15 +357,7 @@ def train(
             )
             checkpoint(optimizer, sched)
         next_stage = stages[s_idx + 1] if s_idx + 1 < len(stages) else None
-        transition = TransitionData(
-            batches=lambda m: (
-                xs[m]
-                for xs, _ in train_split.batches(
-                    spec.batch_size * TRANSITION_CHUNK, modalities=[m], device=device
-                )
-            ),
-            batch_size=spec.batch_size,
-        )
+        transition = transition_data(train_split, spec.batch_size, device)
         info = method.on_stage_end(stage, next_stage, transition)
         if info:
             transitions.append({"stage": s_idx, **info})

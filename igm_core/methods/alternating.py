@@ -106,6 +106,29 @@ class Alternating(Method):
         self.plasticity = list(state.get("plasticity", []))
 
 
+def unit_steps(loss: torch.Tensor, tensors: list[torch.Tensor], rho: float) -> list[torch.Tensor]:
+    """rho * g / ||g|| per tensor, for the gradient g of loss (zero where a tensor is unused)."""
+    grads = torch.autograd.grad(loss, tensors, retain_graph=True, allow_unused=True)
+    grads = [torch.zeros_like(t) if g is None else g for t, g in zip(tensors, grads, strict=True)]
+    norms = torch._foreach_add(torch._foreach_norm(grads), 1e-12)
+    return [g * (rho / n) for g, n in zip(grads, norms, strict=True)]
+
+
+def forward_with(
+    head: torch.nn.Module, x: torch.Tensor, weights: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """Run `head` with substitute weights (keeps the graph of both the weights and x)."""
+    layers = list(head) if isinstance(head, torch.nn.Sequential) else []
+    if layers and all(isinstance(layer, torch.nn.Linear | torch.nn.ReLU) for layer in layers):
+        for i, layer in enumerate(layers):  # the paper's head: a cheap direct path
+            if isinstance(layer, torch.nn.Linear):
+                x = F.linear(x, weights[f"{i}.weight"], weights.get(f"{i}.bias"))
+            else:
+                x = F.relu(x)
+        return x
+    return torch.func.functional_call(head, weights, (x,))
+
+
 class _Projected(Alternating):
     """Alternation whose later stages multiply some layers' weight gradients by a matrix."""
 
@@ -264,7 +287,8 @@ class IGM(_Projected):
         backup = [p.detach().clone() for p in params]
         with torch.no_grad():
             torch._foreach_add_(params, eps)
-        self.model.zero_grad(set_to_none=True)
+        for p in params:
+            p.grad = None
         perturbed = self.ce(m, x, y)
         perturbed.backward()
         with torch.no_grad():
@@ -285,27 +309,14 @@ class IGM(_Projected):
         """
         p = self.params
         encoder, head = self.model.encoders[m], self.model.head_of(m)
-        lam = (
-            float(np.random.default_rng(ctx.seed).beta(p["mixup_alpha"], p["mixup_alpha"]))
-            if p["mixup_alpha"] > 0
-            else 1.0
-        )
-        perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(ctx.seed)).to(
-            x.device
-        )
+        a = p["mixup_alpha"]
+        lam = float(np.random.default_rng(ctx.seed).beta(a, a)) if a > 0 else 1.0
+        # drawn where the data is: a CPU permutation copied to a GPU would stall the stream
+        perm = torch.randperm(x.shape[0], generator=ctx.generator(x.device), device=x.device)
         with self.autocast():
             feats = encoder(lam * x + (1 - lam) * x[perm])
             out = head(feats).float()
             loss_mix = lam * F.cross_entropy(out, y) + (1 - lam) * F.cross_entropy(out, y[perm])
-
-        def unit_steps(
-            loss: torch.Tensor, tensors: list[torch.Tensor], rho: float
-        ) -> list[torch.Tensor]:
-            grads = torch.autograd.grad(loss, tensors, retain_graph=True, allow_unused=True)
-            return [
-                torch.zeros_like(t) if g is None else g * (rho / (g.norm() + 1e-12))
-                for t, g in zip(tensors, grads, strict=True)
-            ]
 
         enc_params = list(encoder.parameters())
         head_named = dict(head.named_parameters())
@@ -315,14 +326,15 @@ class IGM(_Projected):
         eps_head = (
             unit_steps(loss_mix, list(head_named.values()), p["rho"]) if p["rho"] > 0 else None
         )
-        weights = (
-            {n: w + e for (n, w), e in zip(head_named.items(), eps_head, strict=True)}
-            if eps_head is not None
-            else head_named
-        )
+        weights = head_named
+        if eps_head is not None:
+            weights = dict(
+                zip(
+                    head_named, torch._foreach_add(list(head_named.values()), eps_head), strict=True
+                )
+            )
         with self.autocast():
-            out_flat = torch.func.functional_call(head, weights, (feats,)).float()
-            loss_flat = F.cross_entropy(out_flat, y)
+            loss_flat = F.cross_entropy(forward_with(head, feats, weights).float(), y)
         beta = p["flat_ratio"]
         loss = (1 - beta) * loss_mix + beta * loss_flat
         loss.backward()
