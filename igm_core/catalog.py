@@ -216,8 +216,12 @@ class IGMParams(AlternatingParams):
     tau: float = Field(0.4, ge=0.0, le=50.0)
     gm_scope: str | float = "head"
     sam: Literal["standard", "reference", "none"] = "standard"
-    rho: float = Field(
-        0.05, ge=0.0, le=10.0, description="SAM radius (head radius in reference mode)"
+    rho: float | None = Field(
+        None,
+        ge=0.0,
+        le=10.0,
+        description="SAM radius; default 0.05 (standard) or the authors' 1e-10 (reference, where "
+        "it perturbs the head and is never undone: a large value walks the weights uphill)",
     )
     rho_encoder: float = Field(
         0.0, ge=0.0, le=10.0, description="reference mode only: encoder perturbation radius"
@@ -226,6 +230,12 @@ class IGMParams(AlternatingParams):
     mixup_alpha: float = Field(1.0, ge=0.0, le=100.0, description="reference mode: Beta(a, a)")
 
     _scope = field_validator("gm_scope")(_check_scope)
+
+    @model_validator(mode="after")
+    def _default_rho(self) -> IGMParams:
+        if self.rho is None:
+            self.rho = 1e-10 if self.sam == "reference" else 0.05
+        return self
 
 
 class OGMGEParams(Params):
