@@ -150,3 +150,35 @@ def test_ctrl_c_keeps_a_checkpoint_and_the_same_command_resumes(tmp_path) -> Non
     assert out.returncode == 0, out.stderr
     assert "resuming from stage 1" in out.stderr
     assert (tmp_path / "result.json").exists()
+
+
+def test_train_tracks_to_mlflow(tmp_path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = [
+        "train",
+        str(ROOT / "configs" / "synthetic_igm.yaml"),
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+        "--mlflow",
+        uri,
+        "--set",
+        "schedule.stage_epochs=[1, 1]",
+    ]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # the SQLite store keeps artifacts under ./mlruns
+    try:
+        assert main(args) == 0
+    finally:
+        os.chdir(cwd)
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("igm-lab").experiment_id])[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["method.params.tau"] == "0.4"
+    assert run.data.tags["method"] == "igm"
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert run.data.metrics["test/fused/acc"] == pytest.approx(result["test"]["acc"])
+    assert "grad/weak/norm" in run.data.metrics and "gm/weak/kept_ratio" in run.data.metrics
+    assert "result.json" in [a.path for a in client.list_artifacts(run.info.run_id)]
