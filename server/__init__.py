@@ -1,0 +1,1 @@
+"""The IGM Lab experiment service: FastAPI app, database models and migrations, the task queue."""

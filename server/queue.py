@@ -1,0 +1,57 @@
+"""The Celery app both sides share: the server sends tasks by name, the worker runs them.
+
+Settings for multi-hour GPU jobs: acks late with reject on worker lost (a lost worker's task is
+delivered again; the attempt cap lives in the database), prefetch 1, a visibility timeout above the
+longest job, one task per child process (frees GPU memory), no result backend (state is in the
+experiments table). Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from server.settings import Settings
+
+TASK_NAME = "igm.run_experiment"
+MAX_PRIORITY = 9
+
+
+def make_celery(settings: Settings) -> Celery:
+    url = settings.resolved_broker_url()
+    app = Celery("igm_lab", broker=url, set_as_current=False)
+    options: dict = {"visibility_timeout": settings.visibility_timeout_s}
+    if url.startswith("filesystem"):
+        folder = settings.broker_folder()
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        options.update(
+            data_folder_in=str(folder / "queue"),
+            data_folder_out=str(folder / "queue"),
+            processed_folder=str(folder / "processed"),
+            store_processed=False,
+            polling_interval=settings.broker_poll_s,
+        )
+    elif url.startswith("redis"):
+        options.update(queue_order_strategy="priority", priority_steps=list(range(MAX_PRIORITY + 1)))
+    app.conf.update(
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        task_default_queue=settings.default_queue,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+def send_run(app: Celery, *, experiment_id: str, queue: str, priority: int) -> None:
+    """Enqueue one experiment id; call only after its row is committed."""
+    # API priority: higher runs first; Redis orders 0 first
+    app.send_task(TASK_NAME, args=[experiment_id], queue=queue,
+                  priority=MAX_PRIORITY - max(0, min(priority, MAX_PRIORITY)))

@@ -1,0 +1,65 @@
+"""Service settings: the one place that reads environment variables (prefix IGM_).
+
+Embedded default: everything under one data directory (SQLite database, MLflow SQLite store and
+artifacts, a filesystem broker, run directories). A lab sets IGM_DATABASE_URL (PostgreSQL),
+IGM_BROKER_URL (Redis) and MLFLOW_TRACKING_URI (an MLflow server) instead.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IGM_", extra="ignore")
+
+    data_dir: Path = Field(Path("igm-data"), description="embedded database, stores and runs")
+    database_url: str | None = None
+    broker_url: str | None = None
+    mlflow_tracking_uri: str | None = Field(
+        None, validation_alias=AliasChoices("IGM_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI")
+    )
+    project: str = Field("igm-lab", description="the MLflow experiment that holds the runs")
+    default_queue: str = Field("cpu", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    queues: list[str] = Field(["cpu", "gpu"], description="queues a spec may ask for")
+    max_attempts: int = Field(3, ge=1, le=100)
+    max_body_bytes: int = Field(1_000_000, ge=1_000)
+    max_sweep_size: int = Field(1000, ge=1, le=100_000)
+    data_roots: list[Path] = Field(
+        default_factory=list, description="folders a `features` dataset root may lie under"
+    )
+    heartbeat_s: float = Field(3.0, gt=0)
+    stale_after_s: float = Field(120.0, gt=0, description="a running row this quiet is lost")
+    visibility_timeout_s: int = Field(14 * 24 * 3600, ge=60)
+    broker_poll_s: float = Field(0.1, gt=0, description="embedded broker polling interval")
+    worker_max_tasks_per_child: int = Field(1, ge=1)
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'igm.db'}"
+
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    def broker_folder(self) -> Path:
+        return self.data_dir.resolve() / "broker"
+
+    def resolved_mlflow_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.data_dir.resolve() / 'mlflow.db'}"
+
+    def mlflow_artifact_root(self) -> str | None:
+        """Where runs of a local MLflow store keep artifacts (None: the server decides)."""
+        if self.mlflow_tracking_uri and not self.mlflow_tracking_uri.startswith("sqlite"):
+            return None
+        return (self.data_dir.resolve() / "mlartifacts").as_uri()
+
+    def runs_dir(self) -> Path:
+        return self.data_dir.resolve() / "runs"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,69 @@
+"""Shared fixtures for the service tests: real SQLite and PostgreSQL databases, real Redis.
+
+PostgreSQL (127.0.0.1:5432, trust auth) and Redis (127.0.0.1:6379) run on these machines; .ci/run
+starts them when they are not running. Each test session gets its own PostgreSQL database; Redis
+tests use database 15 and queue names unique to the test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from server import migrations
+from server.db import get_engine
+from server.settings import Settings
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    name = f"igm_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    migrations.upgrade(url)
+    yield url
+    get_engine(url).dispose()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def clean_pg(pg_url: str) -> str:
+    """The session's PostgreSQL database, emptied."""
+    with get_engine(pg_url).begin() as conn:
+        conn.execute(text("TRUNCATE experiment_tags, experiments, sweeps CASCADE"))
+    return pg_url
+
+
+def sqlite_url(folder: Path) -> str:
+    url = f"sqlite:///{folder / 'igm.db'}"
+    migrations.upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test that takes it runs on both databases."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    return request.getfixturevalue("clean_pg")
+
+
+def make_settings(tmp_path: Path, **overrides) -> Settings:
+    """Embedded settings under tmp_path; override database_url, broker_url, ... as needed."""
+    values = {"data_dir": tmp_path / "data", **overrides}
+    return Settings(**values)
+
+
+@pytest.fixture
+def redis_queue() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
