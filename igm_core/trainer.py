@@ -132,7 +132,9 @@ def evaluate(
     out["modality_acc"] = {m: metrics.accuracy(v.argmax(1), y) for m, v in logits.items()}
     conf = {m: float(v.softmax(1).gather(1, y[:, None]).mean()) for m, v in logits.items()}
     out["confidence"] = conf
-    out["pred"] = fused.argmax(1).cpu()
+    out["preds"] = {"fused": fused.argmax(1).cpu()} | {
+        m: v.argmax(1).cpu() for m, v in logits.items()
+    }
     return out
 
 
@@ -153,7 +155,7 @@ def _flat_eval(prefix: str, ev: dict[str, Any]) -> dict[str, float]:
 
 
 def _public(ev: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in ev.items() if k != "pred"}
+    return {k: v for k, v in ev.items() if k != "preds"}
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
@@ -172,9 +174,31 @@ def train(
     data: MultimodalData | None = None,
     resume: bool = True,
 ) -> TrainResult:
-    """Train the spec's method; write checkpoints (and result.json) under out_dir when given."""
-    spec = resolve_spec(spec)
+    """Train the spec's method; write checkpoints (and result.json) under out_dir when given.
+
+    The tracker is finished here in every case: FINISHED, KILLED (stopped, or interrupted) or
+    FAILED (an exception, which propagates).
+    """
     tracker = tracker or NullTracker()
+    try:
+        return _train(resolve_spec(spec), out_dir, tracker, should_stop, on_event, data, resume)
+    except Exception:
+        tracker.finish("FAILED")
+        raise
+    except BaseException:
+        tracker.finish("KILLED")
+        raise
+
+
+def _train(
+    spec: Spec,
+    out_dir: str | Path | None,
+    tracker: Tracker,
+    should_stop: Callable[[], bool] | None,
+    on_event: Callable[[dict[str, Any]], None] | None,
+    data: MultimodalData | None,
+    resume: bool,
+) -> TrainResult:
     emit = on_event or (lambda event: None)
     device = pick_device(spec.device)
     precision, autocast = pick_autocast(spec.precision, device)
@@ -386,9 +410,10 @@ def train(
         "diagnostics": {
             "epochs": history,
             "transitions": transitions,
-            "confusion_matrix": metrics.confusion_matrix(
-                test["pred"], data.splits["test"].y, data.n_classes
-            ).tolist(),
+            "confusion_matrices": {
+                name: metrics.confusion_matrix(pred, data.splits["test"].y, data.n_classes).tolist()
+                for name, pred in test["preds"].items()
+            },
             "test_confidence": test["confidence"],
             **method.diagnostics(),
         },
@@ -410,7 +435,12 @@ def train(
         )
         _save(out / "final_model.pt", {"spec": spec.to_dict(), "model": final_state})
         write_json(out / "result.json", result)
-        tracker.log_artifact(out / "result.json")
+        write_json(out / "spec.json", spec.to_dict())
+        write_json(out / "confusion_matrices.json", result["diagnostics"]["confusion_matrices"])
+        for name in ("result.json", "spec.json", "confusion_matrices.json"):
+            tracker.log_artifact(out / name)
+        for name in ("final_model.pt", "best_model.pt"):
+            tracker.log_artifact(out / name, "checkpoints")
     tracker.finish("FINISHED")
     emit({"type": "finished", "test": result["test"], "best": result["best"]})
     return TrainResult("completed", result, ckpt_path)

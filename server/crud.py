@@ -44,37 +44,86 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _experiment(spec: Spec, *, priority: int, tags: list[str], queue: str, max_attempts: int,
-                sweep_id: str | None) -> Experiment:
+def _experiment(
+    spec: Spec,
+    *,
+    priority: int,
+    tags: list[str],
+    queue: str,
+    max_attempts: int,
+    sweep_id: str | None,
+) -> Experiment:
     exp = Experiment(
-        id=new_id(), name=spec.name, method=spec.method.name, dataset=spec.dataset.name,
-        spec=spec.to_dict(), spec_hash=spec.hash(), status=QUEUED, priority=priority, queue=queue,
-        sweep_id=sweep_id, attempts=0, max_attempts=max_attempts, cancel_requested=False,
+        id=new_id(),
+        name=spec.name,
+        method=spec.method.name,
+        dataset=spec.dataset.name,
+        spec=spec.to_dict(),
+        spec_hash=spec.hash(),
+        status=QUEUED,
+        priority=priority,
+        queue=queue,
+        sweep_id=sweep_id,
+        attempts=0,
+        max_attempts=max_attempts,
+        cancel_requested=False,
         created_at=utcnow(),
     )
     exp.tags = [ExperimentTag(tag=t) for t in dict.fromkeys(tags)]
     return exp
 
 
-def create_experiment(session: Session, *, spec: Spec, priority: int = 0, tags: list[str] = (),
-                      queue: str, max_attempts: int) -> Experiment:
-    exp = _experiment(spec, priority=priority, tags=list(tags), queue=queue,
-                      max_attempts=max_attempts, sweep_id=None)
+def create_experiment(
+    session: Session,
+    *,
+    spec: Spec,
+    priority: int = 0,
+    tags: list[str] = (),
+    queue: str,
+    max_attempts: int,
+) -> Experiment:
+    exp = _experiment(
+        spec,
+        priority=priority,
+        tags=list(tags),
+        queue=queue,
+        max_attempts=max_attempts,
+        sweep_id=None,
+    )
     session.add(exp)
     session.commit()
     return exp
 
 
-def create_sweep(session: Session, *, name: str, base_spec: dict[str, Any], grid: dict[str, Any],
-                 specs: list[Spec], priority: int = 0, tags: list[str] = (), queue: str,
-                 max_attempts: int) -> tuple[Sweep, list[Experiment]]:
+def create_sweep(
+    session: Session,
+    *,
+    name: str,
+    base_spec: dict[str, Any],
+    grid: dict[str, Any],
+    specs: list[Spec],
+    priority: int = 0,
+    tags: list[str] = (),
+    queue: str,
+    max_attempts: int,
+) -> tuple[Sweep, list[Experiment]]:
     """One experiment per spec, grouped under a new sweep, committed together."""
-    sweep = Sweep(id=new_id(), name=name, base_spec=base_spec, grid=grid, size=len(specs),
-                  created_at=utcnow())
+    sweep = Sweep(
+        id=new_id(), name=name, base_spec=base_spec, grid=grid, size=len(specs), created_at=utcnow()
+    )
     session.add(sweep)
     session.flush()
-    exps = [_experiment(s, priority=priority, tags=list(tags), queue=queue,
-                        max_attempts=max_attempts, sweep_id=sweep.id) for s in specs]
+    exps = [
+        _experiment(
+            s,
+            priority=priority,
+            tags=list(tags),
+            queue=queue,
+            max_attempts=max_attempts,
+            sweep_id=sweep.id,
+        )
+        for s in specs
+    ]
     session.add_all(exps)
     session.commit()
     return sweep, exps
@@ -86,13 +135,25 @@ def get_experiment(session: Session, experiment_id: str) -> Experiment | None:
 
 def twins(session: Session, *, spec_hash: str, exclude_id: str) -> list[str]:
     """Ids of other experiments with the same resolved spec (oldest first)."""
-    q = (select(Experiment.id).where(Experiment.spec_hash == spec_hash, Experiment.id != exclude_id)
-         .order_by(Experiment.created_at).limit(20))
+    q = (
+        select(Experiment.id)
+        .where(Experiment.spec_hash == spec_hash, Experiment.id != exclude_id)
+        .order_by(Experiment.created_at)
+        .limit(20)
+    )
     return list(session.scalars(q))
 
 
-def _filtered(q: Select, *, status: str | None, method: str | None, dataset: str | None,
-              tag: str | None, text: str | None, sweep_id: str | None) -> Select:
+def _filtered(
+    q: Select,
+    *,
+    status: str | None,
+    method: str | None,
+    dataset: str | None,
+    tag: str | None,
+    text: str | None,
+    sweep_id: str | None,
+) -> Select:
     if status:
         q = q.where(Experiment.status == status)
     if method:
@@ -105,17 +166,33 @@ def _filtered(q: Select, *, status: str | None, method: str | None, dataset: str
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         q = q.where(Experiment.name.ilike(f"%{escaped}%", escape="\\"))
     if tag:
-        q = q.where(Experiment.id.in_(select(ExperimentTag.experiment_id)
-                                      .where(ExperimentTag.tag == tag)))
+        q = q.where(
+            Experiment.id.in_(select(ExperimentTag.experiment_id).where(ExperimentTag.tag == tag))
+        )
     return q
 
 
-def list_experiments(session: Session, *, status: str | None = None, method: str | None = None,
-                     dataset: str | None = None, tag: str | None = None, text: str | None = None,
-                     sweep_id: str | None = None, sort: str = "-created_at", limit: int = 50,
-                     offset: int = 0) -> tuple[list[Experiment], int]:
-    filters = {"status": status, "method": method, "dataset": dataset, "tag": tag, "text": text,
-               "sweep_id": sweep_id}
+def list_experiments(
+    session: Session,
+    *,
+    status: str | None = None,
+    method: str | None = None,
+    dataset: str | None = None,
+    tag: str | None = None,
+    text: str | None = None,
+    sweep_id: str | None = None,
+    sort: str = "-created_at",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Experiment], int]:
+    filters = {
+        "status": status,
+        "method": method,
+        "dataset": dataset,
+        "tag": tag,
+        "text": text,
+        "sweep_id": sweep_id,
+    }
     count = session.scalar(_filtered(select(func.count(Experiment.id)), **filters)) or 0
     column = SORTS[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()
@@ -130,20 +207,24 @@ def request_cancel(session: Session, *, experiment_id: str) -> Experiment:
     """Queued: cancelled now (it will never run). Running: flagged; it stops at its next step."""
     now = utcnow()
     done = session.execute(
-        update(Experiment).where(Experiment.id == experiment_id, Experiment.status == QUEUED)
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == QUEUED)
         .values(status=CANCELLED, cancel_requested=True, finished_at=now)
     ).rowcount
     if not done:
         done = session.execute(
-            update(Experiment).where(Experiment.id == experiment_id, Experiment.status == RUNNING)
+            update(Experiment)
+            .where(Experiment.id == experiment_id, Experiment.status == RUNNING)
             .values(cancel_requested=True)
         ).rowcount
     session.commit()
     exp = session.get(Experiment, experiment_id)
     session.refresh(exp)
     if not done:
-        raise Conflict(f"experiment {experiment_id} is {exp.status}; only queued or running "
-                       "experiments can be cancelled")
+        raise Conflict(
+            f"experiment {experiment_id} is {exp.status}; only queued or running "
+            "experiments can be cancelled"
+        )
     return exp
 
 
@@ -152,15 +233,23 @@ def retry(session: Session, *, experiment_id: str, extra_attempts: int) -> Exper
     done = session.execute(
         update(Experiment)
         .where(Experiment.id == experiment_id, Experiment.status.in_((FAILED, CANCELLED)))
-        .values(status=QUEUED, cancel_requested=False, error=None, traceback=None,
-                finished_at=None, max_attempts=Experiment.attempts + extra_attempts)
+        .values(
+            status=QUEUED,
+            cancel_requested=False,
+            error=None,
+            traceback=None,
+            finished_at=None,
+            max_attempts=Experiment.attempts + extra_attempts,
+        )
     ).rowcount
     session.commit()
     exp = session.get(Experiment, experiment_id)
     session.refresh(exp)
     if not done:
-        raise Conflict(f"experiment {experiment_id} is {exp.status}; only failed or cancelled "
-                       "experiments can be retried")
+        raise Conflict(
+            f"experiment {experiment_id} is {exp.status}; only failed or cancelled "
+            "experiments can be retried"
+        )
     return exp
 
 
@@ -177,8 +266,9 @@ def delete_experiment(session: Session, *, experiment_id: str) -> None:
 # ----------------------------------------------------------------------------- worker side
 
 
-def claim(session: Session, *, experiment_id: str, worker: str, stale_after_s: float
-          ) -> Experiment | None:
+def claim(
+    session: Session, *, experiment_id: str, worker: str, stale_after_s: float
+) -> Experiment | None:
     """queued -> running for this worker (or take over a running row whose worker went silent).
 
     None when the row is not claimable: already running elsewhere, finished, cancelled, or out of
@@ -192,55 +282,96 @@ def claim(session: Session, *, experiment_id: str, worker: str, stale_after_s: f
     )
     done = session.execute(
         update(Experiment)
-        .where(Experiment.id == experiment_id, claimable, Experiment.cancel_requested.is_(False),
-               Experiment.attempts < Experiment.max_attempts)
-        .values(status=RUNNING, attempts=Experiment.attempts + 1, worker=worker, started_at=now,
-                heartbeat_at=now, error=None, traceback=None)
+        .where(
+            Experiment.id == experiment_id,
+            claimable,
+            Experiment.cancel_requested.is_(False),
+            Experiment.attempts < Experiment.max_attempts,
+        )
+        .values(
+            status=RUNNING,
+            attempts=Experiment.attempts + 1,
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
+            error=None,
+            traceback=None,
+        )
     ).rowcount
     if not done:
         # out of attempts: record why, so the row does not sit in queued/running forever
         session.execute(
             update(Experiment)
-            .where(Experiment.id == experiment_id, claimable,
-                   Experiment.attempts >= Experiment.max_attempts)
-            .values(status=FAILED, finished_at=now,
-                    error="attempt cap reached: the worker was lost on every attempt")
+            .where(
+                Experiment.id == experiment_id,
+                claimable,
+                Experiment.attempts >= Experiment.max_attempts,
+            )
+            .values(
+                status=FAILED,
+                finished_at=now,
+                error="attempt cap reached: the worker was lost on every attempt",
+            )
         )
     session.commit()
     return session.get(Experiment, experiment_id) if done else None
 
 
-def heartbeat(session: Session, *, experiment_id: str, worker: str,
-              progress: dict[str, Any] | None = None) -> bool:
+def heartbeat(
+    session: Session, *, experiment_id: str, worker: str, progress: dict[str, Any] | None = None
+) -> bool:
     """Record progress and liveness; returns whether a cancel was requested."""
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
     if progress is not None:
         values["progress"] = progress
-    session.execute(update(Experiment).where(Experiment.id == experiment_id,
-                                             Experiment.status == RUNNING,
-                                             Experiment.worker == worker).values(**values))
+    session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == experiment_id,
+            Experiment.status == RUNNING,
+            Experiment.worker == worker,
+        )
+        .values(**values)
+    )
     session.commit()
     flag = session.scalar(select(Experiment.cancel_requested).where(Experiment.id == experiment_id))
     return bool(flag)
 
 
 def set_mlflow_run(session: Session, *, experiment_id: str, run_id: str) -> None:
-    session.execute(update(Experiment).where(Experiment.id == experiment_id)
-                    .values(mlflow_run_id=run_id))
+    session.execute(
+        update(Experiment).where(Experiment.id == experiment_id).values(mlflow_run_id=run_id)
+    )
     session.commit()
 
 
-def finish(session: Session, *, experiment_id: str, worker: str, status: str,
-           summary: dict[str, Any] | None = None, error: str | None = None,
-           traceback: str | None = None) -> bool:
+def finish(
+    session: Session,
+    *,
+    experiment_id: str,
+    worker: str,
+    status: str,
+    summary: dict[str, Any] | None = None,
+    error: str | None = None,
+    traceback: str | None = None,
+) -> bool:
     """running -> succeeded | failed | cancelled, only by the worker that holds the row."""
     assert status in FINISHED
     done = session.execute(
         update(Experiment)
-        .where(Experiment.id == experiment_id, Experiment.status == RUNNING,
-               Experiment.worker == worker)
-        .values(status=status, summary=summary, error=error, traceback=traceback,
-                finished_at=utcnow(), heartbeat_at=utcnow())
+        .where(
+            Experiment.id == experiment_id,
+            Experiment.status == RUNNING,
+            Experiment.worker == worker,
+        )
+        .values(
+            status=status,
+            summary=summary,
+            error=error,
+            traceback=traceback,
+            finished_at=utcnow(),
+            heartbeat_at=utcnow(),
+        )
     ).rowcount
     session.commit()
     return bool(done)

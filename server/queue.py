@@ -32,7 +32,9 @@ def make_celery(settings: Settings) -> Celery:
             polling_interval=settings.broker_poll_s,
         )
     elif url.startswith("redis"):
-        options.update(queue_order_strategy="priority", priority_steps=list(range(MAX_PRIORITY + 1)))
+        options.update(
+            queue_order_strategy="priority", priority_steps=list(range(MAX_PRIORITY + 1))
+        )
     app.conf.update(
         broker_transport_options=options,
         broker_connection_retry_on_startup=True,
@@ -53,5 +55,9 @@ def make_celery(settings: Settings) -> Celery:
 def send_run(app: Celery, *, experiment_id: str, queue: str, priority: int) -> None:
     """Enqueue one experiment id; call only after its row is committed."""
     # API priority: higher runs first; Redis orders 0 first
-    app.send_task(TASK_NAME, args=[experiment_id], queue=queue,
-                  priority=MAX_PRIORITY - max(0, min(priority, MAX_PRIORITY)))
+    app.send_task(
+        TASK_NAME,
+        args=[experiment_id],
+        queue=queue,
+        priority=MAX_PRIORITY - max(0, min(priority, MAX_PRIORITY)),
+    )

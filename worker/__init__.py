@@ -1,0 +1,1 @@
+"""IGM Lab workers: a Celery app and one thin task that runs an experiment with igm_core."""
