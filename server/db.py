@@ -14,7 +14,7 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(conn, _record) -> None:  # noqa: ANN001 - DB-API connection
+        def _sqlite_pragmas(conn, _record) -> None:
             # WAL lets the API read while a worker writes; foreign keys are off by default
             cur = conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")

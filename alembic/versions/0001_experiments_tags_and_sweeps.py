@@ -5,9 +5,8 @@ Revises:
 Created: 2026-11-27 13:55:09.023827
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0001"
 down_revision = None
