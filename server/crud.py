@@ -266,6 +266,22 @@ def delete_experiment(session: Session, *, experiment_id: str) -> None:
 # ----------------------------------------------------------------------------- worker side
 
 
+def orphans(session: Session, *, stale_after_s: float) -> list[Experiment]:
+    """Queued rows, and running rows whose worker has been silent for stale_after_s."""
+    stale = utcnow() - timedelta(seconds=stale_after_s)
+    q = (
+        select(Experiment)
+        .where(
+            or_(
+                Experiment.status == QUEUED,
+                (Experiment.status == RUNNING) & (Experiment.heartbeat_at < stale),
+            )
+        )
+        .order_by(Experiment.created_at)
+    )
+    return list(session.scalars(q))
+
+
 def claim(
     session: Session, *, experiment_id: str, worker: str, stale_after_s: float
 ) -> Experiment | None:
