@@ -1,0 +1,255 @@
+"""Benchmark of the experiment service, on loopback only, bounded in requests and time.
+
+    python bench/bench_service.py [--requests 400] [--concurrency 8] [--tasks 10]
+
+Prints:
+1. POST /experiments, GET /experiments (a page of 50) and GET /experiments/{id} latency, p50/p99,
+   at a fixed concurrency, with 10,000 experiments in PostgreSQL (API served by uvicorn, one
+   process; broker Redis; no worker consumes the bench queue, which is deleted afterwards).
+2. Enqueue-to-start latency (row created -> row claimed by the worker) with an idle worker, on
+   Redis and on the embedded filesystem broker.
+3. GET /experiments/{id}/metrics for a 100,000-step history downsampled to 1,000 points.
+4. Training wall time with full MLflow tracking against the null tracker, same spec.
+Targets: p99 < 50 ms for POST and for a page of 50; metrics < 200 ms; tracking overhead < 5%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import redis
+from sqlalchemy import insert
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from igm_core.spec import resolve_spec  # noqa: E402
+from server import crud, migrations  # noqa: E402
+from server.db import session_factory  # noqa: E402
+from server.embedded import worker_env  # noqa: E402
+from server.models import Experiment, utcnow  # noqa: E402
+from server.settings import Settings  # noqa: E402
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS = "redis://127.0.0.1:6379/14"
+TINY = {"name": "bench", "dataset": {"name": "synthetic", "params": {
+    "n_train": 64, "n_val": 32, "n_test": 32}}, "method": {"name": "igm"},
+    "schedule": {"stage_epochs": [1, 1]}, "batch_size": 32}
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(settings: Settings, port: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "server.main:create_app", "--host",
+           "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=worker_env(settings), cwd=ROOT)
+    for _ in range(200):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code < 600:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("the API did not start")
+
+
+def seed(settings: Settings, n: int) -> None:
+    spec = resolve_spec(TINY)
+    rows = [{"id": uuid.uuid4().hex, "name": f"seed-{i}", "method": "igm", "dataset": "synthetic",
+             "spec": spec.to_dict(), "spec_hash": spec.hash(), "status": "succeeded",
+             "priority": 5, "queue": "cpu", "attempts": 1, "max_attempts": 3,
+             "cancel_requested": False, "created_at": utcnow()} for i in range(n)]
+    with session_factory(settings.resolved_database_url())() as s:
+        s.execute(insert(Experiment), rows)
+        s.commit()
+
+
+async def load(base: str, requests: int, concurrency: int, ids: list[str]) -> dict[str, list]:
+    lat: dict[str, list[float]] = {"POST /experiments": [], "GET /experiments?limit=50": [],
+                                   "GET /experiments/{id}": []}
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+
+        async def one(kind: str, i: int) -> None:
+            async with sem:
+                t0 = time.perf_counter()
+                if kind.startswith("POST"):
+                    r = await client.post("/experiments", json={**TINY, "seed": i})
+                elif "limit" in kind:
+                    r = await client.get("/experiments", params={"limit": 50, "offset": i % 100})
+                else:
+                    r = await client.get(f"/experiments/{ids[i % len(ids)]}")
+                lat[kind].append(time.perf_counter() - t0)
+                assert r.status_code < 300, r.text
+
+        for kind in lat:  # warm-up, then the measured requests
+            await asyncio.gather(*(one(kind, i) for i in range(20)))
+            lat[kind].clear()
+            await asyncio.gather(*(one(kind, i) for i in range(requests)))
+    return lat
+
+
+def bench_api(tmp: Path, args: argparse.Namespace) -> None:
+    name = f"igm_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    queue = f"bench{uuid.uuid4().hex[:8]}"
+    settings = Settings(data_dir=tmp / "api", database_url=f"postgresql+psycopg://postgres@127.0.0"
+                        f".1:5432/{name}", broker_url=REDIS, default_queue=queue, queues=[queue])
+    proc = None
+    try:
+        migrations.upgrade(settings.resolved_database_url())
+        seed(settings, 10_000)
+        port = free_port()
+        proc = serve(settings, port)
+        with session_factory(settings.resolved_database_url())() as s:
+            ids = [e.id for e in crud.list_experiments(s, limit=200)[0]]
+        lat = asyncio.run(load(f"http://127.0.0.1:{port}", args.requests, args.concurrency, ids))
+        print(f"\n[API] PostgreSQL with 10,000+ experiments, Redis broker, uvicorn (1 process), "
+              f"concurrency {args.concurrency}, {args.requests} requests each")
+        for kind, xs in lat.items():
+            print(f"  {kind:28s} p50 {pct(xs, 50) * 1e3:7.2f} ms   p99 {pct(xs, 99) * 1e3:7.2f} ms")
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(15)
+        redis.Redis.from_url(REDIS).delete(queue)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def bench_enqueue(tmp: Path, broker: str, tasks: int) -> list[float]:
+    queue = f"bench{uuid.uuid4().hex[:8]}"
+    settings = Settings(data_dir=tmp / broker, broker_url=REDIS if broker == "redis" else None,
+                        default_queue=queue, queues=[queue], heartbeat_s=0.5)
+    migrations.upgrade(settings.resolved_database_url())
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queue,
+         "--concurrency", "1", "--loglevel", "ERROR", "-n", f"{queue}@bench"],
+        env=worker_env(settings), cwd=ROOT, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
+    api = serve(settings, port)
+    delays = []
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for i in range(tasks + 1):
+                time.sleep(1.0)  # the worker is idle (its next child is up) before each task
+                eid = client.post("/experiments", json={**TINY, "seed": i}).json()["id"]
+                deadline = time.time() + 120
+                while time.time() < deadline:
+                    exp = client.get(f"/experiments/{eid}").json()
+                    if exp["status"] in ("succeeded", "failed", "cancelled"):
+                        break
+                    time.sleep(0.05)
+                with session_factory(settings.resolved_database_url())() as s:
+                    row = crud.get_experiment(s, eid)
+                    if i > 0:  # the first task also pays for the worker's start
+                        delays.append((row.started_at - row.created_at).total_seconds())
+    finally:
+        api.send_signal(signal.SIGINT)
+        api.wait(15)
+        os.killpg(worker.pid, signal.SIGQUIT)
+        worker.wait(15)
+        if broker == "redis":
+            redis.Redis.from_url(REDIS).delete(queue)
+    return delays
+
+
+def bench_metrics(tmp: Path) -> list[float]:
+    from fastapi.testclient import TestClient
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from server.main import create_app
+
+    settings = Settings(data_dir=tmp / "metrics", broker_url=REDIS)
+    migrations.upgrade(settings.resolved_database_url())
+    mlflow = MlflowClient(settings.resolved_mlflow_uri())
+    exp_id = mlflow.create_experiment("bench", artifact_location=settings.mlflow_artifact_root())
+    run_id = mlflow.create_run(exp_id).info.run_id
+    now = int(time.time() * 1000)
+    for start in range(0, 100_000, 1000):
+        mlflow.log_batch(run_id, metrics=[Metric("train/weak/loss", 1.0 / (1 + s % 977), now, s)
+                                          for s in range(start, start + 1000)])
+    with session_factory(settings.resolved_database_url())() as s:
+        eid = crud.create_experiment(s, spec=resolve_spec(TINY), queue="cpu", max_attempts=3).id
+        crud.set_mlflow_run(s, experiment_id=eid, run_id=run_id)
+    times = []
+    with TestClient(create_app(settings)) as client:
+        for i in range(21):
+            t0 = time.perf_counter()
+            r = client.get(f"/experiments/{eid}/metrics",
+                           params={"keys": "train/weak/loss", "max_points": 1000})
+            if i:
+                times.append(time.perf_counter() - t0)
+            assert len(r.json()["metrics"]["train/weak/loss"]["values"]) <= 1000
+    return times
+
+
+def bench_tracking(tmp: Path, rounds: int) -> tuple[list[float], list[float]]:
+    from igm_core.tracking import MlflowTracker, NullTracker
+    from igm_core.trainer import train
+
+    spec = {"name": "track", "dataset": {"name": "synthetic"}, "method": {"name": "igm"},
+            "schedule": {"stage_epochs": [3] * 6}}
+    null, full = [], []
+    for i in range(rounds):
+        for kind in ("null", "mlflow"):
+            tracker = NullTracker() if kind == "null" else MlflowTracker(
+                f"sqlite:///{tmp / 'track.db'}", "bench", artifact_location=(tmp / "art").as_uri())
+            t0 = time.perf_counter()
+            train(spec, out_dir=tmp / f"track-{kind}-{i}", tracker=tracker)
+            (null if kind == "null" else full).append(time.perf_counter() - t0)
+    return null, full
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(f"IGM Lab service benchmark on {os.cpu_count()} CPUs (loopback only)")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        bench_api(tmp, args)
+        print(f"\n[enqueue-to-start] idle worker, {args.tasks} tasks each (row created -> claimed)")
+        for broker in ("redis", "filesystem"):
+            xs = bench_enqueue(tmp, broker, args.tasks)
+            print(f"  {broker:10s} median {statistics.median(xs) * 1e3:7.1f} ms   "
+                  f"max {max(xs) * 1e3:7.1f} ms")
+        xs = bench_metrics(tmp)
+        print(f"\n[metrics] 100,000-step history -> 1,000 points: median "
+              f"{statistics.median(xs) * 1e3:.1f} ms, p99 {pct(xs, 99) * 1e3:.1f} ms (20 requests)")
+        null, full = bench_tracking(tmp, args.rounds)
+        mn, mf = statistics.median(null), statistics.median(full)
+        print(f"\n[tracking] synthetic IGM, 576 steps, log_every 10: null tracker {mn:.2f} s, "
+              f"MLflow (SQLite) {mf:.2f} s: overhead {(mf / mn - 1) * 100:+.1f}% "
+              f"(median of {args.rounds})")
+
+
+if __name__ == "__main__":
+    main()
