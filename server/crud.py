@@ -106,10 +106,17 @@ def create_sweep(
     tags: list[str] = (),
     queue: str,
     max_attempts: int,
+    random: dict[str, Any] | None = None,
 ) -> tuple[Sweep, list[Experiment]]:
     """One experiment per spec, grouped under a new sweep, committed together."""
     sweep = Sweep(
-        id=new_id(), name=name, base_spec=base_spec, grid=grid, size=len(specs), created_at=utcnow()
+        id=new_id(),
+        name=name,
+        base_spec=base_spec,
+        grid=grid,
+        random=random,
+        size=len(specs),
+        created_at=utcnow(),
     )
     session.add(sweep)
     session.flush()

@@ -62,8 +62,18 @@ def start_worker(settings: Settings, queues: list[str]) -> subprocess.Popen:
         "-n",
         f"embedded-{os.getpid()}@{socket.gethostname()}",
     ]
-    # its own session: Ctrl-C in the terminal reaches us, and we stop it in order
-    return subprocess.Popen(cmd, env=worker_env(settings), cwd=ROOT, start_new_session=True)
+    log = settings.data_dir.resolve() / "worker.log"
+    # its own session: Ctrl-C in the terminal reaches us, and we stop it in order; its output
+    # goes to a log file so that the terminal shows the service's own lines
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            cmd,
+            env=worker_env(settings),
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def stop_worker(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -162,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"IGM Lab at {base_url} (data: {settings.data_dir.resolve()}; database "
         f"{db_url.split('@')[-1]}; broker {settings.resolved_broker_url()}; MLflow "
-        f"{settings.resolved_mlflow_uri()}); {requeued} experiment(s) queued again. "
+        f"{settings.resolved_mlflow_uri()}; worker log "
+        f"{settings.data_dir.resolve() / 'worker.log'}); "
+        f"{requeued} experiment(s) queued again. "
         "Ctrl-C stops.",
         flush=True,
     )
@@ -170,13 +182,22 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=_watch_started, args=(server, started), daemon=True).start()
     if args.demo:
         threading.Thread(target=run_demo, args=(base_url, started), daemon=True).start()
+    # uvicorn handles SIGINT/SIGTERM while it serves, then raises the signal again once it has
+    # shut down: turn that into an exception here so the worker is always stopped too.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         if worker is not None:
             stop_worker(worker)
     print("IGM Lab stopped.", flush=True)
     return 0
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _watch_started(server: object, started: threading.Event) -> None:

@@ -35,6 +35,7 @@ class Sweep(Base):
     name: Mapped[str] = mapped_column(String(128))
     base_spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     grid: Mapped[dict[str, Any]] = mapped_column(JSON)
+    random: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # seeded samples, if any
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -36,25 +36,54 @@ SPEC = {
     "batch_size": 32,
     "log_every": 2,
 }
-LONG = {**SPEC, "name": "e2e-long", "dataset": {"name": "synthetic", "params": {"n_train": 4000}},
-        "schedule": {"stage_epochs": [60, 60]}}
+LONG = {
+    **SPEC,
+    "name": "e2e-long",
+    "dataset": {"name": "synthetic", "params": {"n_train": 4000}},
+    "schedule": {"stage_epochs": [60, 60]},
+}
 
 
 @pytest.fixture(params=["lab", "embedded"])
 def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple]:
     queue = f"t{uuid.uuid4().hex[:10]}"
-    common = {"default_queue": queue, "queues": [queue], "heartbeat_s": 0.5,
-              "data_roots": [tmp_path / "datasets"]}
+    common = {
+        "default_queue": queue,
+        "queues": [queue],
+        "heartbeat_s": 0.5,
+        "data_roots": [tmp_path / "datasets"],
+    }
     if request.param == "lab":
-        settings = make_settings(tmp_path, database_url=request.getfixturevalue("clean_pg"),
-                                 broker_url=REDIS_URL, **common)
+        settings = make_settings(
+            tmp_path,
+            database_url=request.getfixturevalue("clean_pg"),
+            broker_url=REDIS_URL,
+            **common,
+        )
     else:
         settings = make_settings(tmp_path, database_url=sqlite_url(tmp_path), **common)
     env = worker_env(settings)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queue,
-         "--concurrency", "1", "--loglevel", "WARNING", "-n", f"{queue}@test"],
-        env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "-Q",
+            queue,
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "WARNING",
+            "-n",
+            f"{queue}@test",
+        ],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "worker.log", "w"),  # noqa: SIM115 - closed with the process
     )
     with TestClient(create_app(settings)) as client:
@@ -96,8 +125,9 @@ def test_submit_run_succeed_and_read_back(lab, tmp_path: Path) -> None:
     for m in ("strong", "weak"):
         assert f"grad/{m}/norm" in keys and f"val/{m}/acc" in keys
     assert "gm/weak/kept_ratio" in keys
-    hist = client.get(f"/experiments/{eid}/metrics",
-                      params={"keys": "val/fused/acc", "max_points": 2}).json()
+    hist = client.get(
+        f"/experiments/{eid}/metrics", params={"keys": "val/fused/acc", "max_points": 2}
+    ).json()
     assert len(hist["metrics"]["val/fused/acc"]["values"]) == 2
     arts = {a["path"] for a in client.get(f"/experiments/{eid}/artifacts").json()["artifacts"]}
     assert {"result.json", "spec.json", "confusion_matrices.json"} <= arts
@@ -120,9 +150,17 @@ def test_cancel_running_and_failing_data(lab, tmp_path: Path) -> None:
         a = rng.normal(size=(40, 4)).astype(np.float32)
         if split == "train":
             a[3, 1] = np.nan
-        np.savez(root / f"{split}.npz", label=rng.integers(0, 2, 40), audio=a,
-                 video=rng.normal(size=(40, 3)).astype(np.float32))
-    bad = {**SPEC, "name": "e2e-bad", "dataset": {"name": "features", "params": {"root": str(root)}}}
+        np.savez(
+            root / f"{split}.npz",
+            label=rng.integers(0, 2, 40),
+            audio=a,
+            video=rng.normal(size=(40, 3)).astype(np.float32),
+        )
+    bad = {
+        **SPEC,
+        "name": "e2e-bad",
+        "dataset": {"name": "features", "params": {"root": str(root)}},
+    }
     res = client.post("/experiments", json=bad)
     assert res.status_code == 201, res.text
     exp = wait_for(client, res.json()["id"], finished)

@@ -95,22 +95,32 @@ def test_cancel_while_running_then_retry_resumes(settings) -> None:
     with session_factory(settings.resolved_database_url())() as s:
         crud.retry(s, experiment_id=eid, extra_attempts=3)
     # the retried attempt resumes from the checkpoint: shorten it by cancelling again quickly
+    stopped_at = exp.progress["step"]
     outcome.clear()
     thread = threading.Thread(
         target=lambda: outcome.update(s=run(eid, settings=settings, worker="w2"))
     )
     thread.start()
+
+    def resumed() -> bool:
+        e = row(settings, eid)
+        return e.attempts == 2 and e.status == "running" and (e.progress or {})["step"] > stopped_at
+
     deadline = time.time() + 60
-    while time.time() < deadline and (row(settings, eid).progress or {}).get("step", 0) <= (
-        step_at_cancel
-    ):
+    while time.time() < deadline and not resumed():
         time.sleep(0.2)
     progress = row(settings, eid).progress
-    assert progress["step"] > step_at_cancel  # continued, not restarted from step 0
+    assert progress["step"] > stopped_at >= step_at_cancel  # continued, not restarted at step 0
     with session_factory(settings.resolved_database_url())() as s:
         crud.request_cancel(s, experiment_id=eid)
     thread.join(timeout=30)
-    assert outcome["s"] == "cancelled" and row(settings, eid).attempts == 2
+    second = row(settings, eid)
+    assert outcome["s"] == "cancelled" and second.attempts == 2
+    # the second attempt's MLflow run starts where the first stopped, not at step 0
+    history = MlflowClient(settings.resolved_mlflow_uri()).get_metric_history(
+        second.mlflow_run_id, "train/strong/loss"
+    )
+    assert history and min(m.step for m in history) > stopped_at
 
 
 def test_runtime_failure_is_recorded_with_traceback(settings) -> None:

@@ -1,0 +1,137 @@
+"""Builds the FastAPI app of the IGM Lab service; nothing else lives here.
+
+`create_app(settings)` returns the app. On start-up it refuses to run against a database whose
+schema is not current (SchemaError names the command to run), then builds the session factory,
+the Celery app it sends tasks with and the MLflow reader, and keeps them on app.state for
+server.deps. Run it with `uvicorn --factory server.main:create_app` (or `server.main:app`, built
+on first access from the environment). Never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server import migrations
+from server.db import session_factory
+from server.mlflow_reader import MlflowReader
+from server.queue import make_celery
+from server.routes import experiments, health, registry
+from server.settings import Settings, get_settings
+
+logger = logging.getLogger("server")
+
+
+class BodySizeLimit:
+    """413 for request bodies over `max_bytes`: by Content-Length up front, and by counting
+    the bytes actually received (chunked bodies carry no length)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def _message(self) -> str:
+        return f"request body too large: the limit is {self.max_bytes} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            status = 413 if length.isdigit() else 400
+            detail = self._message() if status == 413 else "invalid Content-Length"
+            await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # raised inside the route, so FastAPI turns it into the JSON error response
+                    raise HTTPException(status_code=413, detail=self._message())
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _dotted(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Request validation errors in the API's shape: [{"loc": "query.limit", "msg": ...}]."""
+    assert isinstance(exc, RequestValidationError)
+    detail = []
+    for err in exc.errors():
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "json_invalid":
+            msg = f"malformed JSON: {(err.get('ctx') or {}).get('error', msg)}"
+        elif err.get("type") == "extra_forbidden":
+            msg = "unknown key"
+        detail.append({"loc": _dotted(err.get("loc", ())), "msg": msg})
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def _lifespan(settings: Settings, check_schema: bool):
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.resolved_database_url()
+        if check_schema:
+            migrations.check_schema(url)
+        reader = MlflowReader(settings.resolved_mlflow_uri())
+        local_store = reader.sqlite_path()
+        if local_store is not None:  # the embedded store lives in the data directory
+            local_store.parent.mkdir(parents=True, exist_ok=True)
+        app.state.settings = settings
+        app.state.sessions = session_factory(url)
+        app.state.celery = make_celery(settings)
+        app.state.mlflow = reader
+        try:
+            yield
+        finally:
+            reader.close()
+            app.state.celery.close()
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None, *, check_schema: bool = True) -> FastAPI:
+    """The service's FastAPI app (settings default to the environment's)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="IGM Lab",
+        summary="Experiments for imbalanced multimodal learning: submit, queue, watch, compare.",
+        version="0.1.0",
+        lifespan=_lifespan(settings, check_schema),
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
+    app.include_router(experiments.router)
+    app.include_router(registry.router)
+    app.include_router(health.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn server.main:app`: built on first access, so importing this module stays cheap
+    if name == "app":
+        globals()["app"] = app = create_app()
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

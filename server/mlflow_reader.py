@@ -1,0 +1,223 @@
+"""Read-only access to the MLflow tracking store: metric keys and histories, run artifacts.
+
+MlflowClient.get_metric_history builds one ORM object per point (about 2.4 s for 100,000 points
+on SQLite), so when the tracking URI is a database URI the histories and keys are read with one
+SQL query each from MLflow's `metrics` / `latest_metrics` tables over a raw DB-API cursor. Other
+URIs (an MLflow server over http(s), file stores) go through MlflowClient. mlflow itself is
+imported lazily: `import mlflow` costs about a second and most requests never need it.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+logger = logging.getLogger("server.mlflow_reader")
+
+DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
+MAX_ARTIFACTS = 10_000
+NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "ENDPOINT_NOT_FOUND")
+
+
+class MlflowUnavailable(RuntimeError):
+    """The tracking store could not be read."""
+
+
+class ArtifactNotFound(LookupError):
+    """No such artifact in the run."""
+
+
+class ArtifactIsDirectory(ValueError):
+    """The artifact path names a folder, not a file."""
+
+
+def _scheme(uri: str) -> str:
+    return urlsplit(uri).scheme.split("+", 1)[0].lower()
+
+
+def _sqlalchemy_url(uri: str) -> str:
+    """MLflow's plain postgresql:// means psycopg2; this environment ships psycopg 3."""
+    scheme, _, rest = uri.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return uri
+
+
+class MlflowReader:
+    """Reads runs of one tracking store; safe to share between request threads."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.scheme = _scheme(tracking_uri)
+        self._lock = threading.Lock()
+        self._engine: Any = None
+        self._client: Any = None
+
+    # --------------------------------------------------------------------------- plumbing
+
+    @property
+    def is_database(self) -> bool:
+        return self.scheme in DB_SCHEMES
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a sqlite:/// store (None for other stores or in-memory)."""
+        if self.scheme != "sqlite":
+            return None
+        path = self.tracking_uri.split("://", 1)[1].removeprefix("/")
+        return Path(path) if path and path != ":memory:" else None
+
+    def _store_missing(self) -> bool:
+        """A local SQLite store that no run has created yet (reading it would create it)."""
+        path = self.sqlite_path()
+        return path is not None and not path.is_file()
+
+    def engine(self) -> Any:
+        with self._lock:
+            if self._engine is None:
+                from sqlalchemy import create_engine
+
+                self._engine = create_engine(_sqlalchemy_url(self.tracking_uri), pool_pre_ping=True)
+            return self._engine
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from mlflow.tracking import MlflowClient
+
+                self._client = MlflowClient(self.tracking_uri)
+            return self._client
+
+    def _query(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run `sql` (placeholders written :name) on a raw DB-API cursor; rows as tuples."""
+        engine = self.engine()
+        if engine.dialect.paramstyle in ("pyformat", "format"):
+            for name in params:
+                sql = sql.replace(f":{name}", f"%({name})s")
+        try:
+            conn = engine.raw_connection()
+            try:
+                cur = conn.cursor()
+                cur.execute(sql, params)
+                return cur.fetchall()
+            finally:
+                conn.close()
+        except Exception as exc:
+            logger.warning("reading the MLflow store failed: %s", exc)
+            raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
+
+    def _sql_supported(self) -> bool:
+        """Database stores whose driver takes :name (sqlite3) or %(name)s placeholders."""
+        if not self.is_database:
+            return False
+        dialect = self.engine().dialect
+        return dialect.name == "sqlite" or dialect.paramstyle in ("pyformat", "format")
+
+    # --------------------------------------------------------------------------- metrics
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        """Sorted metric keys of the run ([] when the run has none or does not exist)."""
+        if self._store_missing():
+            return []
+        if self._sql_supported():
+            rows = self._query(
+                "SELECT key FROM latest_metrics WHERE run_uuid = :run", {"run": run_id}
+            )
+            return sorted({row[0] for row in rows})
+        try:
+            run = self.client().get_run(run_id)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return []
+            raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
+        return sorted(run.data.metrics)
+
+    def metric_history(self, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(steps, values) of one metric in step order, NaN where MLflow stored NaN; None when
+        the run has no such metric."""
+        if self._store_missing():
+            return None
+        if self._sql_supported():
+            # SQLite walks the (run_uuid, key, step) index, so equal steps (a resumed run logs
+            # some twice) come in insertion order anyway; sorting them by timestamp as well
+            # costs a temporary B-tree, about a third of the request for 100,000 points.
+            order = "step" if self.engine().dialect.name == "sqlite" else "step, timestamp"
+            rows = self._query(
+                "SELECT step, CASE WHEN is_nan THEN NULL ELSE value END FROM metrics "
+                f"WHERE run_uuid = :run AND key = :key ORDER BY {order}",
+                {"run": run_id, "key": key},
+            )
+            if not rows:
+                return None
+            table = np.array(rows, dtype=np.float64)
+            return table[:, 0].astype(np.int64), table[:, 1]
+        return self._client_history(run_id, key)
+
+    def _client_history(self, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        try:
+            history = self.client().get_metric_history(run_id, key)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
+        if not history:
+            return None
+        history = sorted(history, key=lambda m: (m.step, m.timestamp))
+        steps = np.fromiter((m.step for m in history), dtype=np.int64, count=len(history))
+        values = np.fromiter((m.value for m in history), dtype=np.float64, count=len(history))
+        return steps, values
+
+    # --------------------------------------------------------------------------- artifacts
+
+    def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """Every artifact of the run, folders included, depth first ({path, size, is_dir})."""
+        client = self.client()
+        out: list[dict[str, Any]] = []
+        pending: list[str | None] = [None]
+        try:
+            while pending and len(out) < MAX_ARTIFACTS:
+                for info in client.list_artifacts(run_id, pending.pop()):
+                    out.append({"path": info.path, "size": info.file_size, "is_dir": info.is_dir})
+                    if info.is_dir:
+                        pending.append(info.path)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return []
+            raise MlflowUnavailable(f"cannot list the artifacts: {exc}") from exc
+        return sorted(out[:MAX_ARTIFACTS], key=lambda a: a["path"])
+
+    def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
+        """Copy one artifact file into `dst_dir` and return its local path."""
+        client = self.client()
+        parent = posixpath.dirname(path) or None
+        try:
+            entries = {info.path: info for info in client.list_artifacts(run_id, parent)}
+        except Exception as exc:
+            if _is_not_found(exc):
+                raise ArtifactNotFound(path) from None
+            raise MlflowUnavailable(f"cannot list the artifacts: {exc}") from exc
+        info = entries.get(path)
+        if info is None:
+            raise ArtifactNotFound(path)
+        if info.is_dir:
+            raise ArtifactIsDirectory(path)
+        try:
+            local = client.download_artifacts(run_id, path, dst_path=str(dst_dir))
+        except Exception as exc:
+            raise MlflowUnavailable(f"cannot download artifact {path!r}: {exc}") from exc
+        return Path(local)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+
+def _is_not_found(exc: Exception) -> bool:
+    return getattr(exc, "error_code", None) in NOT_FOUND_CODES

@@ -1,0 +1,1 @@
+"""HTTP routes, one APIRouter module per resource: experiments, registry, health."""
