@@ -45,9 +45,13 @@ from server.settings import Settings  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379/14"
-TINY = {"name": "bench", "dataset": {"name": "synthetic", "params": {
-    "n_train": 64, "n_val": 32, "n_test": 32}}, "method": {"name": "igm"},
-    "schedule": {"stage_epochs": [1, 1]}, "batch_size": 32}
+TINY = {
+    "name": "bench",
+    "dataset": {"name": "synthetic", "params": {"n_train": 64, "n_val": 32, "n_test": 32}},
+    "method": {"name": "igm"},
+    "schedule": {"stage_epochs": [1, 1]},
+    "batch_size": 32,
+}
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -62,8 +66,19 @@ def free_port() -> int:
 
 
 def serve(settings: Settings, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "server.main:create_app", "--host",
-           "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "server.main:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, env=worker_env(settings), cwd=ROOT)
     for _ in range(200):
         try:
@@ -76,18 +91,35 @@ def serve(settings: Settings, port: int) -> subprocess.Popen:
 
 def seed(settings: Settings, n: int) -> None:
     spec = resolve_spec(TINY)
-    rows = [{"id": uuid.uuid4().hex, "name": f"seed-{i}", "method": "igm", "dataset": "synthetic",
-             "spec": spec.to_dict(), "spec_hash": spec.hash(), "status": "succeeded",
-             "priority": 5, "queue": "cpu", "attempts": 1, "max_attempts": 3,
-             "cancel_requested": False, "created_at": utcnow()} for i in range(n)]
+    rows = [
+        {
+            "id": uuid.uuid4().hex,
+            "name": f"seed-{i}",
+            "method": "igm",
+            "dataset": "synthetic",
+            "spec": spec.to_dict(),
+            "spec_hash": spec.hash(),
+            "status": "succeeded",
+            "priority": 5,
+            "queue": "cpu",
+            "attempts": 1,
+            "max_attempts": 3,
+            "cancel_requested": False,
+            "created_at": utcnow(),
+        }
+        for i in range(n)
+    ]
     with session_factory(settings.resolved_database_url())() as s:
         s.execute(insert(Experiment), rows)
         s.commit()
 
 
 async def load(base: str, requests: int, concurrency: int, ids: list[str]) -> dict[str, list]:
-    lat: dict[str, list[float]] = {"POST /experiments": [], "GET /experiments?limit=50": [],
-                                   "GET /experiments/{id}": []}
+    lat: dict[str, list[float]] = {
+        "POST /experiments": [],
+        "GET /experiments?limit=50": [],
+        "GET /experiments/{id}": [],
+    }
     sem = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
 
@@ -115,8 +147,13 @@ def bench_api(tmp: Path, args: argparse.Namespace) -> None:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     queue = f"bench{uuid.uuid4().hex[:8]}"
-    settings = Settings(data_dir=tmp / "api", database_url=f"postgresql+psycopg://postgres@127.0.0"
-                        f".1:5432/{name}", broker_url=REDIS, default_queue=queue, queues=[queue])
+    settings = Settings(
+        data_dir=tmp / "api",
+        database_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+        broker_url=REDIS,
+        default_queue=queue,
+        queues=[queue],
+    )
     proc = None
     try:
         migrations.upgrade(settings.resolved_database_url())
@@ -125,11 +162,17 @@ def bench_api(tmp: Path, args: argparse.Namespace) -> None:
         proc = serve(settings, port)
         with session_factory(settings.resolved_database_url())() as s:
             ids = [e.id for e in crud.list_experiments(s, limit=200)[0]]
-        lat = asyncio.run(load(f"http://127.0.0.1:{port}", args.requests, args.concurrency, ids))
-        print(f"\n[API] PostgreSQL with 10,000+ experiments, Redis broker, uvicorn (1 process), "
-              f"concurrency {args.concurrency}, {args.requests} requests each")
-        for kind, xs in lat.items():
-            print(f"  {kind:28s} p50 {pct(xs, 50) * 1e3:7.2f} ms   p99 {pct(xs, 99) * 1e3:7.2f} ms")
+        for level in (int(c) for c in args.concurrency.split(",")):
+            lat = asyncio.run(load(f"http://127.0.0.1:{port}", args.requests, level, ids))
+            print(
+                f"\n[API] PostgreSQL with 10,000+ experiments, Redis broker, uvicorn (1 "
+                f"process), concurrency {level}, {args.requests} requests each"
+            )
+            for kind, xs in lat.items():
+                print(
+                    f"  {kind:28s} p50 {pct(xs, 50) * 1e3:7.2f} ms   "
+                    f"p99 {pct(xs, 99) * 1e3:7.2f} ms"
+                )
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGINT)
@@ -141,14 +184,37 @@ def bench_api(tmp: Path, args: argparse.Namespace) -> None:
 
 def bench_enqueue(tmp: Path, broker: str, tasks: int) -> list[float]:
     queue = f"bench{uuid.uuid4().hex[:8]}"
-    settings = Settings(data_dir=tmp / broker, broker_url=REDIS if broker == "redis" else None,
-                        default_queue=queue, queues=[queue], heartbeat_s=0.5)
+    settings = Settings(
+        data_dir=tmp / broker,
+        broker_url=REDIS if broker == "redis" else None,
+        default_queue=queue,
+        queues=[queue],
+        heartbeat_s=0.5,
+    )
     migrations.upgrade(settings.resolved_database_url())
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queue,
-         "--concurrency", "1", "--loglevel", "ERROR", "-n", f"{queue}@bench"],
-        env=worker_env(settings), cwd=ROOT, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "-Q",
+            queue,
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "ERROR",
+            "-n",
+            f"{queue}@bench",
+        ],
+        env=worker_env(settings),
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     port = free_port()
     api = serve(settings, port)
     delays = []
@@ -191,8 +257,13 @@ def bench_metrics(tmp: Path) -> list[float]:
     run_id = mlflow.create_run(exp_id).info.run_id
     now = int(time.time() * 1000)
     for start in range(0, 100_000, 1000):
-        mlflow.log_batch(run_id, metrics=[Metric("train/weak/loss", 1.0 / (1 + s % 977), now, s)
-                                          for s in range(start, start + 1000)])
+        mlflow.log_batch(
+            run_id,
+            metrics=[
+                Metric("train/weak/loss", 1.0 / (1 + s % 977), now, s)
+                for s in range(start, start + 1000)
+            ],
+        )
     with session_factory(settings.resolved_database_url())() as s:
         eid = crud.create_experiment(s, spec=resolve_spec(TINY), queue="cpu", max_attempts=3).id
         crud.set_mlflow_run(s, experiment_id=eid, run_id=run_id)
@@ -200,8 +271,10 @@ def bench_metrics(tmp: Path) -> list[float]:
     with TestClient(create_app(settings)) as client:
         for i in range(21):
             t0 = time.perf_counter()
-            r = client.get(f"/experiments/{eid}/metrics",
-                           params={"keys": "train/weak/loss", "max_points": 1000})
+            r = client.get(
+                f"/experiments/{eid}/metrics",
+                params={"keys": "train/weak/loss", "max_points": 1000},
+            )
             if i:
                 times.append(time.perf_counter() - t0)
             assert len(r.json()["metrics"]["train/weak/loss"]["values"]) <= 1000
@@ -212,13 +285,24 @@ def bench_tracking(tmp: Path, rounds: int) -> tuple[list[float], list[float]]:
     from igm_core.tracking import MlflowTracker, NullTracker
     from igm_core.trainer import train
 
-    spec = {"name": "track", "dataset": {"name": "synthetic"}, "method": {"name": "igm"},
-            "schedule": {"stage_epochs": [3] * 6}}
+    spec = {
+        "name": "track",
+        "dataset": {"name": "synthetic", "params": {"n_train": 10_000}},
+        "method": {"name": "igm"},
+        "schedule": {"stage_epochs": [3] * 6},
+    }
+    uri = f"sqlite:///{tmp / 'track.db'}"
+    MlflowTracker(
+        uri, "bench", artifact_location=(tmp / "art").as_uri()
+    ).finish()  # create the store
     null, full = [], []
     for i in range(rounds):
         for kind in ("null", "mlflow"):
-            tracker = NullTracker() if kind == "null" else MlflowTracker(
-                f"sqlite:///{tmp / 'track.db'}", "bench", artifact_location=(tmp / "art").as_uri())
+            tracker = (
+                NullTracker()
+                if kind == "null"
+                else MlflowTracker(uri, "bench", artifact_location=(tmp / "art").as_uri())
+            )
             t0 = time.perf_counter()
             train(spec, out_dir=tmp / f"track-{kind}-{i}", tracker=tracker)
             (null if kind == "null" else full).append(time.perf_counter() - t0)
@@ -228,7 +312,7 @@ def bench_tracking(tmp: Path, rounds: int) -> tuple[list[float], list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", default="4,8", help="comma-separated levels")
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -239,16 +323,22 @@ def main() -> None:
         print(f"\n[enqueue-to-start] idle worker, {args.tasks} tasks each (row created -> claimed)")
         for broker in ("redis", "filesystem"):
             xs = bench_enqueue(tmp, broker, args.tasks)
-            print(f"  {broker:10s} median {statistics.median(xs) * 1e3:7.1f} ms   "
-                  f"max {max(xs) * 1e3:7.1f} ms")
+            print(
+                f"  {broker:10s} median {statistics.median(xs) * 1e3:7.1f} ms   "
+                f"max {max(xs) * 1e3:7.1f} ms"
+            )
         xs = bench_metrics(tmp)
-        print(f"\n[metrics] 100,000-step history -> 1,000 points: median "
-              f"{statistics.median(xs) * 1e3:.1f} ms, p99 {pct(xs, 99) * 1e3:.1f} ms (20 requests)")
+        print(
+            f"\n[metrics] 100,000-step history -> 1,000 points: median "
+            f"{statistics.median(xs) * 1e3:.1f} ms, p99 {pct(xs, 99) * 1e3:.1f} ms (20 requests)"
+        )
         null, full = bench_tracking(tmp, args.rounds)
         mn, mf = statistics.median(null), statistics.median(full)
-        print(f"\n[tracking] synthetic IGM, 576 steps, log_every 10: null tracker {mn:.2f} s, "
-              f"MLflow (SQLite) {mf:.2f} s: overhead {(mf / mn - 1) * 100:+.1f}% "
-              f"(median of {args.rounds})")
+        print(
+            f"\n[tracking] synthetic IGM, 2,868 steps, log_every 10: null tracker {mn:.2f} s, "
+            f"MLflow (SQLite) {mf:.2f} s: overhead {(mf / mn - 1) * 100:+.1f}% "
+            f"(median of {args.rounds})"
+        )
 
 
 if __name__ == "__main__":

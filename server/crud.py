@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from igm_core.spec import Spec
 from server.models import (
@@ -203,7 +203,9 @@ def list_experiments(
     count = session.scalar(_filtered(select(func.count(Experiment.id)), **filters)) or 0
     column = SORTS[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()
-    q = _filtered(select(Experiment), **filters).order_by(order, Experiment.id)
+    # list items carry no spec or traceback: do not fetch and parse them
+    rows = select(Experiment).options(defer(Experiment.spec), defer(Experiment.traceback))
+    q = _filtered(rows, **filters).order_by(order, Experiment.id)
     return list(session.scalars(q.limit(limit).offset(offset))), count
 
 
