@@ -65,7 +65,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(settings: Settings, port: int) -> subprocess.Popen:
+def serve(settings: Settings, port: int, workers: int = 1) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
@@ -78,6 +78,8 @@ def serve(settings: Settings, port: int) -> subprocess.Popen:
         str(port),
         "--log-level",
         "warning",
+        "--workers",
+        str(workers),
     ]
     proc = subprocess.Popen(cmd, env=worker_env(settings), cwd=ROOT)
     for _ in range(200):
@@ -159,14 +161,15 @@ def bench_api(tmp: Path, args: argparse.Namespace) -> None:
         migrations.upgrade(settings.resolved_database_url())
         seed(settings, 10_000)
         port = free_port()
-        proc = serve(settings, port)
+        proc = serve(settings, port, args.api_workers)
         with session_factory(settings.resolved_database_url())() as s:
             ids = [e.id for e in crud.list_experiments(s, limit=200)[0]]
         for level in (int(c) for c in args.concurrency.split(",")):
             lat = asyncio.run(load(f"http://127.0.0.1:{port}", args.requests, level, ids))
             print(
-                f"\n[API] PostgreSQL with 10,000+ experiments, Redis broker, uvicorn (1 "
-                f"process), concurrency {level}, {args.requests} requests each"
+                f"\n[API] PostgreSQL with 10,000+ experiments, Redis broker, uvicorn "
+                f"({args.api_workers} process(es)), concurrency {level}, "
+                f"{args.requests} requests each"
             )
             for kind, xs in lat.items():
                 print(
@@ -315,11 +318,16 @@ def main() -> None:
     parser.add_argument("--concurrency", default="4,8", help="comma-separated levels")
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn processes")
+    parser.add_argument("--only", choices=["api", "enqueue", "metrics", "tracking"])
     args = parser.parse_args()
     print(f"IGM Lab service benchmark on {os.cpu_count()} CPUs (loopback only)")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        bench_api(tmp, args)
+        if args.only in (None, "api"):
+            bench_api(tmp, args)
+        if args.only == "api":
+            return
         print(f"\n[enqueue-to-start] idle worker, {args.tasks} tasks each (row created -> claimed)")
         for broker in ("redis", "filesystem"):
             xs = bench_enqueue(tmp, broker, args.tasks)
