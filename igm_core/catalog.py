@@ -85,6 +85,31 @@ class FeaturesParams(Params):
     n_classes: int | None = Field(None, ge=2, le=100_000)
 
 
+NVGESTURE_MODALITIES = ("rgb", "depth", "flow")
+
+
+class NVGestureParams(Params):
+    """NVGesture as pre-extracted per-clip features: root/{train,val,test}.npz with `label` and
+    `rgb`, `depth`, `flow` arrays (N x D, e.g. 1024-d I3D features)."""
+
+    root: str = Field(..., min_length=1, max_length=4096)
+    n_classes: int = Field(25, ge=2, le=100_000)
+
+
+def _nvgesture_meta(p: NVGestureParams) -> dict[str, Any]:
+    from igm_core.data.npz import read_meta  # numpy only
+
+    meta = read_meta(p.root, p.n_classes)
+    missing = [m for m in NVGESTURE_MODALITIES if m not in meta["modalities"]]
+    if missing:
+        raise ValueError(
+            f"{p.root}: train.npz lacks the NVGesture modalities {missing}; it has "
+            f"{meta['modalities']}"
+        )
+    meta["modalities"] = list(NVGESTURE_MODALITIES)
+    return meta
+
+
 def _synthetic_meta(p: SyntheticParams) -> dict[str, Any]:
     return {
         "modalities": list(p.modalities),
@@ -131,6 +156,16 @@ DATASETS.register(
 )
 
 
+DATASETS.register(
+    "nvgesture_features",
+    "NVGesture's three modalities (rgb, depth, flow) as pre-extracted per-clip features in the "
+    "`features` layout (raw I3D needs weights that are not fetched here).",
+    NVGestureParams,
+    "igm_core.data.nvgesture:load",
+    meta=_nvgesture_meta,
+)
+
+
 def dataset_meta(name: str, params: BaseModel) -> dict[str, Any]:
     """Modalities, input shapes and class count of a dataset, computed without torch."""
     return DATASETS.get(name).extra["meta"](params)
@@ -166,8 +201,23 @@ ENCODERS.register(
 )
 
 
+class ResNet18Params(Params):
+    pretrained: str | None = Field(
+        None, max_length=4096, description="path to a local ResNet-18 state dict (never fetched)"
+    )
+
+
+ENCODERS.register(
+    "resnet18",
+    "ResNet-18 in plain torch (512-d), the paper's encoder: spectrograms as C x H x W, frames as "
+    "T x C x H x W pooled over time; optional local pretrained weights.",
+    ResNet18Params,
+    "igm_core.resnet:ResNet18Encoder",
+)
+
+
 def default_encoder(shape: tuple[int, ...]) -> str:
-    return "conv" if len(shape) == 3 else "mlp"
+    return "conv" if len(shape) in (3, 4) else "mlp"
 
 
 # ----------------------------------------------------------------------------- methods

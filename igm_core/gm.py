@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -46,7 +47,10 @@ def flat_projection(cov: torch.Tensor, tau: float) -> tuple[torch.Tensor, dict[s
     y = 0.5 * (cov + cov.T)
     # float64 keeps the small eigenvalues meaningful; past ~1k dims float32 is much cheaper.
     work = y.double() if y.shape[0] <= 1024 else y.float()
-    eigvals, eigvecs = torch.linalg.eigh(work)
+    try:
+        eigvals, eigvecs = torch.linalg.eigh(work)
+    except torch.linalg.LinAlgError:  # float32 can fail on a nearly singular Y: redo in float64
+        eigvals, eigvecs = torch.linalg.eigh(y.double())
     eigvals = eigvals.clamp_min(0)  # Y is PSD; rounding can leave tiny negatives
     gains = flat_gains(eigvals, tau)
     t = (eigvecs * gains) @ eigvecs.T
@@ -58,6 +62,60 @@ def flat_projection(cov: torch.Tensor, tau: float) -> tuple[torch.Tensor, dict[s
         "top_eig": float(eigvals.max()),
     }
     return t.float(), info
+
+
+@dataclass
+class LowRankProjection:
+    """T = I + V diag(s) V^T, with V (d x r) orthonormal: the flat projection when the batch
+    means span only r < d directions (every other direction has eigenvalue 0 and gain 1).
+    Applying it costs O(out d r) instead of O(out d^2), and it stores d r numbers, not d^2."""
+
+    basis: torch.Tensor  # d x r
+    scale: torch.Tensor  # r, sigma - 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        d = self.basis.shape[0]
+        return (d, d)
+
+    def to(self, device: torch.device | str) -> LowRankProjection:
+        return LowRankProjection(self.basis.to(device), self.scale.to(device))
+
+    def matrix(self) -> torch.Tensor:
+        eye = torch.eye(self.basis.shape[0], dtype=self.basis.dtype, device=self.basis.device)
+        return eye + (self.basis * self.scale) @ self.basis.T
+
+    def apply(self, g: torch.Tensor) -> torch.Tensor:
+        b = self.basis.to(g.dtype)
+        return g + ((g @ b) * self.scale.to(g.dtype)) @ b.T
+
+
+def flat_projection_from_means(
+    batch_means: torch.Tensor, tau: float
+) -> tuple[torch.Tensor | LowRankProjection, dict[str, float]]:
+    """The flat projection of Y = Z^T Z for batch means Z (T x d).
+
+    With fewer batches than dimensions (T < d, the usual case for wide conv layers) Y has rank at
+    most T: its nonzero spectrum comes from the T x T Gram matrix Z Z^T, whose eigh is cheap and
+    well conditioned, and T is returned in low-rank form. Otherwise the d x d route is used.
+    """
+    z = batch_means.double()
+    n, d = z.shape
+    if n >= d:
+        return flat_projection(covariance(z), tau)
+    mu, u = torch.linalg.eigh(z @ z.T)
+    mu = mu.clamp_min(0)
+    keep = mu > mu.max() * 1e-12 if mu.max() > 0 else torch.zeros_like(mu, dtype=torch.bool)
+    lam = torch.cat([mu, mu.new_zeros(d - n)])  # Y's full spectrum: the rest are zeros
+    gains = flat_gains(lam, tau)
+    info = {
+        "min_gain": float(gains.min()),
+        "mean_gain": float(gains.mean()),
+        "eff_rank": effective_rank(lam),
+        "top_eig": float(lam.max()),
+    }
+    basis = (z.T @ u[:, keep]) / mu[keep].sqrt()  # eigenvectors of Y for its nonzero eigenvalues
+    return LowRankProjection(basis.float(), (gains[:n][keep] - 1).float()), info
 
 
 def covariance(batch_means: torch.Tensor) -> torch.Tensor:
@@ -89,9 +147,11 @@ def owm_projector(
 # ----------------------------------------------------------------------------- applying
 
 
-def project_weight_grad(grad: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def project_weight_grad(grad: torch.Tensor, t: torch.Tensor | LowRankProjection) -> torch.Tensor:
     """G T for a Linear (out x d) or Conv2d (out x C x kh x kw) weight gradient."""
-    return (grad.reshape(grad.shape[0], -1) @ t.to(grad.dtype)).reshape(grad.shape)
+    g = grad.reshape(grad.shape[0], -1)
+    out = t.apply(g) if isinstance(t, LowRankProjection) else g @ t.to(grad.dtype)
+    return out.reshape(grad.shape)
 
 
 def input_dim(layer: nn.Module) -> int:

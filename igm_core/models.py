@@ -32,12 +32,16 @@ class MLPEncoder(nn.Module):
 
 
 class ConvEncoder(nn.Module):
+    """Small conv net for C x H x W inputs, or T x C x H x W frames pooled over time."""
+
     def __init__(self, in_shape: tuple[int, ...], channels: list[int], out_dim: int) -> None:
         super().__init__()
-        if len(in_shape) != 3:
-            raise ValueError(f"conv encoder needs C x H x W inputs, got shape {in_shape}")
+        if len(in_shape) not in (3, 4):
+            raise ValueError(
+                f"conv encoder needs C x H x W or T x C x H x W inputs, got {in_shape}"
+            )
         layers: list[nn.Module] = []
-        c_in = in_shape[0]
+        c_in = in_shape[-3]
         for i, c in enumerate(channels):
             layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
             if i < len(channels) - 1:
@@ -53,8 +57,13 @@ class ConvEncoder(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frames = x.dim() == 5
+        if frames:
+            b, t = x.shape[:2]
+            x = x.flatten(0, 1)
         x = x.contiguous(memory_format=torch.channels_last)
-        return torch.relu(self.fc(self.net(x).flatten(1)))
+        z = torch.relu(self.fc(self.net(x).flatten(1)))
+        return z.unflatten(0, (b, t)).mean(1) if frames else z
 
 
 def make_head(in_dim: int, hidden: list[int], n_classes: int) -> nn.Sequential:

@@ -136,3 +136,31 @@ def test_select_layers_scopes() -> None:
     assert gm.select_layers(branch, "head+1") == ["encoder.net.2", "head.0", "head.2"]
     assert gm.select_layers(branch, 0.3) == ["encoder.net.2", "head.0", "head.2"]
     assert gm.select_layers(branch, 1.0) == list(branch)
+
+
+@pytest.mark.parametrize("n,d", [(5, 40), (40, 12), (3, 3)])
+def test_projection_from_means_matches_the_dense_route(n: int, d: int) -> None:
+    g = torch.Generator().manual_seed(n * d)
+    z = torch.randn(n, d, generator=g, dtype=torch.float64)
+    dense, info_dense = gm.flat_projection(gm.covariance(z), 0.4)
+    proj, info = gm.flat_projection_from_means(z, 0.4)
+    matrix = proj.matrix() if isinstance(proj, gm.LowRankProjection) else proj
+    assert isinstance(proj, gm.LowRankProjection) == (n < d)  # low rank when T < d
+    assert torch.allclose(matrix.double(), dense.double(), atol=1e-5)
+    assert info["min_gain"] == pytest.approx(info_dense["min_gain"])
+    assert info["eff_rank"] == pytest.approx(info_dense["eff_rank"], rel=1e-6)
+    grad = torch.randn(7, d, generator=g)
+    assert torch.allclose(gm.project_weight_grad(grad, proj), grad @ dense, atol=1e-5)
+
+
+def test_projection_of_a_wide_nearly_singular_layer() -> None:
+    # few batch means of a 4608-wide conv input, nearly collinear: the d x d float32 eigh of this
+    # Y fails to converge; the Gram route does not
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(1, 4608, generator=g)
+    z = base + 1e-6 * torch.randn(6, 4608, generator=g)
+    proj, info = gm.flat_projection_from_means(z, 0.4)
+    assert isinstance(proj, gm.LowRankProjection) and proj.basis.shape[0] == 4608
+    assert info["min_gain"] == pytest.approx(math.exp(-0.4))
+    v = base[0] / base.norm()
+    assert float(v @ proj.apply(v[None])[0]) == pytest.approx(math.exp(-0.4), abs=1e-4)

@@ -59,11 +59,11 @@ def test_every_method_trains(method: str, tmp_path) -> None:
 
 @pytest.mark.parametrize("dataset", catalog.DATASETS.names())
 def test_every_dataset_trains(dataset: str, tmp_path) -> None:
-    params = {"synthetic": SMALL, "digits": {}, "features": {"root": str(tmp_path / "feat")}}[
-        dataset
-    ]
+    params = {"synthetic": SMALL, "digits": {}}.get(dataset, {"root": str(tmp_path / "feat")})
     if dataset == "features":
         write_features(tmp_path / "feat")
+    elif dataset == "nvgesture_features":
+        write_features(tmp_path / "feat", ("rgb", "depth", "flow"))
     spec = {
         "name": "d",
         "dataset": {"name": dataset, "params": params},
@@ -75,25 +75,29 @@ def test_every_dataset_trains(dataset: str, tmp_path) -> None:
     assert r["test"]["acc"] >= 0 and len(r["test"]["modality_acc"]) >= 2
 
 
-def write_features(root) -> None:
+def write_features(root, modalities=("audio", "video")) -> None:
     root.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for split, n in (("train", 60), ("val", 20), ("test", 20)):
         y = rng.integers(0, 3, n)
-        np.savez(
-            root / f"{split}.npz",
-            label=y,
-            audio=(rng.normal(size=(n, 7)) + y[:, None]).astype(np.float32),
-            video=rng.normal(size=(n, 2, 5, 5)).astype(np.float32),
-        )
+        arrays = {
+            modalities[0]: (rng.normal(size=(n, 7)) + y[:, None]).astype(np.float32),
+            modalities[1]: rng.normal(size=(n, 2, 5, 5)).astype(np.float32),
+        }
+        for extra in modalities[2:]:
+            arrays[extra] = rng.normal(size=(n, 4)).astype(np.float32)
+        np.savez(root / f"{split}.npz", label=y, **arrays)
 
 
 @pytest.mark.parametrize("encoder", catalog.ENCODERS.names())
 def test_every_encoder_builds_and_projects(encoder: str) -> None:
+    # every layer for the small encoders; ResNet-18's deepest convs (d = 4608) cost seconds of
+    # eigh each, so there the head and its last encoder layer
+    scope = "head+1" if encoder == "resnet18" else "all"
     spec = {
         "name": "e",
         "dataset": {"name": "digits"},
-        "method": {"name": "igm", "params": {"gm_scope": "all", "sam": "none"}},
+        "method": {"name": "igm", "params": {"gm_scope": scope, "sam": "none"}},
         "schedule": {"stage_epochs": [1, 1, 1]},
         "model": {"encoders": {m: {"name": encoder} for m in ("top", "bottom")}},
         "log_every": 1,

@@ -1,12 +1,24 @@
-"""In-memory multimodal splits and the batch iterator the trainer uses."""
+"""Multimodal splits and the batch iterator the trainer uses.
+
+Two kinds of split share one interface (len, num_batches, batches, y, shapes, select):
+- `Split`: tensors in memory (built-in and feature datasets), sliced per batch;
+- `DatasetSplit`: samples loaded per index by a `SampleSource` (decoded or cached audio and frames)
+  through a torch DataLoader with worker processes and pinned memory. Each sample's random draws
+  (crops, flips, frame choice) come from a generator seeded by (epoch seed, index), so a run is
+  reproducible and resumable whatever the number of workers.
+A shuffled iteration (a generator given) is training: random transforms; an ordered one is
+evaluation: deterministic transforms.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from igm_core import catalog
 
@@ -56,24 +68,117 @@ class Split:
             yield xs, (y.to(device, non_blocking=non_blocking) if device is not None else y)
 
 
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.x)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {m: tuple(t.shape[1:]) for m, t in self.x.items()}
+
+    def select(self, modalities: list[str]) -> Split:
+        return Split({m: self.x[m] for m in modalities}, self.y)
+
+
+class SampleSource(Protocol):
+    """Loads one sample's modalities; `rng` None means evaluation (deterministic transforms)."""
+
+    modalities: list[str]
+    labels: np.ndarray  # int64, one per sample
+
+    def load(
+        self, index: int, modalities: list[str], rng: np.random.Generator | None
+    ) -> dict[str, torch.Tensor]: ...
+
+
+class _Indexed(torch.utils.data.Dataset):
+    """(index, epoch seed) pairs -> (sample dict, label) through a SampleSource."""
+
+    def __init__(self, source: SampleSource, modalities: list[str], order: list[int],
+                 seed: int | None) -> None:
+        self.source, self.modalities, self.order, self.seed = source, modalities, order, seed
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], int]:
+        index = self.order[i]
+        rng = None if self.seed is None else np.random.default_rng([self.seed, index])
+        return self.source.load(index, self.modalities, rng), int(self.source.labels[index])
+
+
+@dataclass
+class DatasetSplit:
+    """A split whose samples a SampleSource loads on demand, batched by a DataLoader."""
+
+    source: SampleSource
+    modalities_: list[str] | None = None
+    num_workers: int = 0
+    pin_memory: bool = True
+
+    @property
+    def modalities(self) -> list[str]:
+        return self.modalities_ or list(self.source.modalities)
+
+    @property
+    def y(self) -> torch.Tensor:
+        return torch.as_tensor(self.source.labels, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.source.labels)
+
+    def num_batches(self, batch_size: int) -> int:
+        return -(-len(self) // batch_size)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        sample = self.source.load(0, self.modalities, None)
+        return {m: tuple(t.shape) for m, t in sample.items()}
+
+    def select(self, modalities: list[str]) -> DatasetSplit:
+        return DatasetSplit(self.source, list(modalities), self.num_workers, self.pin_memory)
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        modalities: list[str] | None = None,
+        generator: torch.Generator | None = None,
+        start: int = 0,
+        device: torch.device | str | None = None,
+    ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        names = modalities or self.modalities
+        order = torch.randperm(len(self), generator=generator) if generator is not None else None
+        order = order.tolist() if order is not None else list(range(len(self)))
+        seed = None if generator is None else int(torch.randint(2**62, (1,), generator=generator))
+        order = order[start * batch_size :]
+        on_cuda = device is not None and torch.device(device).type == "cuda"
+        loader = DataLoader(
+            _Indexed(self.source, names, order, seed), batch_size=batch_size, shuffle=False,
+            num_workers=self.num_workers, pin_memory=self.pin_memory and on_cuda,
+            persistent_workers=False, prefetch_factor=4 if self.num_workers else None,
+        )
+        for xs, y in loader:
+            if device is not None:
+                xs = {m: t.to(device, non_blocking=on_cuda) for m, t in xs.items()}
+                y = y.to(device, non_blocking=on_cuda)
+            yield xs, y
+
+
 @dataclass
 class MultimodalData:
-    splits: dict[str, Split]
+    splits: dict[str, Split | DatasetSplit]
     n_classes: int
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def modalities(self) -> list[str]:
-        return list(self.splits["train"].x)
+        return self.splits["train"].modalities
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        return {m: tuple(t.shape[1:]) for m, t in self.splits["train"].x.items()}
+        return self.splits["train"].shapes()
 
     def select(self, modalities: list[str]) -> MultimodalData:
         """The same data restricted to (and ordered as) `modalities`."""
-        splits = {
-            name: Split({m: s.x[m] for m in modalities}, s.y) for name, s in self.splits.items()
-        }
+        splits = {name: s.select(modalities) for name, s in self.splits.items()}
         return MultimodalData(splits, self.n_classes, self.info)
 
 

@@ -137,7 +137,7 @@ class _Projected(Alternating):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.proj: dict[str, torch.Tensor] = {}
+        self.proj: dict[str, torch.Tensor | gm.LowRankProjection] = {}
         self.source: str | None = None  # modality whose stage built self.proj
 
     def projected_layers(self, m: str) -> dict[str, torch.nn.Module]:
@@ -243,7 +243,7 @@ class IGM(_Projected):
         self.proj = {}
         metrics = {}
         for name, z in means.items():
-            t, info = gm.flat_projection(gm.covariance(z), self.params["tau"])
+            t, info = gm.flat_projection_from_means(z, self.params["tau"])
             self.proj[name] = t.to(self.device)
             self.spectra.append({"modality": k, "layer": name, **info})
             metrics[f"gm/{k}/{name}.min_gain"] = info["min_gain"]
