@@ -401,16 +401,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("up", help="start the embedded service (API and worker)", add_help=False)
     sub.add_parser("db", help="database migrations", add_help=False)
+    sub.add_parser("worker", help="run a worker (one per GPU: --gpu N)", add_help=False)
     for name, text in LOCAL_COMMANDS.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
 def _delegate(command: str, rest: list[str]) -> int:
-    """`igm up` and `igm db`, imported only when asked for."""
+    """`igm up`, `igm db` and `igm worker`, imported only when asked for."""
     try:
         if command == "up":
             from server.embedded import main as entry
+        elif command == "worker":
+            from worker.__main__ import main as entry
         else:
             from server.migrations import cli_main as entry
     except ImportError as err:
@@ -423,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
     try:
-        if command in ("up", "db"):
+        if command in ("up", "db", "worker"):
             return _delegate(command, argv[1:])
         if command in LOCAL_COMMANDS:
             from igm_core.cli import main as core_main
