@@ -43,6 +43,14 @@ MODELS = {
         32,
         1024,
     ),
+    # the paper's CREMA-D model: ResNet-18 on a 1 x 257 x 188 spectrogram and one 224 x 224 frame,
+    # batch 12 (as the authors); modality b (the frame) is the one whose step is timed
+    "resnet18-av": (
+        {"a": (1, 257, 188), "b": (1, 3, 224, 224)},
+        {"name": "resnet18", "params": {}},
+        12,
+        240,
+    ),
     # ResNet-18-sized compute on spectrogram/frame-sized inputs (the paper's regime); GPU only
     "conv-large": (
         {"a": (1, 128, 128), "b": (3, 128, 128)},
@@ -163,7 +171,9 @@ def main() -> None:
         else f"cpu ({torch.get_num_threads()} threads)"
     )
     print(f"IGM step benchmark on {where}, torch {torch.__version__}, {args.precision}")
-    models = args.models or ("mlp,conv,conv-large" if device.type == "cuda" else "mlp,conv")
+    models = args.models or (
+        "mlp,conv,conv-large,resnet18-av" if device.type == "cuda" else "mlp,conv"
+    )
     for name in models.split(","):
         r = bench_model(name, device, args.rounds, args.precision)
         print(f"\n[{name}] batch {r['batch']}, {r['train_samples']} training samples")

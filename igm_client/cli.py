@@ -34,6 +34,7 @@ LOCAL_COMMANDS = {
     "datasets": "list the registered datasets",
     "encoders": "list the registered encoders",
     "export-features": "write a built-in dataset as train/val/test.npz",
+    "compare": "seed statistics and paired comparisons of result.json files",
 }
 STATUS_STYLE = {"queued": "yellow", "running": "cyan", "succeeded": "green", "failed": "red"}
 EXIT_BY_STATUS = {"succeeded": 0, "failed": 1, "cancelled": 3}

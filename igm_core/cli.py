@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from igm_core import catalog
+from igm_core import catalog, compare
 from igm_core.spec import SpecError, apply_overrides, load_spec_file, resolve_spec
 
 console = Console(stderr=True, soft_wrap=True)
@@ -81,6 +81,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.out
         else Path("runs") / f"{spec.name.replace(' ', '_')}-{spec.hash()[:8]}"
     )
+    if not args.seeds:
+        return _train_one(args, spec, out)
+    for seed, raw, seed_out in compare.seed_specs(spec.to_dict(), args.seeds, out):
+        seed_spec = resolve_spec(raw)
+        if not args.fresh and compare.already_done(seed_out, seed_spec.hash()):
+            console.print(f"seed {seed}: done already ({seed_out / 'result.json'})")
+            continue
+        console.print(f"seed {seed}: {seed_out}")
+        code = _train_one(args, seed_spec, seed_out)
+        if code != 0:
+            return code
+    out_console.print(f"compare the seeds: igm compare {out}/seed-*/result.json", highlight=False)
+    return 0
+
+
+def _train_one(args: argparse.Namespace, spec: Any, out: Path) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from igm_core import tracking
@@ -204,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mlflow", metavar="URI", help="log to MLflow at this tracking URI instead")
     t.add_argument("--mlflow-experiment", default="igm-lab")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--seeds",
+        type=compare.parse_seeds,
+        metavar="LIST",
+        help="train these seeds one after another (0,1,2 or 0-4), each in OUT/seed-<k>",
+    )
     t.set_defaults(func=cmd_train)
     v = sub.add_parser("validate", help="print the resolved spec")
     v.add_argument("spec")
@@ -215,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--param", action="append", metavar="KEY=VALUE", help="a dataset parameter")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=cmd_export_features)
+    compare.configure_parser(
+        sub.add_parser("compare", help="seed statistics and paired comparisons of results")
+    )
     for name, registry in (
         ("methods", catalog.METHODS),
         ("datasets", catalog.DATASETS),
