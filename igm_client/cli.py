@@ -35,6 +35,7 @@ LOCAL_COMMANDS = {
     "encoders": "list the registered encoders",
     "export-features": "write a built-in dataset as train/val/test.npz",
     "compare": "seed statistics and paired comparisons of result.json files",
+    "prepare": "decode an audio-visual dataset once into its cache",
 }
 STATUS_STYLE = {"queued": "yellow", "running": "cyan", "succeeded": "green", "failed": "red"}
 EXIT_BY_STATUS = {"succeeded": 0, "failed": 1, "cancelled": 3}

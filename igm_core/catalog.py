@@ -11,6 +11,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from igm_core.data.av_meta import (
+    CremaDParams,
+    KineticsSoundsParams,
+    crema_d_meta,
+    kinetics_sounds_meta,
+)
 from igm_core.registry import Registry
 
 DATASETS = Registry("dataset")
@@ -163,6 +169,27 @@ DATASETS.register(
     NVGestureParams,
     "igm_core.data.nvgesture:load",
     meta=_nvgesture_meta,
+)
+
+
+DATASETS.register(
+    "crema_d",
+    "CREMA-D clips: root/annotations/{train,valid?,test}.csv (clip, NEU/HAP/SAD/FEA/DIS/ANG or "
+    "0-5), root/AudioWAV/<clip>.wav, root/Image-01-FPS/<clip>/*.jpg -> audio 1x257x188 log "
+    "spectrogram (22,050 Hz, 3 s), visual frames x 3 x 224 x 224. `igm prepare crema_d` caches "
+    "the decoding.",
+    CremaDParams,
+    "igm_core.data.av:load_crema_d",
+    meta=crema_d_meta,
+)
+DATASETS.register(
+    "kinetics_sounds",
+    "Kinetics-Sounds clips: root/annotations/{train,valid?,test}.csv (clip, class name), "
+    "root/{train,test}_wav/<clip>.wav, root/Image-01-FPS/<clip>/*.jpg -> audio 1x257x1003 "
+    "(10 s, hop 220), visual 3 x 3 x 224 x 224. `igm prepare kinetics_sounds` caches the decoding.",
+    KineticsSoundsParams,
+    "igm_core.data.av:load_kinetics_sounds",
+    meta=kinetics_sounds_meta,
 )
 
 

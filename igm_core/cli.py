@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from igm_core import catalog, compare
+from igm_core import catalog, compare, prepare_cli
 from igm_core.spec import SpecError, apply_overrides, load_spec_file, resolve_spec
 
 console = Console(stderr=True, soft_wrap=True)
@@ -240,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.configure_parser(
         sub.add_parser("compare", help="seed statistics and paired comparisons of results")
     )
+    pr = sub.add_parser("prepare", help="decode an audio-visual dataset once into ROOT/.igm_cache")
+    prepare_cli.add_arguments(pr)
+    pr.set_defaults(func=prepare_cli.run)
     for name, registry in (
         ("methods", catalog.METHODS),
         ("datasets", catalog.DATASETS),

@@ -11,6 +11,7 @@ from igm_core.data.base import load_dataset
 from igm_core.models import build_model
 from igm_core.tracking import JsonlTracker, read_jsonl_metrics
 from igm_core.trainer import CHECKPOINT, evaluate, train
+from tests.av_fixtures import make_dataset
 
 SMALL = {"n_train": 240, "n_val": 80, "n_test": 80, "dims": [12, 10]}
 
@@ -64,6 +65,9 @@ def test_every_dataset_trains(dataset: str, tmp_path) -> None:
         write_features(tmp_path / "feat")
     elif dataset == "nvgesture_features":
         write_features(tmp_path / "feat", ("rgb", "depth", "flow"))
+    elif dataset in ("crema_d", "kinetics_sounds"):
+        make_dataset(tmp_path / "feat", dataset)
+        params.update(image_size=32, frames=1, num_workers=0)
     spec = {
         "name": "d",
         "dataset": {"name": dataset, "params": params},
