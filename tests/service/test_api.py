@@ -19,6 +19,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from igm_core import catalog
 from server import crud
 from server.db import session_factory
 from server.main import create_app
@@ -511,15 +512,14 @@ def test_features_roots_must_lie_under_the_data_roots(
 
 def test_registry_routes_openapi_and_docs(sqlite_client: TestClient) -> None:
     methods = {m["name"]: m for m in sqlite_client.get("/methods").json()}
-    assert set(methods) == {"joint", "unimodal", "alternating", "mla", "igm", "ogm_ge"}
+    assert set(methods) == set(catalog.METHODS.names())
     assert (
         methods["igm"]["kind"] == "alternating" and "tau" in methods["igm"]["params"]["properties"]
     )
     datasets = {d["name"]: d for d in sqlite_client.get("/datasets").json()}
-    assert {"synthetic", "digits", "features"} <= set(datasets) and datasets["digits"][
-        "description"
-    ]
-    assert {e["name"] for e in sqlite_client.get("/encoders").json()} == {"mlp", "conv"}
+    assert set(datasets) == set(catalog.DATASETS.names()) and datasets["digits"]["description"]
+    encoders = {e["name"] for e in sqlite_client.get("/encoders").json()}
+    assert encoders == set(catalog.ENCODERS.names())
     paths = sqlite_client.get("/openapi.json").json()["paths"]
     assert {
         "/experiments",
