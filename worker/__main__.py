@@ -26,8 +26,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = args.gpu
     name = args.name or f"{queues.replace(',', '+')}-{args.gpu or 'any'}@{socket.gethostname()}"
-    cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues,
-           "--concurrency", "1", "--pool", "prefork", "-n", name, "--loglevel", args.loglevel]
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-Q",
+        queues,
+        "--concurrency",
+        "1",
+        "--pool",
+        "prefork",
+        "-n",
+        name,
+        "--loglevel",
+        args.loglevel,
+    ]
     os.execvpe(cmd[0], cmd, env)  # replaces this process: signals go straight to Celery
     return 0  # pragma: no cover
 

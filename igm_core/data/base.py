@@ -67,7 +67,6 @@ class Split:
             y = self.y[idx] if idx is not None else self.y[sl]
             yield xs, (y.to(device, non_blocking=non_blocking) if device is not None else y)
 
-
     @property
     def modalities(self) -> list[str]:
         return list(self.x)
@@ -93,8 +92,9 @@ class SampleSource(Protocol):
 class _Indexed(torch.utils.data.Dataset):
     """(index, epoch seed) pairs -> (sample dict, label) through a SampleSource."""
 
-    def __init__(self, source: SampleSource, modalities: list[str], order: list[int],
-                 seed: int | None) -> None:
+    def __init__(
+        self, source: SampleSource, modalities: list[str], order: list[int], seed: int | None
+    ) -> None:
         self.source, self.modalities, self.order, self.seed = source, modalities, order, seed
 
     def __len__(self) -> int:
@@ -152,9 +152,13 @@ class DatasetSplit:
         order = order[start * batch_size :]
         on_cuda = device is not None and torch.device(device).type == "cuda"
         loader = DataLoader(
-            _Indexed(self.source, names, order, seed), batch_size=batch_size, shuffle=False,
-            num_workers=self.num_workers, pin_memory=self.pin_memory and on_cuda,
-            persistent_workers=False, prefetch_factor=4 if self.num_workers else None,
+            _Indexed(self.source, names, order, seed),
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and on_cuda,
+            persistent_workers=False,
+            prefetch_factor=4 if self.num_workers else None,
         )
         for xs, y in loader:
             if device is not None:
