@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -323,3 +324,29 @@ def test_meta_is_torch_free_and_reads_only_csvs(crema: Path) -> None:
     assert meta["shapes"]["visual"] == (4, 3, 64, 64)
     assert meta["shapes"]["audio"] == (1, 257, 188)
     assert av_meta.spectrogram_shape(KineticsSoundsParams(root="x")) == (1, 257, 1003)
+
+
+def test_igm_train_command_on_a_prepared_crema_d_folder(tmp_path: Path) -> None:
+    """As a user runs it: `igm prepare`, then `igm train` on the folder, one short stage each."""
+    from igm_core.cli import main
+
+    root = make_dataset(tmp_path / "crema", size=(24, 18))
+    assert (
+        prepare_cli.main(["crema_d", "--root", str(root), "--param", "image_size=32", "--quiet"])
+        == 0
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: cli-crema\n"
+        f"dataset: {{name: crema_d, params: {{root: '{root}', image_size: 32, num_workers: 0}}}}\n"
+        "method: {name: igm}\n"
+        "schedule: {stage_epochs: [1, 1]}\n"
+        "batch_size: 4\n"
+        "model: {encoders: {audio: {name: conv, params: {channels: [8]}},"
+        " visual: {name: conv, params: {channels: [8]}}}}\n"
+    )
+    out = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(out), "--quiet"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert set(result["test"]["modality_acc"]) == {"audio", "visual"}
+    assert result["spec"]["dataset"]["params"]["cache"] is True
