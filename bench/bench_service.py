@@ -41,6 +41,7 @@ from server import crud, migrations  # noqa: E402
 from server.db import session_factory  # noqa: E402
 from server.embedded import worker_env  # noqa: E402
 from server.models import Experiment, utcnow  # noqa: E402
+from server.queue import worker_command  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -196,22 +197,7 @@ def bench_enqueue(tmp: Path, broker: str, tasks: int) -> list[float]:
     )
     migrations.upgrade(settings.resolved_database_url())
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery_app",
-            "worker",
-            "-Q",
-            queue,
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "ERROR",
-            "-n",
-            f"{queue}@bench",
-        ],
+        worker_command([queue], f"{queue}@bench", "ERROR"),
         env=worker_env(settings),
         cwd=ROOT,
         start_new_session=True,

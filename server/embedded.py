@@ -22,7 +22,7 @@ from pathlib import Path
 
 from server import crud, migrations
 from server.db import session_factory
-from server.queue import make_celery, send_run
+from server.queue import make_celery, send_run, worker_command
 from server.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,22 +46,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 def start_worker(settings: Settings, queues: list[str]) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.celery_app",
-        "worker",
-        "-Q",
-        ",".join(queues),
-        "--concurrency",
-        "1",
-        "--loglevel",
-        "WARNING",
-        "-n",
-        f"embedded-{os.getpid()}@{socket.gethostname()}",
-    ]
+    cmd = worker_command(queues, f"embedded-{os.getpid()}@{socket.gethostname()}")
     log = settings.data_dir.resolve() / "worker.log"
     # its own session: Ctrl-C in the terminal reaches us, and we stop it in order; its output
     # goes to a log file so that the terminal shows the service's own lines

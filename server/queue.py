@@ -52,6 +52,30 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+def worker_command(queues: list[str], name: str, loglevel: str = "WARNING") -> list[str]:
+    """The command line of one worker process: one task at a time (one GPU each)."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-Q",
+        ",".join(queues),
+        "--concurrency",
+        "1",
+        "--pool",
+        "prefork",
+        "-n",
+        name,
+        "--loglevel",
+        loglevel,
+    ]
+
+
 def send_run(app: Celery, *, experiment_id: str, queue: str, priority: int) -> None:
     """Enqueue one experiment id; call only after its row is committed."""
     # API priority: higher runs first; Redis orders 0 first

@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="worker name (default: <queues>-<gpu>@<host>)")
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
+    from server.queue import worker_command
     from server.settings import get_settings
 
     queues = args.queues or ",".join(get_settings().queues)
@@ -26,24 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = args.gpu
     name = args.name or f"{queues.replace(',', '+')}-{args.gpu or 'any'}@{socket.gethostname()}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.celery_app",
-        "worker",
-        "-Q",
-        queues,
-        "--concurrency",
-        "1",
-        "--pool",
-        "prefork",
-        "-n",
-        name,
-        "--loglevel",
-        args.loglevel,
-    ]
+    cmd = worker_command(queues.split(","), name, args.loglevel)
     os.execvpe(cmd[0], cmd, env)  # replaces this process: signals go straight to Celery
     return 0  # pragma: no cover
 

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from server.embedded import ROOT, worker_env
 from server.main import create_app
+from server.queue import worker_command
 from tests.service.conftest import REDIS_URL, make_settings, sqlite_url
 
 SPEC = {
@@ -64,22 +64,7 @@ def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple]:
         settings = make_settings(tmp_path, database_url=sqlite_url(tmp_path), **common)
     env = worker_env(settings)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery_app",
-            "worker",
-            "-Q",
-            queue,
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "WARNING",
-            "-n",
-            f"{queue}@test",
-        ],
+        worker_command([queue], f"{queue}@test"),
         env=env,
         cwd=ROOT,
         start_new_session=True,
