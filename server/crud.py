@@ -275,17 +275,13 @@ def delete_experiment(session: Session, *, experiment_id: str) -> None:
 # ----------------------------------------------------------------------------- worker side
 
 
-def orphans(session: Session, *, stale_after_s: float) -> list[Experiment]:
-    """Queued rows, and running rows whose worker has been silent for stale_after_s."""
+def orphans(session: Session, *, stale_after_s: float, queued: bool = True) -> list[Experiment]:
+    """Running rows whose worker went silent for stale_after_s; with queued=True, queued rows."""
     stale = utcnow() - timedelta(seconds=stale_after_s)
+    lost = (Experiment.status == RUNNING) & (Experiment.heartbeat_at < stale)
     q = (
         select(Experiment)
-        .where(
-            or_(
-                Experiment.status == QUEUED,
-                (Experiment.status == RUNNING) & (Experiment.heartbeat_at < stale),
-            )
-        )
+        .where(or_(Experiment.status == QUEUED, lost) if queued else lost)
         .order_by(Experiment.created_at)
     )
     return list(session.scalars(q))

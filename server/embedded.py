@@ -3,8 +3,9 @@
 Embedded (the default): a SQLite database, an MLflow SQLite store with its artifacts, run
 directories and a filesystem broker, all under one data directory; nothing else to install. With
 IGM_DATABASE_URL / IGM_BROKER_URL / MLFLOW_TRACKING_URI set it uses PostgreSQL, Redis and an MLflow
-server instead. Ctrl-C stops the API and the worker; an experiment cut off that way is queued again
-at the next start and resumes from its last checkpoint.
+server instead. Ctrl-C stops the API and the worker; an experiment cut off that way is sent again
+by the API once its heartbeat is older than IGM_STALE_AFTER_S (server/reconcile.py) and resumes
+from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-from server import crud, migrations
-from server.db import session_factory
-from server.queue import make_celery, send_run, worker_command
+from server import migrations
+from server.queue import worker_command
 from server.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,21 +70,6 @@ def stop_worker(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-
-
-def requeue_orphans(settings: Settings) -> int:
-    """Send again the ids of queued rows and of running rows whose worker went silent.
-
-    The broker only carries ids; a message lost with a stopped broker or worker is re-created
-    from the table. Duplicates are harmless: a worker that cannot claim a row skips it.
-    """
-    sessions = session_factory(settings.resolved_database_url())
-    celery = make_celery(settings)
-    with sessions() as s:
-        rows = crud.orphans(s, stale_after_s=settings.stale_after_s)
-    for exp in rows:
-        send_run(celery, experiment_id=exp.id, queue=exp.queue, priority=exp.priority)
-    return len(rows)
 
 
 def run_demo(base_url: str, server_started: threading.Event) -> None:
@@ -147,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     except migrations.SchemaError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    requeued = requeue_orphans(settings)
     worker = None if args.no_worker else start_worker(settings, settings.queues)
     app = create_app(settings)
     server = uvicorn.Server(
@@ -158,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         f"IGM Lab at {base_url} (data: {settings.data_dir.resolve()}; database "
         f"{db_url.split('@')[-1]}; broker {settings.resolved_broker_url()}; MLflow "
         f"{settings.resolved_mlflow_uri()}; worker log "
-        f"{settings.data_dir.resolve() / 'worker.log'}); "
-        f"{requeued} experiment(s) queued again. "
+        f"{settings.data_dir.resolve() / 'worker.log'}). "
         "Ctrl-C stops.",
         flush=True,
     )

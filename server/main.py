@@ -9,6 +9,7 @@ on first access from the environment). Never imports torch.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import migrations
+from server import migrations, reconcile
 from server.db import session_factory
 from server.mlflow_reader import MlflowReader
 from server.queue import make_celery
@@ -102,9 +103,13 @@ def _lifespan(settings: Settings, check_schema: bool):
         app.state.sessions = session_factory(url)
         app.state.celery = make_celery(settings)
         app.state.mlflow = reader
+        reconciler = asyncio.create_task(
+            reconcile.reconcile_forever(settings, app.state.sessions, app.state.celery)
+        )
         try:
             yield
         finally:
+            reconciler.cancel()
             reader.close()
             app.state.celery.close()
 

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     )
     heartbeat_s: float = Field(3.0, gt=0)
     stale_after_s: float = Field(120.0, gt=0, description="a running row this quiet is lost")
+    reconcile_s: float = Field(
+        60.0, gt=0, description="how often the API re-sends the ids of rows whose worker was lost"
+    )
     visibility_timeout_s: int = Field(14 * 24 * 3600, ge=60)
     broker_poll_s: float = Field(0.1, gt=0, description="embedded broker polling interval")
     worker_max_tasks_per_child: int = Field(1, ge=1)
