@@ -13,6 +13,7 @@ import contextlib
 import copy
 import functools
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -447,8 +448,6 @@ def _train(
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    import json
-
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     os.replace(tmp, path)

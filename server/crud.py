@@ -226,15 +226,9 @@ def request_cancel(session: Session, *, experiment_id: str) -> Experiment:
             .where(Experiment.id == experiment_id, Experiment.status == RUNNING)
             .values(cancel_requested=True)
         ).rowcount
-    session.commit()
-    exp = session.get(Experiment, experiment_id)
-    session.refresh(exp)
-    if not done:
-        raise Conflict(
-            f"experiment {experiment_id} is {exp.status}; only queued or running "
-            "experiments can be cancelled"
-        )
-    return exp
+    return _committed(
+        session, experiment_id, done, "only queued or running experiments can be cancelled"
+    )
 
 
 def retry(session: Session, *, experiment_id: str, extra_attempts: int) -> Experiment:
@@ -251,14 +245,18 @@ def retry(session: Session, *, experiment_id: str, extra_attempts: int) -> Exper
             max_attempts=Experiment.attempts + extra_attempts,
         )
     ).rowcount
+    return _committed(
+        session, experiment_id, done, "only failed or cancelled experiments can be retried"
+    )
+
+
+def _committed(session: Session, experiment_id: str, done: int, rule: str) -> Experiment:
+    """Commit a conditional transition; the fresh row, or Conflict naming its state and the rule."""
     session.commit()
     exp = session.get(Experiment, experiment_id)
     session.refresh(exp)
     if not done:
-        raise Conflict(
-            f"experiment {experiment_id} is {exp.status}; only failed or cancelled "
-            "experiments can be retried"
-        )
+        raise Conflict(f"experiment {experiment_id} is {exp.status}; {rule}")
     return exp
 
 

@@ -14,6 +14,7 @@ runs only up to the last projected layer, and only when a next stage exists to u
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -195,8 +196,9 @@ class _Projected(Alternating):
         metrics[f"gm/{k}/transition_s"] = time.perf_counter() - start
         return metrics
 
+    @abstractmethod
     def build(self, k: str, means: dict[str, torch.Tensor]) -> dict[str, float]:
-        raise NotImplementedError  # pragma: no cover - both subclasses define it
+        """Turn finished modality k's input batch means into self.proj; metrics to log."""
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "proj": self.proj, "source": self.source}
