@@ -23,7 +23,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from igm_core.data import av, av_cache, av_meta
+from igm_core.data import av, av_meta, av_prepare
 
 
 def make_data(root: Path, clips: int, seed: int = 0) -> Path:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = make_data(Path(tmp) / "crema_d", args.clips)
         t0 = time.perf_counter()
-        reports = av_cache.prepare("crema_d", str(root), {"num_workers": 2})
+        reports = av_prepare.prepare("crema_d", str(root), {"num_workers": 2})
         size = sum(r.bytes for r in reports) / 2**20
         print(f"prepare: {time.perf_counter() - t0:.1f} s, cache {size:.1f} MiB")
         print(f"{'workers':>7} {'decode/s':>10} {'cache/s':>10} {'ratio':>7}")

@@ -1,10 +1,8 @@
-"""The `igm` console entry point: service commands here, local commands in igm_core.cli.
+"""The remote `igm` commands: submit, sweep, ls, show, cancel, retry, rm and logs, talking to an
+IGM Lab server through IGMClient (httpx only: no torch, no igm_core, no server code).
 
-submit, ls, show, cancel, retry, rm and logs talk to an IGM Lab server (--url, default
-http://127.0.0.1:8000) through IGMClient; `up` and `db` start the embedded service and migrate its
-database; train, validate, methods, datasets, encoders and export-features run here, no server
-needed. Exit codes: 0 ok; 1 server unreachable, server error or failed run; 2 bad request or spec;
-3 cancelled run; 130 interrupted while waiting.
+The server is --url, default http://127.0.0.1:8000. Exit codes: 0 ok; 1 server unreachable,
+server error or failed run; 2 bad request or spec; 3 cancelled run; 130 interrupted while waiting.
 """
 
 from __future__ import annotations
@@ -17,126 +15,37 @@ from datetime import datetime
 from typing import Any
 
 import yaml
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from igm_client.client import DEFAULT_URL, FINISHED, IGMClient, IGMClientError
+from igm_client.client import DEFAULT_URL, FINISHED, IGMClient, IGMClientError, read_spec
+from igm_client.format import (
+    EXIT_BY_STATUS,
+    console,
+    fail,
+    metrics_table,
+    out_console,
+    print_error,
+    print_table,
+    progress_text,
+    report_finished,
+    say,
+    styled,
+    when,
+)
 
-console = Console(stderr=True, soft_wrap=True)
-out_console = Console(soft_wrap=True)
-
-LOCAL_COMMANDS = {
-    "train": "train an experiment spec here, without a server",
-    "validate": "print the resolved spec",
-    "methods": "list the registered methods",
-    "datasets": "list the registered datasets",
-    "encoders": "list the registered encoders",
-    "export-features": "write a built-in dataset as train/val/test.npz",
-    "compare": "seed statistics and paired comparisons of result.json files",
-    "prepare": "decode an audio-visual dataset once into its cache",
+COMMANDS = {
+    "submit": "queue a spec on the server",
+    "sweep": "queue one experiment per point of a grid and random samples over a spec",
+    "ls": "list experiments",
+    "show": "one experiment in full",
+    "cancel": "cancel a queued or running experiment",
+    "retry": "queue a failed or cancelled experiment again",
+    "rm": "delete a finished experiment",
+    "logs": "status, progress and errors of a run",
 }
-STATUS_STYLE = {"queued": "yellow", "running": "cyan", "succeeded": "green", "failed": "red"}
-EXIT_BY_STATUS = {"succeeded": 0, "failed": 1, "cancelled": 3}
-TRACEBACK_LINES = 15
 ID_LEN = 32
-PIPE_WIDTH = 160  # tables written to a pipe or file are not cut to 80 columns
-
-
-def _fail(message: str, code: int) -> int:
-    console.print(Text("error: ", style="bold red") + Text(message))
-    return code
-
-
-def _say(text: str, *, err: bool = False) -> None:
-    """Plain text: no markup, no highlighting (names and messages come from elsewhere)."""
-    (console if err else out_console).print(text, highlight=False, markup=False)
-
-
-def _styled(status: str | None) -> Text:
-    return Text(status or "-", style=STATUS_STYLE.get(status or "", "magenta"))
-
-
-def _print_table(table: Table) -> None:
-    target = out_console if out_console.is_terminal else Console(width=PIPE_WIDTH)
-    target.print(table)
-
-
-def _duration(seconds: float) -> str:
-    s = round(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
-def _when(stamp: str | None) -> str:
-    if not stamp:
-        return "-"
-    try:
-        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return stamp
-
-
-def progress_text(exp: dict[str, Any]) -> str:
-    """One line: status, attempt, stage/epoch/step, percent and ETA (the parts the row has)."""
-    parts = [str(exp.get("status", "?"))]
-    if exp.get("attempts"):
-        parts.append(f"attempt {exp['attempts']}/{exp.get('max_attempts', '?')}")
-    p = {k: v for k, v in (exp.get("progress") or {}).items() if v is not None}
-    if "stage" in p:
-        mods = f" ({'+'.join(p['modalities'])})" if p.get("modalities") else ""
-        parts.append(f"stage {p['stage'] + 1}/{p.get('n_stages', '?')}{mods}")
-    if "epoch" in p:
-        parts.append(f"epoch {p['epoch'] + 1}/{p.get('epochs', '?')}")
-    if "step" in p:
-        parts.append(f"step {p['step']}/{p.get('total_steps', '?')}")
-    if "fraction" in p:
-        parts.append(f"{100 * p['fraction']:.1f}%")
-    if "val_acc" in p:
-        parts.append(f"val acc {p['val_acc']:.4f}")
-    eta = p.get("eta_s", p.get("eta"))
-    if exp.get("status") == "running" and eta is not None:
-        parts.append(f"ETA {_duration(eta)}")
-    return "  ".join(parts)
-
-
-def _metrics_table(exp: dict[str, Any]) -> Table | None:
-    test = (exp.get("summary") or {}).get("test")
-    if not test:
-        return None
-    table = Table(title=f"{exp.get('name', '')}: test metrics")
-    for col in ("", "acc", "macro-F1", "mAP"):
-        table.add_column(col, justify="right" if col else "left")
-
-    def num(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, int | float) else "-"
-
-    table.add_row("fused", num(test.get("acc")), num(test.get("macro_f1")), num(test.get("map")))
-    for modality, acc in (test.get("modality_acc") or {}).items():
-        table.add_row(modality, num(acc), "", "")
-    return table
-
-
-def _print_error(exp: dict[str, Any]) -> None:
-    if exp.get("error"):
-        console.print(Text("run failed: ", style="bold red") + Text(exp["error"]))
-    traceback = exp.get("traceback_tail") or exp.get("traceback")
-    if traceback:
-        tail = traceback.rstrip().splitlines()[-TRACEBACK_LINES:]
-        console.print(Text("\n".join(tail), style="dim"))
-
-
-def _report_finished(exp: dict[str, Any]) -> int:
-    """Print the outcome of a finished experiment; its exit code."""
-    out_console.print(Text(f"{exp['id']}: ") + _styled(exp.get("status")))
-    table = _metrics_table(exp)
-    if table is not None:
-        _print_table(table)
-    if exp.get("status") == "failed":
-        _print_error(exp)
-    return EXIT_BY_STATUS.get(exp.get("status", ""), 1)
 
 
 def _resolve_id(client: IGMClient, ident: str) -> str:
@@ -165,29 +74,109 @@ def _resolve_id(client: IGMClient, ident: str) -> str:
 
 
 def cmd_submit(client: IGMClient, args: argparse.Namespace) -> int:
-    from igm_core.spec import SpecError, apply_overrides, load_spec_file
-
-    try:
-        spec = apply_overrides(load_spec_file(args.spec), args.set or [])
-    except SpecError as err:
-        lines = "\n".join(f"  {path or '(spec)'}: {msg}" for path, msg in err.errors)
-        return _fail(f"invalid spec\n{lines}", 2)
-    exp = client.submit(spec, priority=args.priority, tags=args.tag or [], queue=args.queue)
+    spec = read_spec(args.spec)
+    _pairs(args.set, "--set")  # a malformed override fails here; the server reads the values
+    exp = client.submit(
+        spec,
+        priority=args.priority,
+        tags=args.tag or [],
+        queue=args.queue,
+        overrides=args.set or [],
+    )
     if args.json and not args.wait:
         out_console.print_json(json.dumps(exp))
         return 0
     if not args.json:
-        _say(exp["id"])
+        say(exp["id"])
         console.print(
             Text(f"submitted {exp.get('name')} ({exp.get('method')} on {exp.get('dataset')}): ")
-            + _styled(exp.get("status"))
+            + styled(exp.get("status"))
             + Text(f" on queue {exp.get('queue')}", style="dim")
         )
         if exp.get("twins"):
-            _say(f"same resolved spec as: {', '.join(exp['twins'])}", err=True)
+            say(f"same resolved spec as: {', '.join(exp['twins'])}", err=True)
         if exp.get("warning"):
             console.print(Text("warning: ", style="bold yellow") + Text(exp["warning"]))
     return _wait(client, exp["id"], as_json=args.json) if args.wait else 0
+
+
+def _grid_values(text: str) -> list[Any]:
+    """ "0.1,0.2" -> [0.1, 0.2]; a YAML list ("[[64], [128]]") for values that hold commas."""
+    if text.lstrip().startswith("["):
+        values = yaml.safe_load(text)
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"--grid: {text!r} is not a non-empty YAML list")
+        return values
+    return [yaml.safe_load(v) for v in text.split(",")]
+
+
+DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
+
+
+def _distribution(key: str, text: str) -> dict[str, Any]:
+    """ "log_uniform:1e-4:1e-2", "int_uniform:1:5", "uniform:0:1" or "choice:a,b,c"."""
+    kind, _, rest = text.partition(":")
+    if kind not in DISTRIBUTIONS or not rest:
+        raise ValueError(
+            f"--random {key}: give one of {', '.join(DISTRIBUTIONS)} and its arguments, e.g. "
+            f"{key}=log_uniform:1e-4:1e-2 or {key}=choice:a,b"
+        )
+    if kind == "choice":
+        return {"choice": [yaml.safe_load(v) for v in rest.split(",")]}
+    bounds = rest.split(":")
+    if len(bounds) != 2:
+        raise ValueError(f"--random {key}: {kind} takes two bounds, lo:hi")
+    number = int if kind == "int_uniform" else float
+    try:
+        return {kind: [number(b) for b in bounds]}
+    except ValueError:
+        raise ValueError(f"--random {key}: bounds must be numbers, got {rest!r}") from None
+
+
+def _pairs(items: list[str] | None, flag: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag}: expected key=value, got {item!r}")
+        out.append((key.strip(), value))
+    return out
+
+
+def cmd_sweep(client: IGMClient, args: argparse.Namespace) -> int:
+    base = read_spec(args.spec)
+    grid = {k: _grid_values(v) for k, v in _pairs(args.grid, "--grid")}
+    search = None
+    if args.random:
+        params = {k: _distribution(k, v) for k, v in _pairs(args.random, "--random")}
+        search = {"samples": args.samples, "seed": args.seed, "params": params}
+    elif args.samples != 1:
+        raise ValueError("--samples needs at least one --random parameter")
+    common = {"random": search, "name": args.name}
+    if args.dry_run:
+        preview = client.sweep_preview(base, grid, **common)
+        if args.json:
+            out_console.print_json(json.dumps(preview))
+            return 0
+        table = Table(title=f"{preview['count']} points (nothing submitted)")
+        for col in ("#", "name", "values"):
+            table.add_column(col)
+        for i, point in enumerate(preview["points"]):
+            values = ", ".join(f"{k}={v}" for k, v in point["values"].items())
+            table.add_row(str(i), point["name"], values)
+        print_table(table)
+        return 0
+    answer = client.sweep(
+        base, grid, priority=args.priority, tags=args.tag or [], queue=args.queue, **common
+    )
+    if args.json:
+        out_console.print_json(json.dumps(answer))
+        return 0
+    say(answer["sweep_id"])
+    say(f"queued {answer['count']} experiments; igm ls --sweep {answer['sweep_id']}", err=True)
+    if answer.get("warning"):
+        console.print(Text("warning: ", style="bold yellow") + Text(answer["warning"]))
+    return 0
 
 
 def _wait(client: IGMClient, experiment_id: str, *, as_json: bool) -> int:
@@ -204,12 +193,12 @@ def _wait(client: IGMClient, experiment_id: str, *, as_json: bool) -> int:
         with bar:
             final = client.wait(experiment_id, poll=1.0, on_update=on_update)
     except KeyboardInterrupt:
-        _say(f"stopped waiting; the experiment goes on: igm logs {experiment_id} -f", err=True)
+        say(f"stopped waiting; the experiment goes on: igm logs {experiment_id} -f", err=True)
         return 130
     if as_json:
         out_console.print_json(json.dumps(final))
         return EXIT_BY_STATUS.get(final.get("status", ""), 1)
-    return _report_finished(final)
+    return report_finished(final)
 
 
 def cmd_ls(client: IGMClient, args: argparse.Namespace) -> int:
@@ -228,11 +217,11 @@ def cmd_ls(client: IGMClient, args: argparse.Namespace) -> int:
         acc = ((exp.get("summary") or {}).get("test") or {}).get("acc")
         table.add_row(
             exp["id"][:8], exp.get("name"), exp.get("method"), exp.get("dataset"),
-            _styled(exp.get("status")), "-" if fraction is None else f"{100 * fraction:.0f}%",
-            "-" if acc is None else f"{acc:.4f}", _when(exp.get("created_at")),
+            styled(exp.get("status")), "-" if fraction is None else f"{100 * fraction:.0f}%",
+            "-" if acc is None else f"{acc:.4f}", when(exp.get("created_at")),
         )  # fmt: skip
-    _print_table(table)
-    _say(f"{len(page['data'])} of {page['count']}")
+    print_table(table)
+    say(f"{len(page['data'])} of {page['count']}")
     return 0
 
 
@@ -246,24 +235,24 @@ def cmd_show(client: IGMClient, args: argparse.Namespace) -> int:
         if key in skip or isinstance(value, dict):
             continue
         if key.endswith("_at"):
-            value = _when(value)
+            value = when(value)
         elif isinstance(value, list):
             value = ", ".join(map(str, value))
         shown = Text("-" if value in (None, "") else str(value))
         out_console.print(
-            Text(f"{key:<18}", style="bold") + (_styled(value) if key == "status" else shown)
+            Text(f"{key:<18}", style="bold") + (styled(value) if key == "status" else shown)
         )
     if exp.get("progress"):
         out_console.print(Text(f"{'progress':<18}", style="bold") + Text(progress_text(exp)))
     if exp.get("spec"):
         out_console.rule("resolved spec")
         text = yaml.safe_dump(exp["spec"], sort_keys=False, default_flow_style=None)
-        _say(text.rstrip())
-    table = _metrics_table(exp)
+        say(text.rstrip())
+    table = metrics_table(exp)
     if table is not None:
-        _print_table(table)
+        print_table(table)
     if exp.get("status") == "failed":
-        _print_error(exp)
+        print_error(exp)
     return 0
 
 
@@ -272,10 +261,10 @@ def cmd_action(client: IGMClient, args: argparse.Namespace) -> int:
     experiment_id = _resolve_id(client, args.id)
     if args.command == "rm":
         client.delete(experiment_id)
-        _say(f"deleted {experiment_id}")
+        say(f"deleted {experiment_id}")
         return 0
     exp = getattr(client, args.command)(experiment_id)
-    line = Text(f"{experiment_id}: ") + _styled(exp.get("status"))
+    line = Text(f"{experiment_id}: ") + styled(exp.get("status"))
     if exp.get("status") == "running" and args.command == "cancel":
         line += Text(" (cancel requested: the run stops after its current step)")
     out_console.print(line)
@@ -310,21 +299,21 @@ def _latest_val(client: IGMClient, exp: dict[str, Any]) -> str | None:
 
 
 def _logs_once(client: IGMClient, exp: dict[str, Any]) -> None:
-    head = Text(f"{exp['id']} {exp.get('name', '')}: ") + _styled(exp.get("status"))
+    head = Text(f"{exp['id']} {exp.get('name', '')}: ") + styled(exp.get("status"))
     head += Text(f"  attempts {exp.get('attempts', 0)}/{exp.get('max_attempts', '?')}")
     if exp.get("worker"):
         head += Text(f"  worker {exp['worker']}")
     out_console.print(head)
     if exp.get("started_at"):
-        ended = f", finished {_when(exp.get('finished_at'))}" if exp.get("finished_at") else ""
-        _say(f"started {_when(exp['started_at'])}{ended}")
+        ended = f", finished {when(exp.get('finished_at'))}" if exp.get("finished_at") else ""
+        say(f"started {when(exp['started_at'])}{ended}")
     if exp.get("progress"):
-        _say(progress_text(exp))
+        say(progress_text(exp))
     val = _latest_val(client, exp)
     if val:
-        _say(val)
+        say(val)
     if exp.get("status") == "failed":
-        _print_error(exp)
+        print_error(exp)
 
 
 def cmd_logs(client: IGMClient, args: argparse.Namespace) -> int:
@@ -343,12 +332,12 @@ def cmd_logs(client: IGMClient, args: argparse.Namespace) -> int:
                 _logs_once(client, exp)
                 break
             stamp = datetime.now().strftime("%H:%M:%S")
-            _say(f"{stamp}  {progress_text(exp)}")
+            say(f"{stamp}  {progress_text(exp)}")
             now = {k: (exp.get("progress") or {}).get(k) for k in ("stage", "epoch")}
             if now != epoch:  # a new epoch: the last one's validation metrics are in
                 epoch, val = now, _latest_val(client, exp)
                 if val:
-                    _say(f"{stamp}  {val}")
+                    say(f"{stamp}  {val}")
     except KeyboardInterrupt:
         pass  # Ctrl-C only stops following
     return 0
@@ -360,8 +349,8 @@ def cmd_logs(client: IGMClient, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="igm",
-        description="IGM Lab: imbalanced multimodal learning. Service commands talk to a server "
-        f"(--url, default {DEFAULT_URL}); train, validate and the registries run here.",
+        description=f"IGM Lab's remote commands: they talk to a server (--url, default "
+        f"{DEFAULT_URL}). `igm --help` lists every command.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     url = argparse.ArgumentParser(add_help=False)
@@ -377,6 +366,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--queue", help="the queue to run on (default: the server's)")
     s.add_argument("--wait", action="store_true", help="follow it to the end, show the metrics")
     s.set_defaults(func=cmd_submit)
+
+    sw = sub.add_parser("sweep", parents=[url, as_json], help=COMMANDS["sweep"])
+    sw.add_argument("spec", help="the base spec, a YAML or JSON file")
+    sw.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="values of a dotted key, e.g. method.params.tau=0.2,0.4 (repeatable; product)",
+    )
+    sw.add_argument(
+        "--random",
+        action="append",
+        metavar="KEY=DIST",
+        help="a sampled key: uniform:lo:hi, log_uniform:lo:hi, int_uniform:lo:hi, choice:a,b",
+    )
+    sw.add_argument(
+        "--samples", type=int, default=1, help="random draws, each with every grid point"
+    )
+    sw.add_argument("--seed", type=int, default=0, help="seed of the random draws")
+    sw.add_argument("--name", help="name of the sweep (points: <name>-<i>)")
+    sw.add_argument("--priority", type=int, help="0..9, higher runs first")
+    sw.add_argument("--tag", action="append", metavar="T", help="a tag (repeatable)")
+    sw.add_argument("--queue", help="the queue to run on (default: the server's)")
+    sw.add_argument("--dry-run", action="store_true", help="list the points; submit nothing")
+    sw.set_defaults(func=cmd_sweep)
 
     ls = sub.add_parser("ls", parents=[url, as_json], help="list experiments")
     for flag in ("status", "method", "dataset", "tag", "sweep"):
@@ -401,39 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until it ends")
     logs.set_defaults(func=cmd_logs, poll=1.0)
 
-    sub.add_parser("up", help="start the embedded service (API and worker)", add_help=False)
-    sub.add_parser("db", help="database migrations", add_help=False)
-    sub.add_parser("worker", help="run a worker (one per GPU: --gpu N)", add_help=False)
-    for name, text in LOCAL_COMMANDS.items():
-        sub.add_parser(name, help=text, add_help=False)
     return parser
-
-
-def _delegate(command: str, rest: list[str]) -> int:
-    """`igm up`, `igm db` and `igm worker`, imported only when asked for."""
-    try:
-        if command == "up":
-            from server.embedded import main as entry
-        elif command == "worker":
-            from worker.__main__ import main as entry
-        else:
-            from server.migrations import cli_main as entry
-    except ImportError as err:
-        return _fail(f"`igm {command}` is not available in this installation: {err}", 1)
-    return entry(rest)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one `igm` command; returns its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv else None
     try:
-        if command in ("up", "db", "worker"):
-            return _delegate(command, argv[1:])
-        if command in LOCAL_COMMANDS:
-            from igm_core.cli import main as core_main
-
-            return core_main(argv)
         args = build_parser().parse_args(argv)
     except SystemExit as err:  # argparse: --help, or a usage error it has printed
         return err.code if isinstance(err.code, int) else int(err.code is not None)
@@ -441,9 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.func(client, args)
         except IGMClientError as err:
-            return _fail(str(err), 2 if 400 <= err.status_code < 500 else 1)
+            return fail(str(err), 2 if 400 <= err.status_code < 500 else 1)
         except (OSError, ValueError) as err:
-            return _fail(str(err), 2)
+            return fail(str(err), 2)
 
 
 if __name__ == "__main__":

@@ -141,10 +141,12 @@ class IGMClient:
         priority: int | None = None,
         tags: list[str] | tuple[str, ...] = (),
         queue: str | None = None,
+        overrides: list[str] | tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """Queue one experiment; `spec` is a mapping or the path of a YAML/JSON spec file."""
+        """Queue one experiment; `spec` is a mapping or the path of a YAML/JSON spec file;
+        `overrides` are "key.path=value" strings the server applies (value read as YAML)."""
         body = spec if isinstance(spec, dict) else read_spec(spec)
-        params = _params(priority=priority, tags=list(tags), queue=queue)
+        params = _params(priority=priority, tags=list(tags), queue=queue, set=list(overrides))
         return self._json("POST", "/experiments", json=body, params=params)
 
     def sweep(
@@ -158,7 +160,8 @@ class IGMClient:
         tags: list[str] | tuple[str, ...] = (),
         queue: str | None = None,
     ) -> dict[str, Any]:
-        """Queue one experiment per point of `grid` (dotted keys -> value lists) over `base`."""
+        """Queue one experiment per point of `grid` (dotted keys -> value lists) over `base`,
+        times each of `random`'s seeded draws ({"samples", "seed", "params"})."""
         body = {
             "base": base,
             "grid": grid,
@@ -171,6 +174,19 @@ class IGMClient:
         # unset fields are left out, so that the server's defaults apply
         body = {k: v for k, v in body.items() if v is not None}
         return self._json("POST", "/experiments/sweep", json=body)
+
+    def sweep_preview(
+        self,
+        base: dict[str, Any],
+        grid: dict[str, Any],
+        *,
+        random: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """The points a sweep would queue (validated, nothing written): {count, points}."""
+        body = {"base": base, "grid": grid, "random": random, "name": name}
+        body = {k: v for k, v in body.items() if v is not None}
+        return self._json("POST", "/experiments/sweep/preview", json=body)
 
     def list(
         self,

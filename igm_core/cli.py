@@ -1,6 +1,8 @@
-"""The `igm` command: train a spec, list the registries, validate a spec.
+"""The local `igm` commands: train, validate, compare, prepare, export-features and the
+registries (methods, datasets, encoders); no server needed.
 
-Commands that only read the registries or validate specs never import torch, so they start fast.
+Commands that only read the registries, validate specs or compare results never import torch, so
+they start fast.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from igm_core import catalog, compare, prepare_cli
+from igm_core import catalog, compare, events, prepare_cli
+from igm_core.compare import render
 from igm_core.spec import SpecError, apply_overrides, load_spec_file, resolve_spec
 
 console = Console(stderr=True, soft_wrap=True)
@@ -128,24 +131,23 @@ def _train_one(args: argparse.Namespace, spec: Any, out: Path) -> int:
     )
     task = progress.add_task("starting", total=1.0)
 
-    def on_event(ev: dict[str, Any]) -> None:
-        if ev["type"] == "progress":
+    def on_event(ev: events.Event) -> None:
+        if isinstance(ev, events.Progress):
             desc = (
-                f"stage {ev['stage'] + 1}/{ev['n_stages']} {'+'.join(ev['modalities'])} "
-                f"epoch {ev['epoch'] + 1}/{ev['epochs']}"
+                f"stage {ev.stage + 1}/{ev.n_stages} {'+'.join(ev.modalities)} "
+                f"epoch {ev.epoch + 1}/{ev.epochs}"
             )
-            progress.update(task, completed=ev["fraction"], description=desc)
-        elif ev["type"] == "epoch_end" and not args.quiet:
-            v = ev["val"]
+            progress.update(task, completed=ev.fraction, description=desc)
+        elif isinstance(ev, events.EpochEnd) and not args.quiet:
+            v = ev.val
             mods = " ".join(f"{m}={a:.3f}" for m, a in v["modality_acc"].items())
             progress.console.print(
-                f"  stage {ev['stage'] + 1} epoch {ev['epoch'] + 1}: val acc "
-                f"{v['acc']:.4f} ({mods})",
+                f"  stage {ev.stage + 1} epoch {ev.epoch + 1}: val acc {v['acc']:.4f} ({mods})",
                 highlight=False,
             )
-        elif ev["type"] == "resumed":
+        elif isinstance(ev, events.Resumed):
             progress.console.print(
-                f"resuming from stage {ev['stage'] + 1}, epoch {ev['epoch'] + 1}, step {ev['step']}"
+                f"resuming from stage {ev.stage + 1}, epoch {ev.epoch + 1}, step {ev.step}"
             )
 
     try:
@@ -177,12 +179,10 @@ def cmd_export_features(args: argparse.Namespace) -> int:
     """Write a built-in dataset in the `features` layout (a template for a lab's own data)."""
     import numpy as np
 
-    from igm_core.data.base import load_dataset
-
     entry = catalog.DATASETS.get(args.dataset)
     raw = apply_overrides({}, args.param or [])
     params = entry.params.model_validate(raw).model_dump()
-    data = load_dataset(args.dataset, params, args.seed)
+    data = catalog.build_dataset(args.dataset, params, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, split in data.splits.items():
@@ -193,6 +193,19 @@ def cmd_export_features(args: argparse.Namespace) -> int:
         f"wrote {out}/{{train,val,test}}.npz ({sizes}; modalities {', '.join(data.modalities)})",
         highlight=False,
     )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`igm compare`: the report of result files; 2 with a message for an unusable file."""
+    try:
+        report = compare.build_report(args.results, args.metric)
+    except compare.CompareError as error:
+        return _fail(str(error))
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    render.print_report(report, Console(), console)
     return 0
 
 
@@ -237,9 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--param", action="append", metavar="KEY=VALUE", help="a dataset parameter")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=cmd_export_features)
-    compare.configure_parser(
-        sub.add_parser("compare", help="seed statistics and paired comparisons of results")
+    c = sub.add_parser("compare", help="seed statistics and paired comparisons of results")
+    c.add_argument("results", nargs="+", metavar="RESULT.json", help="result.json files")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.add_argument(
+        "--metric",
+        choices=compare.METRICS,
+        default="acc",
+        help="fused test metric of the paired comparison (default acc)",
     )
+    c.set_defaults(func=cmd_compare)
     pr = sub.add_parser("prepare", help="decode an audio-visual dataset once into ROOT/.igm_cache")
     prepare_cli.add_arguments(pr)
     pr.set_defaults(func=prepare_cli.run)
@@ -255,7 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error argparse has printed
+        return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     try:
         return args.func(args)
     except ValidationError as err:

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from igm_core.data import av_cache
+from igm_core.data import av_meta
 from igm_core.spec import SpecError, apply_overrides
 
 console = Console(stderr=True, soft_wrap=True)
@@ -34,7 +34,7 @@ def build_parser(prog: str = "igm prepare") -> argparse.ArgumentParser:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments, for embedding as a subcommand of `igm`."""
-    parser.add_argument("dataset", choices=list(av_cache.PARAMS))
+    parser.add_argument("dataset", choices=list(av_meta.WAV_DIRS))
     parser.add_argument("--root", required=True, help="the dataset folder (annotations/, ...)")
     parser.add_argument(
         "--param",
@@ -53,7 +53,7 @@ def _human(n: float) -> str:
     return f"{n:.1f} TiB"  # unreachable; keeps type checkers content
 
 
-def _summary(reports: list[av_cache.SplitReport]) -> None:
+def _summary(reports: list[Any]) -> None:
     table = Table(title="igm prepare")
     for col in ("split", "clips", "frames", "status", "size"):
         table.add_column(col, justify="right" if col in ("clips", "frames", "size") else "left")
@@ -85,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
                 tasks[split] = progress.add_task(f"{split} clips", total=total)
             progress.update(tasks[split], completed=done)
 
+        from igm_core.data import av_prepare  # torch: only when preparing
+
         with progress:
-            reports = av_cache.prepare(args.dataset, args.root, params, progress=on_progress)
+            reports = av_prepare.prepare(args.dataset, args.root, params, progress=on_progress)
     except SpecError as err:
         return _fail("; ".join(f"{k}: {m}" for k, m in err.errors))
     except ValidationError as err:

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+PUBLIC_EXTRAS = ("kind",)  # extras that describe() shows; the rest (hooks, examples) are internal
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -27,12 +29,17 @@ class Entry:
         module_name, _, attr = self.factory.partition(":")
         return getattr(importlib.import_module(module_name), attr)
 
+    def extra_loaded(self, key: str) -> Callable[..., Any]:
+        """An extra given as "module:attribute" (like the factory), imported now."""
+        module_name, _, attr = self.extra[key].partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "description": self.description,
             "params": self.params.model_json_schema(),
-            **{k: v for k, v in self.extra.items() if not callable(v)},
+            **{k: v for k, v in self.extra.items() if k in PUBLIC_EXTRAS},
         }
 
 

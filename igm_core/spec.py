@@ -1,9 +1,12 @@
 """The experiment spec: a pydantic model, its loading from JSON/YAML and its resolution.
 
 `resolve_spec` validates a raw mapping and fills in every default (modalities from the dataset,
-encoders from the input shapes, method and dataset parameters, the schedule), so that the result
-describes the run completely. Errors come back as SpecError with one "field.path: message" line per
-problem. Torch-free: the server validates specs with this module.
+encoders from the input shapes, method and dataset parameters, the schedule), so that the result, a
+`ResolvedSpec`, describes the run completely. Resolving may read a dataset's headers from disk, so
+it happens once per process: the API stores the resolved mapping, and the worker rebuilds the
+`ResolvedSpec` from it with `ResolvedSpec.model_validate`, which reads nothing. Errors come back as
+SpecError with one "field.path: message" line per problem. Torch-free: the server validates specs
+with this module.
 """
 
 from __future__ import annotations
@@ -17,18 +20,21 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from igm_core import catalog
-from igm_core.catalog import ModalityName
+from igm_core.errors import SpecError
+from igm_core.names import ModalityName
+from igm_core.sweep import apply_values
+
+__all__ = [
+    "ResolvedSpec",
+    "Spec",
+    "SpecError",
+    "apply_overrides",
+    "load_spec_file",
+    "resolve_spec",
+]
 
 MAX_STAGES = 1000
 MAX_EPOCHS = 10_000
-
-
-class SpecError(ValueError):
-    """A spec that does not validate; `errors` holds (field path, message) pairs."""
-
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        self.errors = errors
-        super().__init__("\n".join(f"{path or '(spec)'}: {msg}" for path, msg in errors))
 
 
 class _Strict(BaseModel):
@@ -89,9 +95,20 @@ class Spec(_Strict):
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
+
+class ResolvedSpec(Spec):
+    """A spec with every default filled in: what `resolve_spec` returns and results store.
+
+    `ResolvedSpec.model_validate(stored_mapping)` rebuilds one without touching any data file.
+    """
+
+    modalities: list[ModalityName] = Field(..., min_length=1, max_length=8)
+
     @property
-    def method_kind(self) -> str:
-        return catalog.METHODS.get(self.method.name).extra["kind"]
+    def used_modalities(self) -> list[str]:
+        """The modalities the method trains and evaluates (all, or the unimodal one)."""
+        rules = catalog.method_rules(self.method.name)
+        return rules.used_modalities(self.method.params, list(self.modalities))
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -109,8 +126,10 @@ def _pydantic_errors(err: ValidationError, prefix: str = "") -> list[tuple[str, 
     return out
 
 
-def resolve_spec(data: dict[str, Any] | Spec) -> Spec:
+def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
     """Validate `data` and return the resolved spec, every default filled in."""
+    if isinstance(data, ResolvedSpec):
+        return data
     if isinstance(data, Spec):
         data = data.to_dict()
     if not isinstance(data, dict):
@@ -159,19 +178,11 @@ def resolve_spec(data: dict[str, Any] | Spec) -> Spec:
     if len(set(modalities)) != len(modalities):
         errors.append(("modalities", "modalities must be distinct"))
 
-    kind = catalog.METHODS.get(spec.method.name).extra["kind"]
-    method_dict = method_params.model_dump(mode="json")
-    if spec.method.name == "unimodal":
-        chosen = method_dict["modality"] or modalities[0]
-        if chosen not in modalities:
-            errors.append(
-                (
-                    "method.params.modality",
-                    f"{chosen!r} is not one of the spec's modalities: {', '.join(modalities)}",
-                )
-            )
-        method_dict["modality"] = chosen
-    schedule = _resolve_schedule(spec.schedule, kind, spec.method.name, modalities, errors)
+    rules = catalog.method_rules(spec.method.name)
+    method_dict = rules.complete_params(method_params.model_dump(mode="json"), modalities, errors)
+    schedule = _resolve_schedule(
+        spec.schedule, rules.schedule, spec.method.name, modalities, errors
+    )
 
     encoders: dict[str, Any] = {}
     for m in modalities:
@@ -202,13 +213,18 @@ def resolve_spec(data: dict[str, Any] | Spec) -> Spec:
         schedule=schedule,
     )
     resolved["model"]["encoders"] = encoders
-    return Spec.model_validate(resolved)
+    return ResolvedSpec.model_validate(resolved)
 
 
 def _resolve_schedule(
-    sched: Schedule, kind: str, method: str, modalities: list[str], errors: list[tuple[str, str]]
+    sched: Schedule,
+    kind: str,
+    method: str,
+    modalities: list[str],
+    errors: list[tuple[str, str]],
 ) -> dict[str, Any]:
-    if kind == "alternating":
+    """`kind` is the method's schedule rule: "stages" or "epochs"."""
+    if kind == "stages":
         if sched.epochs is not None:
             errors.append(
                 (
@@ -264,23 +280,13 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `key.path=value` overrides (value parsed as YAML) to a raw spec mapping."""
-    out = json.loads(json.dumps(data))
+    values: dict[str, Any] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise SpecError([("--set", f"expected key=value, got {item!r}")])
         try:
-            value = yaml.safe_load(raw)
+            values[key] = yaml.safe_load(raw)
         except yaml.YAMLError as err:
             raise SpecError([(key, f"cannot parse value {raw!r}: {err}")]) from None
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise SpecError([(key, f"{part!r} is not a mapping")])
-            node = child
-        node[parts[-1]] = value
-    return out
+    return apply_values(data, values)

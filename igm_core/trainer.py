@@ -1,10 +1,11 @@
 """The training loop: stages, epochs, steps; validation-only model selection; checkpoints.
 
-Read it top to bottom in `train`. A method computes each step's gradients; the trainer steps the
-optimizer (reset at every stage, with a per-stage step decay), evaluates the validation split after
-every epoch, keeps the best checkpoint by the validation metric, and evaluates the test split once,
-for that checkpoint, at the end. Randomness is derived from (seed, stage, epoch) and (seed, step),
-so a run stopped between any two steps and resumed from its checkpoint repeats the same updates.
+Read it top to bottom in `Run`: `train` builds one, `Run.start` loads the data, the model and the
+method (and resumes from a checkpoint), `Run.stage` and `Run.epoch` are the loop, `Run.finish`
+evaluates the test split once, for the checkpoint selected on the validation split. A method
+computes each step's gradients; the trainer steps the optimizer (reset at every stage, with a
+per-stage step decay). Randomness is derived from (seed, stage, epoch) and (seed, step), so a run
+stopped between any two steps and resumed from its checkpoint repeats the same updates.
 """
 
 from __future__ import annotations
@@ -13,29 +14,29 @@ import contextlib
 import copy
 import functools
 import hashlib
-import json
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from igm_core import catalog, metrics
-from igm_core.data.base import MultimodalData, Split, load_dataset
-from igm_core.methods.alternating import TransitionData
-from igm_core.methods.base import Method, Stage, StepContext
+from igm_core import catalog, checkpoint, events, results
+from igm_core.checkpoint import CHECKPOINT, Best, RunState
+from igm_core.data.base import MultimodalData, Split
+from igm_core.evaluation import evaluate, flat_metrics, public
+from igm_core.methods.base import Method, Stage, StepContext, TransitionData
 from igm_core.models import build_model
-from igm_core.spec import Spec, resolve_spec
+from igm_core.spec import ResolvedSpec, Spec, resolve_spec
 from igm_core.tracking import NullTracker, Tracker
 
-CHECKPOINT = "checkpoint.pt"
-EVAL_BATCH = 512
+__all__ = ["CHECKPOINT", "TrainResult", "evaluate", "train"]
+
 # Training batches per forward in the covariance pass: large forwards keep a GPU busy; on a CPU
 # they only spill the caches (measured slower), so there each batch goes alone.
 TRANSITION_CHUNK = {"cuda": 8, "cpu": 1}
+PROGRESS_EVERY_S = 0.25
 
 
 @dataclass
@@ -43,23 +44,6 @@ class TrainResult:
     status: str  # "completed" or "stopped"
     result: dict[str, Any] | None = None  # the result.json content when completed
     checkpoint: Path | None = None
-
-
-@dataclass
-class Position:
-    stage: int = 0
-    epoch: int = 0
-    batch: int = 0
-    step: int = 0
-
-
-@dataclass
-class Best:
-    score: float = -1.0
-    stage: int = -1
-    epoch: int = -1
-    val: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, torch.Tensor] | None = None
 
 
 def derive_seed(*parts: int) -> int:
@@ -108,81 +92,26 @@ def stage_parameters(model: torch.nn.Module, stage: Stage) -> list[torch.nn.Para
     return list(seen.values())
 
 
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module,
-    method: Method,
-    split: Split,
-    n_classes: int,
-    device: torch.device,
-    autocast: Callable,
-) -> dict[str, Any]:
-    """Fused metrics, each evaluated head's accuracy and confidence, and the predictions."""
-    model.eval()
-    mods = method.eval_modalities()
-    chunks: dict[str, list[torch.Tensor]] = {m: [] for m in mods}
-    for xs, _ in split.batches(EVAL_BATCH, modalities=mods, device=device):
-        with autocast():
-            for m in mods:
-                chunks[m].append(model.logits(m, xs[m]).float())
-    model.train()
-    y = split.y.to(device)
-    logits = {m: torch.cat(c) for m, c in chunks.items()}
-    fused = method.fuse(logits)
-    out = metrics.summarize(fused, y, n_classes)
-    out["modality_acc"] = {m: metrics.accuracy(v.argmax(1), y) for m, v in logits.items()}
-    conf = {m: float(v.softmax(1).gather(1, y[:, None]).mean()) for m, v in logits.items()}
-    out["confidence"] = conf
-    out["preds"] = {"fused": fused.argmax(1).cpu()} | {
-        m: v.argmax(1).cpu() for m, v in logits.items()
-    }
-    return out
-
-
-def _flat_eval(prefix: str, ev: dict[str, Any]) -> dict[str, float]:
-    flat = {f"{prefix}/fused/{k}": ev[k] for k in ("acc", "macro_f1", "map", "loss")}
-    accs = ev["modality_acc"]
-    for m, acc in accs.items():
-        flat[f"{prefix}/{m}/acc"] = acc
-        others = [c for o, c in ev["confidence"].items() if o != m]
-        flat[f"{prefix}/{m}/confidence"] = ev["confidence"][m]
-        if others:
-            flat[f"{prefix}/{m}/confidence_ratio"] = ev["confidence"][m] / max(
-                sum(others) / len(others), 1e-12
-            )
-    if len(accs) > 1:
-        flat[f"{prefix}/fused/modality_gap"] = max(accs.values()) - min(accs.values())
-    return flat
-
-
-def _public(ev: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in ev.items() if k != "preds"}
-
-
-def _save(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # atomic: a crash mid-write never leaves a broken checkpoint
-
-
 def train(
-    spec: Spec | dict[str, Any],
+    spec: ResolvedSpec | Spec | dict[str, Any],
     *,
     out_dir: str | Path | None = None,
     tracker: Tracker | None = None,
     should_stop: Callable[[], bool] | None = None,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    on_event: Callable[[events.Event], None] | None = None,
     data: MultimodalData | None = None,
     resume: bool = True,
 ) -> TrainResult:
     """Train the spec's method; write checkpoints (and result.json) under out_dir when given.
 
-    The tracker is finished here in every case: FINISHED, KILLED (stopped, or interrupted) or
-    FAILED (an exception, which propagates).
+    A ResolvedSpec is used as it is; a mapping or a plain Spec is resolved first. The tracker is
+    finished here in every case: FINISHED, KILLED (stopped, or interrupted) or FAILED (an
+    exception, which propagates).
     """
     tracker = tracker or NullTracker()
     try:
-        return _train(resolve_spec(spec), out_dir, tracker, should_stop, on_event, data, resume)
+        run = Run(resolve_spec(spec), out_dir, tracker, should_stop, on_event)
+        return run.start(data, resume)
     except Exception:
         tracker.finish("FAILED")
         raise
@@ -191,263 +120,256 @@ def train(
         raise
 
 
-def _train(
-    spec: Spec,
-    out_dir: str | Path | None,
-    tracker: Tracker,
-    should_stop: Callable[[], bool] | None,
-    on_event: Callable[[dict[str, Any]], None] | None,
-    data: MultimodalData | None,
-    resume: bool,
-) -> TrainResult:
-    emit = on_event or (lambda event: None)
-    device = pick_device(spec.device)
-    precision, autocast = pick_autocast(spec.precision, device)
-    out = Path(out_dir) if out_dir is not None else None
-    ckpt_path = out / CHECKPOINT if out is not None else None
+class _Stop(Exception):
+    """should_stop() said so: unwinds the loop to Run.start."""
 
-    torch.manual_seed(spec.seed)
-    if data is None:
-        data = load_dataset(spec.dataset.name, spec.dataset.params, spec.seed)
-    data = data.select(list(spec.modalities))
-    model = build_model(
-        {m: e.model_dump() for m, e in spec.model.encoders.items()},
-        data.shapes(),
-        spec.model.head_hidden,
-        data.n_classes,
-        spec.model.shared_head,
-    ).to(device)
-    entry = catalog.METHODS.get(spec.method.name)
-    method: Method = entry.load()(spec.method.params, model, spec, device, autocast)
-    stages = method.stages()
-    train_split = data.splits["train"]
-    n_batches = train_split.num_batches(spec.batch_size)
-    total_steps = sum(s.epochs for s in stages) * n_batches
 
-    pos, best, history, elapsed = Position(), Best(), [], 0.0
-    transitions: list[dict[str, float]] = []
-    saved_opt: dict[str, Any] | None = None
-    if ckpt_path is not None and ckpt_path.exists() and resume:
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ck["spec_hash"] != spec.hash():
-            raise RuntimeError(
-                f"{ckpt_path} belongs to a different spec; use another --out or --fresh"
+class Run:
+    """One training run from its spec to its result (or to a stop)."""
+
+    def __init__(
+        self,
+        spec: ResolvedSpec,
+        out_dir: str | Path | None,
+        tracker: Tracker,
+        should_stop: Callable[[], bool] | None,
+        on_event: Callable[[events.Event], None] | None,
+    ) -> None:
+        self.spec, self.tracker = spec, tracker
+        self.stop = should_stop or (lambda: False)
+        self.emit = on_event or (lambda event: None)
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.ckpt_path = self.out / CHECKPOINT if self.out is not None else None
+        self.device = pick_device(spec.device)
+        self.precision, self.autocast = pick_autocast(spec.precision, self.device)
+        self.state = RunState()
+
+    # ------------------------------------------------------------------------- set-up
+
+    def start(self, data: MultimodalData | None, resume: bool) -> TrainResult:
+        spec = self.spec
+        torch.manual_seed(spec.seed)
+        if data is None:
+            data = catalog.build_dataset(spec.dataset.name, spec.dataset.params, spec.seed)
+        self.data = data.select(list(spec.modalities))
+        self.model = build_model(
+            {m: e.model_dump() for m, e in spec.model.encoders.items()},
+            self.data.shapes(),
+            spec.model.head_hidden,
+            self.data.n_classes,
+            spec.model.shared_head,
+        ).to(self.device)
+        factory = catalog.METHODS.get(spec.method.name).load()
+        self.method: Method = factory(
+            spec.method.params, self.model, spec, self.device, self.autocast
+        )
+        self.stages = self.method.stages()
+        self.train_split = self.data.splits["train"]
+        n_batches = self.train_split.num_batches(spec.batch_size)
+        self.total_steps = sum(s.epochs for s in self.stages) * n_batches
+        if self.ckpt_path is not None and self.ckpt_path.exists() and resume:
+            self.state = checkpoint.load(
+                self.ckpt_path,
+                spec=spec,
+                model=self.model,
+                method=self.method,
+                device=self.device,
             )
-        model.load_state_dict(ck["model"])
-        method.load_state_dict(ck["method"])
-        pos, best, history = Position(**ck["position"]), Best(**ck["best"]), ck["history"]
-        transitions, elapsed, saved_opt = ck["transitions"], ck["elapsed"], ck["optimizer"]
-        torch.set_rng_state(ck["rng"].cpu())  # map_location moved it
-        emit({"type": "resumed", **ck["position"]})
-    if pos.step == 0:
-        tracker.log_params(spec.to_dict())
-        tracker.set_tags(
-            {"spec_hash": spec.hash(), "method": spec.method.name, "dataset": spec.dataset.name}
-        )
+            self.emit(events.Resumed(**vars(self.state.pos)))
+        if self.state.pos.step == 0:
+            self.tracker.log_params(spec.to_dict())
+            self.tracker.set_tags(
+                {"spec_hash": spec.hash(), "method": spec.method.name, "dataset": spec.dataset.name}
+            )
+        self.t0, self.steps_at_start, self.last_emit = time.perf_counter(), self.state.pos.step, 0.0
+        try:
+            for s_idx in range(self.state.pos.stage, len(self.stages)):
+                self.stage(s_idx)
+        except _Stop:
+            pos = self.state.pos
+            self.tracker.finish("KILLED")
+            self.emit(events.Stopped(pos.stage, pos.epoch, pos.batch, pos.step))
+            return TrainResult("stopped", checkpoint=self.ckpt_path)
+        return self.finish()
 
-    def checkpoint(optimizer: torch.optim.Optimizer | None, sched: Any) -> None:
-        if ckpt_path is None:
+    def save(self, optimizer: torch.optim.Optimizer | None = None, sched: Any = None) -> None:
+        if self.ckpt_path is None:
             return
-        out.mkdir(parents=True, exist_ok=True)
-        _save(
-            ckpt_path,
-            {
-                "spec": spec.to_dict(),
-                "spec_hash": spec.hash(),
-                "model": model.state_dict(),
-                "method": method.state_dict(),
-                "position": vars(pos),
-                "best": vars(best),
-                "history": history,
-                "transitions": transitions,
-                "elapsed": elapsed + time.perf_counter() - t0,
-                "optimizer": None
-                if optimizer is None
-                else {"opt": optimizer.state_dict(), "sched": sched.state_dict()},
-                "rng": torch.get_rng_state(),
-            },
+        checkpoint.save(
+            self.ckpt_path,
+            spec=self.spec,
+            model=self.model,
+            method=self.method,
+            state=self.state,
+            elapsed=self.state.elapsed + time.perf_counter() - self.t0,
+            optimizer=optimizer,
+            scheduler=sched,
         )
 
-    t0 = time.perf_counter()
-    steps_at_start, last_emit = pos.step, 0.0
-    stop = should_stop or (lambda: False)
-    for s_idx in range(pos.stage, len(stages)):
-        stage = stages[s_idx]
+    # ------------------------------------------------------------------------- the loop
+
+    def stage(self, s_idx: int) -> None:
+        spec, pos, stage = self.spec, self.state.pos, self.stages[s_idx]
         fresh = pos.epoch == 0 and pos.batch == 0
-        optimizer = make_optimizer(spec, stage_parameters(model, stage))
+        optimizer = make_optimizer(spec, stage_parameters(self.model, stage))
         step_size = spec.optimizer.lr_step or 10**9
         sched = torch.optim.lr_scheduler.StepLR(optimizer, step_size, spec.optimizer.lr_gamma)
-        if not fresh and saved_opt is not None:
-            optimizer.load_state_dict(saved_opt["opt"])
-            sched.load_state_dict(saved_opt["sched"])
-        saved_opt = None
-        method.on_stage_start(stage, fresh=fresh)
-        emit(
-            {
-                "type": "stage_start",
-                "stage": s_idx,
-                "n_stages": len(stages),
-                "modalities": list(stage.modalities),
-                "epochs": stage.epochs,
-            }
-        )
+        saved = self.state.optimizer
+        if not fresh and saved is not None:
+            optimizer.load_state_dict(saved["opt"])
+            sched.load_state_dict(saved["sched"])
+        self.state.optimizer = None
+        self.method.on_stage_start(stage, fresh=fresh)
+        self.emit(events.StageStart(s_idx, len(self.stages), list(stage.modalities), stage.epochs))
         for epoch in range(pos.epoch, stage.epochs):
-            model.train()
-            gen = torch.Generator().manual_seed(derive_seed(spec.seed, s_idx, epoch))
-            loss_sum, loss_n = torch.zeros((), device=device), 0
-            batches = train_split.batches(
-                spec.batch_size,
+            self.epoch(s_idx, epoch, optimizer, sched)
+        next_stage = self.stages[s_idx + 1] if s_idx + 1 < len(self.stages) else None
+        transition = transition_data(self.train_split, spec.batch_size, self.device)
+        info = self.method.on_stage_end(stage, next_stage, transition)
+        if info:
+            self.state.transitions.append({"stage": s_idx, **info})
+            self.tracker.log_metrics(info, pos.step)
+        pos.stage, pos.epoch, pos.batch = s_idx + 1, 0, 0
+        self.save()
+
+    def epoch(self, s_idx: int, epoch: int, optimizer: torch.optim.Optimizer, sched: Any) -> None:
+        spec, pos, stage = self.spec, self.state.pos, self.stages[s_idx]
+        self.model.train()
+        gen = torch.Generator().manual_seed(derive_seed(spec.seed, s_idx, epoch))
+        loss_sum, loss_n = torch.zeros((), device=self.device), 0
+        batches = self.train_split.batches(
+            spec.batch_size,
+            modalities=list(stage.modalities),
+            generator=gen,
+            start=pos.batch,
+            device=self.device,
+        )
+        for b, (xs, y) in enumerate(batches, start=pos.batch):
+            if self.stop():
+                pos.batch = b
+                self.save(optimizer, sched)
+                raise _Stop
+            log = pos.step % spec.log_every == 0
+            ctx = StepContext(stage, epoch, pos.step, log, derive_seed(spec.seed, pos.step))
+            optimizer.zero_grad(set_to_none=True)
+            loss = self.method.step(xs, y, ctx)
+            optimizer.step()
+            loss_sum += loss
+            loss_n += 1
+            pos.step += 1
+            if ctx.stats or log:
+                self.log_step(stage, loss, ctx)
+            self.progress(s_idx, epoch)
+        sched.step()
+        pos.epoch, pos.batch = epoch + 1, 0
+        self.validate(s_idx, epoch, float(loss_sum) / max(loss_n, 1), optimizer)
+        self.save(optimizer, sched)
+
+    def log_step(self, stage: Stage, loss: torch.Tensor, ctx: StepContext) -> None:
+        m_name = "fused" if len(stage.modalities) > 1 else stage.modalities[0]
+        stats = {f"train/{m_name}/loss": loss, **ctx.stats}
+        # one device-to-host copy for all of them
+        values = torch.stack(
+            [torch.as_tensor(v, dtype=torch.float32, device=self.device) for v in stats.values()]
+        ).tolist()
+        self.tracker.log_metrics(dict(zip(stats, values, strict=True)), self.state.pos.step)
+
+    def progress(self, s_idx: int, epoch: int) -> None:
+        pos, now = self.state.pos, time.perf_counter()
+        if now - self.last_emit <= PROGRESS_EVERY_S and pos.step != self.total_steps:
+            return
+        self.last_emit = now
+        rate = (pos.step - self.steps_at_start) / max(now - self.t0, 1e-9)
+        stage = self.stages[s_idx]
+        self.emit(
+            events.Progress(
+                stage=s_idx,
+                n_stages=len(self.stages),
+                epoch=epoch,
+                epochs=stage.epochs,
+                step=pos.step,
+                total_steps=self.total_steps,
+                fraction=pos.step / self.total_steps,
+                eta_s=(self.total_steps - pos.step) / rate if rate > 0 else None,
                 modalities=list(stage.modalities),
-                generator=gen,
-                start=pos.batch,
-                device=device,
             )
-            for b, (xs, y) in enumerate(batches, start=pos.batch):
-                if stop():
-                    pos.batch = b
-                    checkpoint(optimizer, sched)
-                    tracker.finish("KILLED")
-                    emit({"type": "stopped", **vars(pos)})
-                    return TrainResult("stopped", checkpoint=ckpt_path)
-                log = pos.step % spec.log_every == 0
-                ctx = StepContext(stage, epoch, pos.step, log, derive_seed(spec.seed, pos.step))
-                optimizer.zero_grad(set_to_none=True)
-                loss = method.step(xs, y, ctx)
-                optimizer.step()
-                loss_sum += loss
-                loss_n += 1
-                pos.step += 1
-                if ctx.stats or log:
-                    m_name = "fused" if len(stage.modalities) > 1 else stage.modalities[0]
-                    stats = {f"train/{m_name}/loss": loss, **ctx.stats}
-                    values = torch.stack(
-                        [
-                            torch.as_tensor(v, dtype=torch.float32, device=device)
-                            for v in stats.values()
-                        ]
-                    ).tolist()
-                    tracker.log_metrics(dict(zip(stats, values, strict=True)), pos.step)
-                now = time.perf_counter()
-                if now - last_emit > 0.25 or pos.step == total_steps:
-                    last_emit = now
-                    done = pos.step - steps_at_start
-                    rate = done / max(now - t0, 1e-9)
-                    emit(
-                        {
-                            "type": "progress",
-                            "stage": s_idx,
-                            "n_stages": len(stages),
-                            "epoch": epoch,
-                            "epochs": stage.epochs,
-                            "step": pos.step,
-                            "total_steps": total_steps,
-                            "fraction": pos.step / total_steps,
-                            "eta_s": (total_steps - pos.step) / rate if rate > 0 else None,
-                            "modalities": list(stage.modalities),
-                        }
-                    )
-            sched.step()
-            pos.epoch, pos.batch = epoch + 1, 0
-            ev = evaluate(model, method, data.splits["val"], data.n_classes, device, autocast)
-            train_loss = float(loss_sum) / max(loss_n, 1)
-            row = {
+        )
+
+    def validate(
+        self, s_idx: int, epoch: int, train_loss: float, optimizer: torch.optim.Optimizer
+    ) -> None:
+        """Evaluate the validation split, log it, and keep the model if it is the best so far."""
+        state, stage = self.state, self.stages[s_idx]
+        ev = self.evaluate("val")
+        state.history.append(
+            {
                 "stage": s_idx,
                 "epoch": epoch,
                 "modalities": list(stage.modalities),
                 "train_loss": train_loss,
                 "lr": optimizer.param_groups[0]["lr"],
-                **_public(ev),
+                **public(ev),
             }
-            history.append(row)
-            flat = _flat_eval("val", ev)
-            flat["train/fused/epoch_loss"] = train_loss
-            tracker.log_metrics(flat, pos.step)
-            score = ev[spec.selection]
-            if score > best.score:
-                best = Best(
-                    score,
-                    s_idx,
-                    epoch,
-                    _public(ev),
-                    {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                )
-            emit(
-                {
-                    "type": "epoch_end",
-                    "stage": s_idx,
-                    "epoch": epoch,
-                    "val": _public(ev),
-                    "best": {"stage": best.stage, "epoch": best.epoch, "score": best.score},
-                }
-            )
-            checkpoint(optimizer, sched)
-        next_stage = stages[s_idx + 1] if s_idx + 1 < len(stages) else None
-        transition = transition_data(train_split, spec.batch_size, device)
-        info = method.on_stage_end(stage, next_stage, transition)
-        if info:
-            transitions.append({"stage": s_idx, **info})
-            tracker.log_metrics(info, pos.step)
-        pos.stage, pos.epoch, pos.batch = s_idx + 1, 0, 0
-        checkpoint(None, None)
-
-    # Test metrics: once, for the checkpoint selected on the validation split.
-    final_state = copy.deepcopy(model.state_dict())
-    if best.state is not None:
-        model.load_state_dict(best.state)
-    test = evaluate(model, method, data.splits["test"], data.n_classes, device, autocast)
-    wall = elapsed + time.perf_counter() - t0
-    result = {
-        "spec": spec.to_dict(),
-        "spec_hash": spec.hash(),
-        "val": best.val,
-        "test": {k: test[k] for k in ("acc", "macro_f1", "map", "loss")}
-        | {"modality_acc": test["modality_acc"]},
-        "best": {
-            "stage": best.stage,
-            "epoch": best.epoch,
-            "metric": spec.selection,
-            "score": best.score,
-        },
-        "diagnostics": {
-            "epochs": history,
-            "transitions": transitions,
-            "confusion_matrices": {
-                name: metrics.confusion_matrix(pred, data.splits["test"].y, data.n_classes).tolist()
-                for name, pred in test["preds"].items()
-            },
-            "test_confidence": test["confidence"],
-            **method.diagnostics(),
-        },
-        "run": {
-            "wall_time_s": wall,
-            "steps": pos.step,
-            "device": str(device),
-            "precision": precision,
-            "torch": torch.__version__,
-            "sizes": {k: len(v) for k, v in data.splits.items()},
-        },
-    }
-    tracker.log_metrics(_flat_eval("test", test), pos.step)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        _save(
-            out / "best_model.pt",
-            {"spec": spec.to_dict(), "model": model.state_dict(), "best": result["best"]},
         )
-        _save(out / "final_model.pt", {"spec": spec.to_dict(), "model": final_state})
-        write_json(out / "result.json", result)
-        write_json(out / "spec.json", spec.to_dict())
-        write_json(out / "confusion_matrices.json", result["diagnostics"]["confusion_matrices"])
-        for name in ("result.json", "spec.json", "confusion_matrices.json"):
-            tracker.log_artifact(out / name)
-        for name in ("final_model.pt", "best_model.pt"):
-            tracker.log_artifact(out / name, "checkpoints")
-    tracker.finish("FINISHED")
-    emit({"type": "finished", "test": result["test"], "best": result["best"]})
-    return TrainResult("completed", result, ckpt_path)
+        flat = flat_metrics("val", ev)
+        flat["train/fused/epoch_loss"] = train_loss
+        self.tracker.log_metrics(flat, state.pos.step)
+        score = ev[self.spec.selection]
+        if score > state.best.score:
+            weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            state.best = Best(score, s_idx, epoch, public(ev), weights)
+        best = state.best
+        self.emit(
+            events.EpochEnd(
+                s_idx,
+                epoch,
+                public(ev),
+                {"stage": best.stage, "epoch": best.epoch, "score": best.score},
+            )
+        )
 
+    def evaluate(self, split: str) -> dict[str, Any]:
+        return evaluate(
+            self.model,
+            self.method,
+            self.data.splits[split],
+            self.data.n_classes,
+            self.device,
+            self.autocast,
+        )
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
+    # ------------------------------------------------------------------------- the end
+
+    def finish(self) -> TrainResult:
+        """Test metrics: once, for the checkpoint selected on the validation split."""
+        state = self.state
+        final_state = copy.deepcopy(self.model.state_dict())
+        if state.best.state is not None:
+            self.model.load_state_dict(state.best.state)
+        test = self.evaluate("test")
+        result = results.assemble(
+            spec=self.spec,
+            best=state.best,
+            test=test,
+            test_y=self.data.splits["test"].y,
+            n_classes=self.data.n_classes,
+            history=state.history,
+            transitions=state.transitions,
+            method_diagnostics=self.method.diagnostics(),
+            run={
+                "wall_time_s": state.elapsed + time.perf_counter() - self.t0,
+                "steps": state.pos.step,
+                "device": str(self.device),
+                "precision": self.precision,
+                "torch": torch.__version__,
+                "sizes": {k: len(v) for k, v in self.data.splits.items()},
+            },
+        )
+        self.tracker.log_metrics(flat_metrics("test", test), state.pos.step)
+        if self.out is not None:
+            results.write_run_dir(
+                self.out, result, self.model.state_dict(), final_state, self.tracker
+            )
+        self.tracker.finish("FINISHED")
+        self.emit(events.Finished(result["test"], result["best"]))
+        return TrainResult("completed", result, self.ckpt_path)

@@ -1,41 +1,26 @@
-"""Request dependencies: what a route needs, read from app.state, as Annotated aliases; and the
-checks that turn request input into trusted values.
+"""Request dependencies: what a route needs, read from app.state, as Annotated aliases.
 
 The app builds its settings, session factory, Celery app and MLflow reader once at start-up
-(server.main) and keeps them on app.state; routes declare `session: SessionDep` and so on.
-`SpecBodyDep` parses a request body holding a spec as JSON or YAML into a plain mapping;
-`resolve_checked` validates it (a `features` root must lie under settings.data_roots).
+(server.main) and keeps them on app.state; routes declare `session: SessionDep` and so on. The
+checks that turn request input into trusted values live in server.inputs.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import re
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Annotated, Any
+from collections.abc import Iterator
+from typing import Annotated
 
-import yaml
 from celery import Celery
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from igm_core.spec import Spec, SpecError, resolve_spec
 from server import crud
 from server.mlflow_reader import MlflowReader
 from server.models import Experiment
-from server.schemas import MAX_TAGS, TAG_PATTERN
 from server.settings import Settings
 
-JSON_TYPES = ("application/json",)
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 EXPERIMENT_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def unprocessable(loc: str, msg: str) -> HTTPException:
-    """A 422 in the API's one error shape: {"detail": [{"loc", "msg"}]}."""
-    return HTTPException(status_code=422, detail=[{"loc": loc, "msg": msg}])
 
 
 def get_settings(request: Request) -> Settings:
@@ -72,153 +57,3 @@ def get_experiment(experiment_id: str, session: SessionDep) -> Experiment:
 
 
 ExperimentDep = Annotated[Experiment, Depends(get_experiment)]
-
-
-# ----------------------------------------------------------------------------- spec bodies
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """yaml.safe_load without anchors and aliases: nested aliases blow up exponentially
-    ("billion laughs") once the mapping is walked, and a spec never needs them."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise yaml.composer.ComposerError(None, None, "YAML aliases are not accepted", mark)
-        return super().compose_node(parent, index)
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _parse(body: bytes, media: str) -> Any:
-    if media in YAML_TYPES:
-        try:
-            return yaml.load(body, Loader=_NoAliasLoader)
-        except (yaml.YAMLError, ValueError, RecursionError) as err:
-            raise unprocessable("body", f"malformed YAML: {err}") from None
-    try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError too
-        raise unprocessable("body", f"malformed JSON: {err}") from None
-
-
-def plain_json(data: Any, loc: str = "body") -> Any:
-    """`data` as strict JSON data (string keys, finite numbers), or 422 naming the problem."""
-    try:
-        return json.loads(json.dumps(data, allow_nan=False))
-    except ValueError:
-        raise unprocessable(loc, "numbers must be finite (no NaN or infinity)") from None
-    except (TypeError, RecursionError) as err:
-        raise unprocessable(loc, f"holds a value JSON cannot carry: {err}") from None
-
-
-async def spec_body(request: Request) -> dict[str, Any]:
-    """The request body as a spec mapping: JSON (application/json) or YAML (application/yaml,
-    application/x-yaml, text/yaml); not yet validated as a spec."""
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if media not in JSON_TYPES + YAML_TYPES and not media.endswith("+json"):
-        raise HTTPException(
-            status_code=415,
-            detail=f"unsupported content type {media[:100]!r}; send the spec as "
-            f"{', '.join(JSON_TYPES + YAML_TYPES)}",
-        )
-    body = await request.body()
-    if not body.strip():
-        raise unprocessable("body", "the body is empty; send a spec mapping as JSON or YAML")
-    data = _parse(body, media)
-    if not isinstance(data, dict):
-        kind = "null" if data is None else type(data).__name__
-        raise unprocessable("body", f"a spec is a mapping (JSON object), got {kind}")
-    return plain_json(data)
-
-
-SpecBodyDep = Annotated[dict[str, Any], Depends(spec_body)]
-
-
-# ----------------------------------------------------------------------------- input checks
-
-_TAG = re.compile(TAG_PATTERN)
-
-
-def check_tags(tags: Sequence[str]) -> list[str]:
-    """The tags, deduplicated, or 422 naming the first bad one."""
-    if len(tags) > MAX_TAGS:
-        raise unprocessable("query.tags", f"at most {MAX_TAGS} tags, got {len(tags)}")
-    for i, tag in enumerate(tags):
-        if not _TAG.fullmatch(tag):
-            raise unprocessable(
-                f"query.tags.{i}", f"invalid tag {tag[:80]!r}: 1-64 of A-Z a-z 0-9 _ . : -"
-            )
-    return list(dict.fromkeys(tags))
-
-
-def check_queue(queue: str | None, settings: Settings, loc: str) -> str:
-    """The queue asked for (default: settings.default_queue), if settings.queues has it."""
-    queue = queue or settings.default_queue
-    if queue not in settings.queues:
-        raise unprocessable(
-            loc, f"unknown queue {queue[:80]!r}; choose one of: {', '.join(settings.queues)}"
-        )
-    return queue
-
-
-def confine_features_root(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """A `features` dataset may read only below settings.data_roots; checked before anything
-    opens the folder, and the root is replaced by its resolved absolute path so that the worker
-    reads exactly what was checked, whatever its working directory."""
-    dataset = raw.get("dataset")
-    if not isinstance(dataset, dict) or dataset.get("name") != "features":
-        return raw
-    params = dataset.get("params")
-    if not isinstance(params, dict) or not isinstance(params.get("root"), str):
-        return raw  # resolve_spec reports the missing or mistyped root
-    shown = repr(params["root"][:200])
-
-    def refuse(msg: str) -> SpecError:
-        return SpecError([("dataset.params.root", msg)])
-
-    if not settings.data_roots:
-        raise refuse(
-            "features datasets are disabled on this server: set IGM_DATA_ROOTS to the "
-            "folders their roots may lie under"
-        )
-    try:
-        root = Path(params["root"]).expanduser().resolve()
-        allowed = [Path(r).expanduser().resolve() for r in settings.data_roots]
-    except (OSError, RuntimeError, ValueError) as err:
-        raise refuse(f"cannot resolve {shown}: {err}") from None
-    if not any(root.is_relative_to(a) for a in allowed):
-        roots = ", ".join(map(str, allowed))
-        raise refuse(f"{shown} lies outside the allowed data roots ({roots})")
-    out = copy.deepcopy(raw)
-    out["dataset"]["params"]["root"] = str(root)
-    return out
-
-
-def resolve_checked(raw: dict[str, Any], settings: Settings) -> Spec:
-    """The resolved spec, or SpecError; nothing outside the data roots is opened."""
-    return resolve_spec(confine_features_root(raw, settings))
-
-
-def spec_errors(err: SpecError, prefix: str = "", **extra: Any) -> list[dict[str, Any]]:
-    """SpecError's (path, message) pairs as 422 details: [{"loc": "a.b", "msg": ...}]."""
-    return [
-        {"loc": f"{prefix}{path}" if path else prefix.rstrip(".") or "body", "msg": msg, **extra}
-        for path, msg in err.errors
-    ]
-
-
-def check_choice(value: str | None, choices: Sequence[str], loc: str, what: str) -> None:
-    if value is not None and value not in choices:
-        raise unprocessable(
-            loc, f"unknown {what} {value[:80]!r}; choose one of: {', '.join(choices)}"
-        )
-
-
-def no_nul(**params: str | None) -> None:
-    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the driver
-    for name, value in params.items():
-        if value is not None and "\x00" in value:
-            raise unprocessable(f"query.{name}", "must not contain NUL characters")

@@ -24,7 +24,7 @@ from server import migrations, reconcile
 from server.db import session_factory
 from server.mlflow_reader import MlflowReader
 from server.queue import make_celery
-from server.routes import experiments, health, registry
+from server.routes import experiments, health, registry, runs, sweeps
 from server.settings import Settings, get_settings
 
 logger = logging.getLogger("server")
@@ -128,7 +128,9 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
+    app.include_router(sweeps.router)
     app.include_router(experiments.router)
+    app.include_router(runs.router)
     app.include_router(registry.router)
     app.include_router(health.router)
     return app

@@ -50,31 +50,3 @@ def check_schema(url: str) -> None:
             f"the database {url.split('@')[-1]} {state}; this code needs {head}. "
             f"Run `{UPGRADE_COMMAND}` (or `alembic upgrade head`) first."
         )
-
-
-def cli_main(argv: list[str] | None = None) -> int:
-    """`igm db upgrade | check | current` against the configured database."""
-    import argparse
-    import sys
-
-    from server.settings import get_settings
-
-    parser = argparse.ArgumentParser(prog="igm db", description="the service database schema")
-    parser.add_argument("action", choices=["upgrade", "check", "current"])
-    args = parser.parse_args(argv)
-    url = get_settings().resolved_database_url()
-    shown = url.split("@")[-1]
-    if args.action == "upgrade":
-        upgrade(url)
-        print(f"{shown}: schema at {current_revision(url)}")
-        return 0
-    if args.action == "current":
-        print(f"{shown}: schema at {current_revision(url)} (code expects {head_revision()})")
-        return 0
-    try:
-        check_schema(url)
-    except SchemaError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"{shown}: schema is current ({head_revision()})")
-    return 0

@@ -8,9 +8,15 @@ experiments table). Importing this module does not import torch.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from typing import Any
+
 from celery import Celery
 
 from server.settings import Settings
+
+logger = logging.getLogger("server.queue")
 
 TASK_NAME = "igm.run_experiment"
 MAX_PRIORITY = 9
@@ -22,12 +28,15 @@ def make_celery(settings: Settings) -> Celery:
     options: dict = {"visibility_timeout": settings.visibility_timeout_s}
     if url.startswith("filesystem"):
         folder = settings.broker_folder()
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
+        # every folder of the transport under the data directory, the control folder included
+        # (kombu's default is ./control in the working directory of whatever process runs)
         options.update(
             data_folder_in=str(folder / "queue"),
             data_folder_out=str(folder / "queue"),
             processed_folder=str(folder / "processed"),
+            control_folder=str(folder / "control"),
             store_processed=False,
             polling_interval=settings.broker_poll_s,
         )
@@ -52,30 +61,6 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def worker_command(queues: list[str], name: str, loglevel: str = "WARNING") -> list[str]:
-    """The command line of one worker process: one task at a time (one GPU each)."""
-    import sys
-
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.celery_app",
-        "worker",
-        "-Q",
-        ",".join(queues),
-        "--concurrency",
-        "1",
-        "--pool",
-        "prefork",
-        "-n",
-        name,
-        "--loglevel",
-        loglevel,
-    ]
-
-
 def send_run(app: Celery, *, experiment_id: str, queue: str, priority: int) -> None:
     """Enqueue one experiment id; call only after its row is committed."""
     # API priority: higher runs first; Redis orders 0 first
@@ -85,3 +70,18 @@ def send_run(app: Celery, *, experiment_id: str, queue: str, priority: int) -> N
         queue=queue,
         priority=MAX_PRIORITY - max(0, min(priority, MAX_PRIORITY)),
     )
+
+
+def enqueue(celery: Celery, experiments: Sequence[Any]) -> str | None:
+    """Send one task per (committed) experiment; a warning when the broker refused."""
+    for i, exp in enumerate(experiments):
+        try:
+            send_run(celery, experiment_id=exp.id, queue=exp.queue, priority=exp.priority)
+        except Exception as exc:  # broker down: the rows stay queued in the database
+            left = len(experiments) - i
+            logger.error("could not enqueue %d experiment(s) from %s: %s", left, exp.id, exc)
+            return (
+                f"not enqueued: the broker could not be reached ({exc}); {left} experiment(s) "
+                "stay queued in the database and can be re-enqueued"
+            )
+    return None

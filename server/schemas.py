@@ -1,28 +1,24 @@
 """Request and response models of the HTTP API (the "Public" families of the FastAPI template).
 
-Also the sweep request, which knows how to expand itself into override points: the cartesian
-product of its grid times its seeded random samples.
+The sweep request holds a grid and seeded random samples (igm_core.sweep models and expands them).
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import random
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from igm_core import sweep
+from igm_core.sweep import Grid, RandomSearch
 from server.models import Experiment
 
 TAG_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 MAX_TAGS = 20
 TRACEBACK_TAIL = 4000
-DOTTED_KEY = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"
 
 Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
-GridKey = Annotated[str, Field(pattern=DOTTED_KEY, max_length=256)]
 Priority = Annotated[int, Field(ge=0, le=9, description="0..9; higher runs first")]
 
 
@@ -99,62 +95,16 @@ class ExperimentsPublic(BaseModel):
 # ----------------------------------------------------------------------------- sweeps
 
 
-class Distribution(BaseModel):
-    """Exactly one of the four ways to draw a value."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    uniform: tuple[float, float] | None = None
-    log_uniform: tuple[float, float] | None = None
-    int_uniform: tuple[int, int] | None = None
-    choice: list[Any] | None = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _one(self) -> Distribution:
-        given = [k for k, v in self.__dict__.items() if v is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of uniform, log_uniform, int_uniform, choice")
-        lo_hi = self.uniform or self.log_uniform or self.int_uniform
-        if lo_hi is not None:
-            lo, hi = lo_hi
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-                raise ValueError(f"need finite bounds with lo <= hi, got [{lo}, {hi}]")
-            if self.log_uniform is not None and lo <= 0:
-                raise ValueError("log_uniform bounds must be positive")
-        return self
-
-    def draw(self, rng: random.Random) -> Any:
-        if self.uniform is not None:
-            return rng.uniform(*self.uniform)
-        if self.log_uniform is not None:
-            lo, hi = self.log_uniform
-            return math.exp(rng.uniform(math.log(lo), math.log(hi)))
-        if self.int_uniform is not None:
-            return rng.randint(*self.int_uniform)
-        return rng.choice(self.choice)
-
-
-class RandomSearch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    samples: int = Field(..., ge=1, le=100_000)
-    seed: int = 0
-    params: dict[GridKey, Distribution] = Field(min_length=1)
-
-    def draws(self) -> list[dict[str, Any]]:
-        """`samples` override sets; the same seed gives the same draws."""
-        rng = random.Random(self.seed)
-        return [{k: d.draw(rng) for k, d in self.params.items()} for _ in range(self.samples)]
-
-
 class SweepCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base: dict[str, Any] = Field(description="a spec mapping every point starts from")
-    grid: dict[GridKey, Annotated[list[Any], Field(min_length=1)]] = Field(
+    grid: Grid = Field(
         default_factory=dict, description='{"dotted.key": [values...]}: the cartesian product'
     )
-    random: RandomSearch | None = None
+    random: RandomSearch | None = Field(
+        None, description="seeded samples; each is combined with every grid point"
+    )
     name: str | None = Field(None, min_length=1, max_length=128)
     priority: Priority = 5
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
@@ -168,18 +118,18 @@ class SweepCreate(BaseModel):
         return self
 
     def size(self) -> int:
-        return math.prod(len(v) for v in self.grid.values()) * (
-            self.random.samples if self.random else 1
-        )
+        return sweep.size(self.grid, self.random)
 
-    def points(self) -> list[dict[str, Any]]:
-        """Override sets, one per experiment: each grid point with each random draw."""
-        keys = list(self.grid)
-        grid = [
-            dict(zip(keys, combo, strict=True)) for combo in itertools.product(*self.grid.values())
-        ]
-        draws = self.random.draws() if self.random else [{}]
-        return [{**g, **r} for g in grid for r in draws]
+
+class SweepPoint(BaseModel):
+    name: str
+    values: dict[str, Any] = Field(description="the swept keys and their values at this point")
+    spec_hash: str
+
+
+class SweepPreview(BaseModel):
+    count: int
+    points: list[SweepPoint]
 
 
 class SweepPublic(BaseModel):

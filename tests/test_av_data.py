@@ -15,9 +15,9 @@ import soundfile as sf
 import torch
 
 from igm_core import catalog, prepare_cli
-from igm_core.data import av, av_cache, av_meta
+from igm_core.data import av, av_meta, av_prepare
 from igm_core.data.av_meta import CremaDParams, KineticsSoundsParams
-from tests.av_fixtures import make_dataset, tone
+from igm_core.data.examples import make_dataset, tone
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +222,7 @@ def test_cache_gives_the_decoded_tensors_and_invalidates(tmp_path: Path) -> None
     root = make_dataset(tmp_path / "c", frames=3, size=(40, 30))
     p = _params(root, frames=2, image_size=32)
     decoded = av.load_crema_d(p, 0)
-    reports = av_cache.prepare("crema_d", str(root), {"frames": 2, "image_size": 32})
+    reports = av_prepare.prepare("crema_d", str(root), {"frames": 2, "image_size": 32})
     assert [r.written for r in reports] == [True, True, True]
     cached = av.load_crema_d(p, 0)
     assert all(cached.info["cache"][s] for s in ("train", "val", "test"))
@@ -234,7 +234,7 @@ def test_cache_gives_the_decoded_tensors_and_invalidates(tmp_path: Path) -> None
         for d in (decoded, cached)
     ]
     assert torch.equal(tr[0]["visual"], tr[1]["visual"])
-    assert not any(r.written for r in av_cache.prepare("crema_d", str(root), {"image_size": 32}))
+    assert not any(r.written for r in av_prepare.prepare("crema_d", str(root), {"image_size": 32}))
 
     # another image size, or an edited file: the old cache is not found
     assert av.load_crema_d(_params(root, image_size=48), 0).info["cache"]["val"] is None
@@ -248,7 +248,7 @@ def test_cache_gives_the_decoded_tensors_and_invalidates(tmp_path: Path) -> None
 
 def test_cache_read_through_worker_processes(tmp_path: Path) -> None:
     root = make_dataset(tmp_path / "c", frames=2, size=(16, 12))
-    av_cache.prepare("crema_d", str(root), {"image_size": 32, "num_workers": 0})
+    av_prepare.prepare("crema_d", str(root), {"image_size": 32, "num_workers": 0})
     p = CremaDParams(root=str(root), image_size=32, num_workers=2)
     split = av.load_crema_d(p, 0).splits["train"]
     batches = list(split.batches(5, generator=torch.Generator().manual_seed(1)))

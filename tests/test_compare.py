@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from igm_core import catalog, paper
+from igm_core import catalog, cli, paper
 from igm_core.compare import (
     CompareError,
     SeedsError,
     already_done,
     build_report,
-    compare_main,
     load_result,
     mean_ci,
     paired_diff,
@@ -193,7 +192,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
 
 def _run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: Any):
     monkeypatch.setenv("COLUMNS", "220")
-    code = compare_main([str(a) for a in args])
+    code = cli.main(["compare", *(str(a) for a in args)])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -366,12 +365,6 @@ def test_paper_readme_lists_every_config() -> None:
 
 
 def test_igm_train_seeds_then_igm_compare(tmp_path: Path, capsys, monkeypatch) -> None:
-    import inspect
-
-    from igm_core import cli
-
-    if "--seeds" not in inspect.getsource(cli) or '"compare"' not in inspect.getsource(cli):
-        pytest.xfail("igm_core/cli.py does not have --seeds and compare yet")
     spec = tmp_path / "tiny.yaml"
     spec.write_text(json.dumps(_tiny_spec("igm", 0, "tiny-igm")))
     monkeypatch.setenv("COLUMNS", "220")
@@ -384,5 +377,5 @@ def test_igm_train_seeds_then_igm_compare(tmp_path: Path, capsys, monkeypatch) -
     assert "done already" in capsys.readouterr().err
     assert cli.main(["compare", *map(str, files)]) == 0
     assert "tiny-igm" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        cli.main(["train", str(spec), "--seeds", "1,1"])
+    assert cli.main(["train", str(spec), "--seeds", "1,1"]) == 2
+    assert "seed 1 is given twice" in capsys.readouterr().err

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from igm_core.data.base import DatasetSplit, MultimodalData, load_dataset
+from igm_core import catalog
+from igm_core.data.base import DatasetSplit, MultimodalData
 from igm_core.trainer import train
 
 SPEC = {
@@ -36,7 +37,7 @@ class NoisySource:
 
 
 def as_dataset_splits(num_workers: int) -> MultimodalData:
-    data = load_dataset("synthetic", SPEC["dataset"]["params"], 0)
+    data = catalog.build_dataset("synthetic", SPEC["dataset"]["params"], 0)
     splits = {
         k: DatasetSplit(NoisySource(s), num_workers=num_workers) for k, s in data.splits.items()
     }

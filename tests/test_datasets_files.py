@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from igm_core import catalog
-from igm_core.catalog import DigitsParams, FeaturesParams
 from igm_core.data import digits, features, npz
+from igm_core.data.params import DigitsParams, FeaturesParams
 
 N_DIGITS = 1797
 
@@ -29,7 +29,7 @@ def digits2() -> Any:
 def test_digits_shapes_match_catalog_meta(views: int) -> None:
     params = DigitsParams(views=views, noise=[0.1] * views)
     data = digits.load(params, seed=1)
-    meta = catalog._digits_meta(params)
+    meta = catalog.dataset_meta("digits", params)
     assert data.modalities == meta["modalities"]
     assert data.shapes() == meta["shapes"]
     assert data.n_classes == meta["n_classes"] == 10

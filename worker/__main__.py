@@ -19,8 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="worker name (default: <queues>-<gpu>@<host>)")
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
-    from server.queue import worker_command
     from server.settings import get_settings
+    from worker.command import worker_command
 
     queues = args.queues or ",".join(get_settings().queues)
     env = dict(os.environ)

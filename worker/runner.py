@@ -1,15 +1,14 @@
 """Runs one experiment: claim the row, train with igm_core, report progress, record the outcome.
 
-Tests call `run` directly (never through Celery's eager mode). A heartbeat thread writes progress
-and liveness to the row every few seconds and reads the cancel flag, so a long evaluation or stage
-transition never looks like a lost worker, and a cancel is seen within one heartbeat.
+Tests call `run` directly (never through Celery's eager mode). The spec stored in the row is the
+resolved one: it is rebuilt without reading any data file. Progress and cancel go through
+worker.bridge.
 """
 
 from __future__ import annotations
 
 import logging
 import subprocess
-import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -20,71 +19,10 @@ from server import crud
 from server.db import session_factory
 from server.models import CANCELLED, FAILED, SUCCEEDED
 from server.settings import Settings
+from worker.bridge import Bridge
 
 log = logging.getLogger("worker.runner")
 TRACEBACK_CHARS = 20_000
-PROGRESS_EVENTS = {"progress", "stage_start", "epoch_end", "resumed"}
-
-
-class Bridge:
-    """Between the trainer (events, should_stop) and the experiment row (progress, cancel)."""
-
-    def __init__(
-        self, sessions: sessionmaker[Session], experiment_id: str, worker: str, interval: float
-    ) -> None:
-        self.sessions, self.experiment_id, self.worker = sessions, experiment_id, worker
-        self.interval = interval
-        self.progress: dict[str, Any] = {}
-        self.cancel = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
-
-    def __enter__(self) -> Bridge:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.beat()  # the last progress, before the outcome is written
-
-    def on_event(self, event: dict[str, Any]) -> None:
-        if event["type"] not in PROGRESS_EVENTS:
-            return
-        keys = (
-            "stage",
-            "n_stages",
-            "epoch",
-            "epochs",
-            "step",
-            "total_steps",
-            "fraction",
-            "eta_s",
-            "modalities",
-        )
-        self.progress = {**self.progress, **{k: event[k] for k in keys if k in event}}
-        if event["type"] == "epoch_end":
-            self.progress["val_acc"] = event["val"]["acc"]
-
-    def should_stop(self) -> bool:
-        return self.cancel.is_set()
-
-    def beat(self) -> None:
-        try:
-            with self.sessions() as s:
-                if crud.heartbeat(
-                    s,
-                    experiment_id=self.experiment_id,
-                    worker=self.worker,
-                    progress=dict(self.progress) or None,
-                ):
-                    self.cancel.set()
-        except Exception:  # the database may blip; the next beat tries again
-            log.exception("heartbeat for %s failed", self.experiment_id)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.beat()
 
 
 def git_commit() -> str | None:
@@ -135,13 +73,15 @@ def run(experiment_id: str, *, settings: Settings, worker: str) -> str:
 def _train(
     exp: Any, settings: Settings, sessions: sessionmaker[Session], worker: str
 ) -> tuple[str, dict[str, Any] | None, str | None, str | None]:
-    from igm_core.spec import SpecError, resolve_spec
+    from pydantic import ValidationError
+
+    from igm_core.spec import ResolvedSpec
     from igm_core.tracking import MlflowTracker
     from igm_core.trainer import train
 
     try:
-        spec = resolve_spec(exp.spec)
-    except SpecError as err:
+        spec = ResolvedSpec.model_validate(exp.spec)
+    except ValidationError as err:
         return FAILED, None, f"invalid spec: {err}", None
     tags = {
         "igm.experiment_id": exp.id,

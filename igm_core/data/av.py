@@ -42,6 +42,7 @@ from igm_core.data.av_meta import (
     VISUAL,
     Annotations,
     AVParams,
+    Clip,
     CremaDParams,
     KineticsSoundsParams,
     Row,
@@ -64,16 +65,6 @@ EPS = 1e-7
 VAL_SEED = 0
 _IMAGE_SUFFIXES = {".jpg", ".jpeg"}
 _DIGITS = re.compile(r"(\d+)")
-
-
-@dataclass(frozen=True)
-class Clip:
-    """An annotated clip with its files resolved."""
-
-    name: str
-    label: int
-    wav: Path
-    frames: tuple[Path, ...]
 
 
 # ----------------------------------------------------------------------------- audio

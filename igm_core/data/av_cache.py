@@ -1,4 +1,6 @@
-"""The decoded-clip cache of the audio-visual datasets: written by `igm prepare`, memory-mapped.
+"""The decoded-clip cache of the audio-visual datasets: its layout, fingerprint and reading.
+
+av_prepare.py writes it (`igm prepare`); av.py reads it, memory-mapped.
 
 Decoding WAV and JPEG files every epoch dominates the CPU time of an audio-visual run, so
 `prepare` decodes each split once into root/.igm_cache/<fingerprint>/:
@@ -25,32 +27,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from igm_core.data.av_meta import (
-    AVParams,
-    CremaDParams,
-    KineticsSoundsParams,
-    spectrogram_shape,
-    store_size,
-)
-
-if TYPE_CHECKING:
-    from igm_core.data.av import Clip
+from igm_core.data.av_meta import AVParams, Clip, spectrogram_shape, store_size
 
 FORMAT = 1
 CACHE_DIR = ".igm_cache"
-PARAMS: dict[str, type[AVParams]] = {
-    "crema_d": CremaDParams,
-    "kinetics_sounds": KineticsSoundsParams,
-}
-Progress = Callable[[str, int, int], None]  # (split, clips done, clips in split)
 
 
 def settings(p: AVParams) -> dict[str, Any]:
@@ -136,109 +121,3 @@ def open_cache(dataset: str, p: AVParams, clips: list[Clip]) -> CachedSplit | No
     cache = CachedSplit(path)
     cache.check(p, clips)
     return cache
-
-
-@dataclass
-class SplitReport:
-    split: str
-    clips: int
-    frames: int
-    path: Path
-    bytes: int
-    written: bool  # False: an up-to-date cache was already there
-
-
-def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
-
-
-def _write(tmp: Path, source: Any, p: AVParams, progress: Callable[[int], None]) -> None:
-    """Decode every clip of the source into tmp (DataLoader workers decode in parallel)."""
-    import torch
-
-    clips = source.clips
-    counts = [len(c.frames) for c in clips]
-    side = store_size(p)
-    audio = np.lib.format.open_memmap(
-        tmp / "audio.npy", "w+", np.dtype(p.cache_dtype), (len(clips), *spectrogram_shape(p))
-    )
-    frames = np.lib.format.open_memmap(
-        tmp / "frames.npy", "w+", np.uint8, (sum(counts), side, side, 3)
-    )
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    loader = torch.utils.data.DataLoader(
-        _Decode(source), batch_size=None, num_workers=p.num_workers, shuffle=False
-    )
-    for i, (spec, squares) in enumerate(loader):
-        audio[i] = spec.numpy()
-        frames[offsets[i] : offsets[i + 1]] = squares.numpy()
-        progress(i + 1)
-    audio.flush()
-    frames.flush()
-    del audio, frames
-    np.save(tmp / "offsets.npy", offsets)
-
-
-class _Decode:
-    """index -> (spectrogram, all frames as squares) of one clip, for the DataLoader."""
-
-    def __init__(self, source: Any) -> None:
-        self.source = source
-
-    def __len__(self) -> int:
-        return len(self.source.clips)
-
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        return self.source.decode_audio(index), self.source.decode_frames(index)
-
-
-def prepare_split(
-    split: str, clips: list[Clip], p: AVParams, progress: Progress | None = None
-) -> SplitReport:
-    """Write one split's cache unless an up-to-date one exists; atomic (temp folder, rename)."""
-    from igm_core.data.av import AVSource
-
-    report = progress or (lambda s, d, n: None)
-    base = cache_root(p)
-    fp = fingerprint(p, clips)
-    final = base / fp
-    n_frames = sum(len(c.frames) for c in clips)
-    if (final / "manifest.json").is_file():
-        report(split, len(clips), len(clips))
-        return SplitReport(split, len(clips), n_frames, final, _size(final), False)
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = base / f".tmp-{fp}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        _write(tmp, AVSource(clips, p, None), p, lambda d: report(split, d, len(clips)))
-        manifest = {"settings": settings(p), "clips": [c.name for c in clips]}
-        (tmp / "manifest.json").write_text(json.dumps(manifest))
-        try:
-            tmp.rename(final)
-        except OSError:
-            # another `prepare` finished the same cache first; its copy is as good as ours
-            if not (final / "manifest.json").is_file():
-                raise
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return SplitReport(split, len(clips), n_frames, final, _size(final), True)
-
-
-def prepare(
-    dataset: str,
-    root: str,
-    params: dict[str, Any] | None = None,
-    *,
-    progress: Progress | None = None,
-) -> list[SplitReport]:
-    """Decode the train, val and test clips of `dataset` at `root` once, into its cache."""
-    from igm_core.data.av import plan
-
-    if dataset not in PARAMS:
-        raise KeyError(f"unknown clip dataset {dataset!r}; choose one of: {', '.join(PARAMS)}")
-    p = PARAMS[dataset].model_validate({**(params or {}), "root": root})
-    pl = plan(dataset, p)
-    return [prepare_split(split, clips, p, progress) for split, clips in pl.clips.items()]

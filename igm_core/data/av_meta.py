@@ -216,3 +216,13 @@ def kinetics_sounds_meta(p: KineticsSoundsParams) -> dict[str, Any]:
 
 def wav_dir(dataset: str, split: str) -> str:
     return WAV_DIRS[dataset][split]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """An annotated clip with its files resolved."""
+
+    name: str
+    label: int
+    wav: Path
+    frames: tuple[Path, ...]

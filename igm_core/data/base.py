@@ -20,8 +20,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from igm_core import catalog
-
 SPLITS = ("train", "val", "test")
 
 
@@ -184,9 +182,3 @@ class MultimodalData:
         """The same data restricted to (and ordered as) `modalities`."""
         splits = {name: s.select(modalities) for name, s in self.splits.items()}
         return MultimodalData(splits, self.n_classes, self.info)
-
-
-def load_dataset(name: str, params: dict[str, Any], seed: int) -> MultimodalData:
-    """Build a registered dataset from validated parameters."""
-    entry = catalog.DATASETS.get(name)
-    return entry.load()(entry.params.model_validate(params), seed)

@@ -12,8 +12,8 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from igm_core.catalog import DIGIT_VIEWS, DigitsParams
 from igm_core.data.base import SPLITS, MultimodalData, Split
+from igm_core.data.params import DIGIT_VIEWS, DigitsParams
 
 
 def _views(images: np.ndarray, n_views: int) -> dict[str, np.ndarray]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from igm_core.catalog import FeaturesParams
 from igm_core.data import npz
 from igm_core.data.base import MultimodalData, Split
+from igm_core.data.params import FeaturesParams
 
 
 def load(params: FeaturesParams, seed: int) -> MultimodalData:

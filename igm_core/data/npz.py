@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from igm_core.catalog import MODALITY_NAME  # torch-free, like this module
+from igm_core.names import MODALITY_NAME
 
 SPLITS = ("train", "val", "test")
 LABEL = "label"

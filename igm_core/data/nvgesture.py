@@ -9,9 +9,9 @@ Loading and validation are those of the `features` dataset.
 
 from __future__ import annotations
 
-from igm_core.catalog import NVGESTURE_MODALITIES, FeaturesParams, NVGestureParams
 from igm_core.data.base import MultimodalData
 from igm_core.data.features import load as load_features
+from igm_core.data.params import NVGESTURE_MODALITIES, FeaturesParams, NVGestureParams
 
 
 def load(params: NVGestureParams, seed: int) -> MultimodalData:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from igm_core.catalog import SyntheticParams
 from igm_core.data.base import MultimodalData, Split
+from igm_core.data.params import SyntheticParams
 
 
 def _modality(

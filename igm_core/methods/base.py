@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,14 @@ class Stage:
     index: int
     modalities: tuple[str, ...]  # trained in this stage
     epochs: int
+
+
+@dataclass
+class TransitionData:
+    """How a method reads the training set between stages (inputs only, in order)."""
+
+    batches: Callable[[str], Iterable[torch.Tensor]]
+    batch_size: int
 
 
 @dataclass
@@ -45,9 +54,8 @@ def grad_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
 
 
 class Method(ABC):
-    """Base class; subclasses set `kind`, implement `step`, and may change `stages`."""
-
-    kind = "joint"
+    """Base class; subclasses implement `step` and may change `stages`. `modalities` are the
+    ones the method trains and evaluates (the spec's, or the unimodal one)."""
 
     def __init__(
         self,
@@ -62,7 +70,7 @@ class Method(ABC):
         self.spec = spec
         self.device = device
         self.autocast = autocast
-        self.modalities = list(spec.modalities)
+        self.modalities = list(spec.used_modalities)
 
     # -- schedule
     def stages(self) -> list[Stage]:
@@ -86,7 +94,7 @@ class Method(ABC):
         """Called when a stage starts (fresh) or resumes part-way (not fresh)."""
 
     def on_stage_end(
-        self, stage: Stage, next_stage: Stage | None, train_batches: Any
+        self, stage: Stage, next_stage: Stage | None, data: TransitionData
     ) -> dict[str, float]:
         """Called after a stage's last epoch; returns metrics to log."""
         return {}
@@ -106,13 +114,3 @@ class Method(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027
         """Restore what state_dict returned (nothing for stateless methods)."""
-
-
-def fuse_probs(logits: dict[str, torch.Tensor], fusion: str) -> torch.Tensor:
-    """Late fusion of unimodal softmaxes: their mean, or weights softmax(-entropy) per sample."""
-    probs = torch.stack([F.softmax(v.float(), dim=1) for v in logits.values()])  # M x N x C
-    if fusion == "mean" or probs.shape[0] == 1:
-        return probs.mean(0)
-    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)  # M x N
-    weights = F.softmax(-entropy, dim=0)
-    return (weights[..., None] * probs).sum(0)

@@ -5,24 +5,14 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from igm_core.methods.base import Method, Stage, StepContext
+from igm_core.methods.base import Method, StepContext
 
 
 class Unimodal(Method):
-    kind = "unimodal"
-
-    @property
-    def modality(self) -> str:
-        return self.params["modality"]
-
-    def stages(self) -> list[Stage]:
-        return [Stage(0, (self.modality,), self.spec.schedule.epochs)]
-
-    def eval_modalities(self) -> list[str]:
-        return [self.modality]
+    """self.modalities holds the one modality (catalog rule: the params' `modality`)."""
 
     def step(self, xs: dict[str, torch.Tensor], y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        m = self.modality
+        m = self.modalities[0]
         with self.autocast():
             loss = F.cross_entropy(self.model.logits(m, xs[m]).float(), y)
         loss.backward()

@@ -107,11 +107,13 @@ def test_unreachable_server(capsys: pytest.CaptureFixture) -> None:
 
 def test_help_lists_service_and_local_commands(capsys: pytest.CaptureFixture) -> None:
     from igm_core.cli import build_parser
+    from launcher.cli import main as igm
 
-    assert main(["--help"]) == 0
+    assert igm(["--help"]) == 0
     text = capsys.readouterr().out
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    for command in [*sub.choices, "submit", "ls", "show", "cancel", "retry", "rm", "logs", "up"]:
+    remote = ["submit", "sweep", "ls", "show", "cancel", "retry", "rm", "logs"]
+    for command in [*sub.choices, *remote, "up", "worker", "db"]:
         assert command in text, command
 
 
@@ -129,7 +131,9 @@ def test_progress_line() -> None:
 
 
 def test_local_commands_need_no_server(capsys: pytest.CaptureFixture) -> None:
-    assert main(["methods", "--json"]) == 0
+    from launcher.cli import main as igm
+
+    assert igm(["methods", "--json"]) == 0
     assert "igm" in [m["name"] for m in json.loads(capsys.readouterr().out)]
     assert main(["submit", str(SPEC_FILE), "--set", "novalue", "--url", "http://127.0.0.1:1"]) == 2
     assert "--set: expected key=value" in capsys.readouterr().err

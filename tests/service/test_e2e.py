@@ -23,9 +23,9 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
-from server.embedded import ROOT, worker_env
+from launcher.embedded import ROOT, worker_env
 from server.main import create_app
-from server.queue import worker_command
+from worker.command import worker_command
 from tests.service.conftest import REDIS_URL, make_settings, sqlite_url
 
 SPEC = {

@@ -26,7 +26,7 @@ def test_igm_up_demo_then_ctrl_c(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "igm_client.cli",
+            "launcher",
             "up",
             "--demo",
             "--port",

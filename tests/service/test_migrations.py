@@ -57,14 +57,15 @@ def test_upgrade_keeps_rows_and_the_server_checks_the_schema(empty_db: str, tmp_
 
 def test_db_command(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("IGM_DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    from launcher.db import main as db_main
     from server.settings import get_settings
 
     get_settings.cache_clear()
     try:
-        assert migrations.cli_main(["check"]) == 1
+        assert db_main(["check"]) == 1
         assert "igm db upgrade" in capsys.readouterr().err
-        assert migrations.cli_main(["upgrade"]) == 0
-        assert migrations.cli_main(["check"]) == 0
+        assert db_main(["upgrade"]) == 0
+        assert db_main(["check"]) == 0
         assert "schema is current" in capsys.readouterr().out
     finally:
         get_settings.cache_clear()

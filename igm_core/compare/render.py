@@ -1,0 +1,78 @@
+"""The comparison report as rich tables, for `igm compare`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from igm_core.compare.report import METRICS
+
+METRIC_LABEL = {"acc": "acc", "macro_f1": "macro-F1", "map": "mAP"}
+
+
+def _fmt_stats(s: dict[str, float | None], n: int) -> str:
+    if n == 1 or s["std"] is None:
+        return f"{s['mean']:.4f}"
+    return f"{s['mean']:.4f} ± {s['std']:.4f}\n[{s['lo']:.4f}, {s['hi']:.4f}]"
+
+
+def _fmt_paper(row: dict[str, Any]) -> tuple[str, str]:
+    pub, diff = row["paper"], row["paper_diff"]
+    if pub is None:
+        return "-", "-"
+    keys = [m for m in METRICS if m in pub]
+    published = "\n".join(f"{METRIC_LABEL[m]} {pub[m]:.4f}" for m in keys)
+    delta = "\n".join(f"{METRIC_LABEL[m]} {diff[m]:+.4f}" for m in keys)
+    for m, v in diff.get("modality_acc", {}).items():
+        published += f"\n{m} {pub['modality_acc'][m]:.4f}"
+        delta += f"\n{m} {v:+.4f}"
+    return f"{row['paper_config']}\n{published}", delta
+
+
+def groups_table(report: dict[str, Any]) -> Table:
+    table = Table(title="test metrics over seeds: mean ± std, [95% t-interval]", show_lines=True)
+    for name in ("group", "n", "acc", "macro-F1", "mAP", "modality acc", "wall", "paper", "Δ"):
+        table.add_column(name, justify="left" if name in ("group", "paper") else "right")
+    for row in report["groups"]:
+        n = row["n"]
+        seeds = ",".join(map(str, row["seeds"]))
+        mods = "\n".join(f"{m} {s['mean']:.4f}" for m, s in row["modality_acc"].items())
+        wall = "-" if row["wall_time_s"] is None else f"{row['wall_time_s']:.1f}s"
+        table.add_row(
+            f"{row['label']}\n{row['method']} on {row['dataset']}\nseeds {seeds}",
+            str(n),
+            *(_fmt_stats(row["metrics"][m], n) for m in METRICS),
+            mods,
+            wall,
+            *_fmt_paper(row),
+        )
+    return table
+
+
+def pairs_table(report: dict[str, Any]) -> Table:
+    metric = METRIC_LABEL[report["metric"]]
+    table = Table(title=f"paired by seed: B - A of fused test {metric}", show_lines=True)
+    for name in ("A", "B", "n", "mean B - A", "95% CI", "verdict"):
+        table.add_column(name, justify="right" if name in ("n", "mean B - A") else "left")
+    for p in report["pairs"]:
+        if p["lo"] is None:
+            ci, verdict = "-", "one seed: no interval"
+        else:
+            ci = f"[{p['lo']:+.4f}, {p['hi']:+.4f}]"
+            better = "B" if p["mean_diff"] > 0 else "A"
+            verdict = f"{better} better" if p["significant"] else "not significant"
+        table.add_row(p["a"], p["b"], str(p["n"]), f"{p['mean_diff']:+.4f}", ci, verdict)
+    return table
+
+
+def print_report(report: dict[str, Any], out: Console, err: Console) -> None:
+    for warning in report["warnings"]:
+        err.print(Text("warning: ", style="bold yellow") + Text(warning))
+    out.print(groups_table(report))
+    if report["pairs"]:
+        out.print(pairs_table(report))
+    elif len(report["groups"]) > 1:
+        out.print("no paired comparison: no two groups share a dataset and the same seeds")

@@ -1,0 +1,135 @@
+"""IGM: after the stage of modality k, a flat projection T_k per layer (from gm) multiplies the
+gradient of the same layer of the next modality; plus SAM (standard, reference, none) every step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from igm_core import gm
+from igm_core.methods.base import StepContext
+from igm_core.methods.projected import Projected
+from igm_core.methods.sam import forward_with, unit_steps
+
+
+class IGM(Projected):
+    scope_param = "gm_scope"
+    applies_to_source = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spectra: list[dict[str, Any]] = []
+
+    def build(self, k: str, means: dict[str, torch.Tensor]) -> dict[str, float]:
+        self.proj = {}
+        metrics = {}
+        for name, z in means.items():
+            t, info = gm.flat_projection_from_means(z, self.params["tau"])
+            self.proj[name] = t.to(self.device)
+            self.spectra.append({"modality": k, "layer": name, **info})
+            metrics[f"gm/{k}/{name}.min_gain"] = info["min_gain"]
+            metrics[f"gm/{k}/{name}.eff_rank"] = info["eff_rank"]
+        return metrics
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {**super().diagnostics(), "spectra": self.spectra}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "spectra": self.spectra}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.spectra = list(state.get("spectra", []))
+
+    # -- SAM
+    def loss_backward(
+        self, m: str, x: torch.Tensor, y: torch.Tensor, ctx: StepContext
+    ) -> torch.Tensor:
+        mode = self.params["sam"]
+        if mode == "standard" and self.params["rho"] > 0:
+            return self._sam_standard(m, x, y, ctx)
+        if mode == "reference":
+            return self._sam_reference(m, x, y, ctx)
+        return super().loss_backward(m, x, y, ctx)
+
+    def _sam_standard(
+        self, m: str, x: torch.Tensor, y: torch.Tensor, ctx: StepContext
+    ) -> torch.Tensor:
+        """min max_{||eps|| <= rho} L: the gradient at theta + rho g/||g|| (one global norm).
+
+        theta is restored exactly (from a copy) before the optimizer steps.
+        """
+        params = self.model.branch_parameters(m)
+        loss = self.ce(m, x, y)
+        loss.backward()
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        eps = torch._foreach_mul(grads, self.params["rho"] / (norm + 1e-12))
+        backup = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            torch._foreach_add_(params, eps)
+        for p in params:
+            p.grad = None
+        perturbed = self.ce(m, x, y)
+        perturbed.backward()
+        with torch.no_grad():
+            torch._foreach_copy_(params, backup)
+        if ctx.log:
+            ctx.stats[f"sam/{m}/sharpness"] = perturbed.detach() - loss.detach()
+        return loss.detach()
+
+    def _sam_reference(
+        self, m: str, x: torch.Tensor, y: torch.Tensor, ctx: StepContext
+    ) -> torch.Tensor:
+        """The authors' variant: (1 - beta) mixup CE + beta CE of a perturbed head, never restored.
+
+        Per-tensor normalised perturbations rho g/||g|| of the mixup loss's gradient; the head is
+        re-run on the (mixed-input) features with perturbed weights; the perturbation stays in the
+        parameters when the optimizer steps. The encoder is perturbed only when rho_encoder > 0,
+        which costs one more encoder backward pass.
+        """
+        p = self.params
+        encoder, head = self.model.encoders[m], self.model.head_of(m)
+        a = p["mixup_alpha"]
+        lam = float(np.random.default_rng(ctx.seed).beta(a, a)) if a > 0 else 1.0
+        # drawn where the data is: a CPU permutation copied to a GPU would stall the stream
+        perm = torch.randperm(x.shape[0], generator=ctx.generator(x.device), device=x.device)
+        with self.autocast():
+            feats = encoder(lam * x + (1 - lam) * x[perm])
+            out = head(feats).float()
+            loss_mix = lam * F.cross_entropy(out, y) + (1 - lam) * F.cross_entropy(out, y[perm])
+
+        enc_params = list(encoder.parameters())
+        head_named = dict(head.named_parameters())
+        eps_enc = (
+            unit_steps(loss_mix, enc_params, p["rho_encoder"]) if p["rho_encoder"] > 0 else None
+        )
+        eps_head = (
+            unit_steps(loss_mix, list(head_named.values()), p["rho"]) if p["rho"] > 0 else None
+        )
+        weights = head_named
+        if eps_head is not None:
+            weights = dict(
+                zip(
+                    head_named, torch._foreach_add(list(head_named.values()), eps_head), strict=True
+                )
+            )
+        with self.autocast():
+            loss_flat = F.cross_entropy(forward_with(head, feats, weights).float(), y)
+        beta = p["flat_ratio"]
+        loss = (1 - beta) * loss_mix + beta * loss_flat
+        loss.backward()
+        with torch.no_grad():
+            if eps_head is not None:
+                torch._foreach_add_(list(head_named.values()), eps_head)
+            if eps_enc is not None:
+                torch._foreach_add_(enc_params, eps_enc)
+        if ctx.log:
+            ctx.stats[f"sam/{m}/sharpness"] = loss_flat.detach() - F.cross_entropy(out.detach(), y)
+            ctx.stats[f"train/{m}/loss_mixup"] = loss_mix.detach()
+            ctx.stats[f"train/{m}/loss_flat"] = loss_flat.detach()
+        return loss.detach()

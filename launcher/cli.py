@@ -1,0 +1,81 @@
+"""The `igm` entry point: one command line for the service, the client and the library.
+
+- service: `igm up` (API and a worker on this machine), `igm worker`, `igm db`;
+- remote: submit, sweep, ls, show, cancel, retry, rm, logs (igm_client.cli, httpx only);
+- local: train, validate, compare, prepare, export-features, methods, datasets, encoders
+  (igm_core.cli; no server needed).
+Each part is imported only when its command runs, so `igm ls` never loads torch or the server.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+SERVICE = {
+    "up": "start the service on this machine: API and a worker (embedded stores by default)",
+    "worker": "run a worker (one per GPU: --gpu N) against the configured services",
+    "db": "the service database schema: upgrade, check, current",
+}
+LOCAL = {
+    "train": "train an experiment spec here, without a server",
+    "validate": "print the resolved spec",
+    "compare": "seed statistics and paired comparisons of result.json files",
+    "prepare": "decode an audio-visual dataset once into its cache",
+    "export-features": "write a built-in dataset as train/val/test.npz",
+    "methods": "list the registered methods",
+    "datasets": "list the registered datasets",
+    "encoders": "list the registered encoders",
+}
+
+
+def _service_entry(command: str) -> Callable[[list[str]], int]:
+    if command == "up":
+        from launcher.embedded import main
+    elif command == "worker":
+        from worker.__main__ import main
+    else:
+        from launcher.db import main
+    return main
+
+
+def usage() -> str:
+    from igm_client.cli import COMMANDS as REMOTE
+
+    lines = ["usage: igm COMMAND [options]   (igm COMMAND --help for its options)", ""]
+    for title, commands in (
+        ("service", SERVICE),
+        ("remote (talk to a server: --url, IGM_URL)", REMOTE),
+        ("local (no server needed)", LOCAL),
+    ):
+        lines.append(f"{title}:")
+        lines += [f"  {name:<16} {text}" for name, text in commands.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one `igm` command; returns its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else None
+    if command in SERVICE:
+        try:
+            entry = _service_entry(command)
+        except ImportError as err:  # a client-only installation
+            print(f"error: `igm {command}` is not available in this installation: {err}")
+            return 1
+        return entry(argv[1:])
+    if command in LOCAL:
+        from igm_core.cli import main as local_main
+
+        return local_main(argv)
+    if command in (None, "-h", "--help", "help"):
+        print(usage())
+        return 0 if command else 2
+    from igm_client.cli import main as remote_main
+
+    return remote_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

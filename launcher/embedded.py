@@ -1,0 +1,174 @@
+"""`igm up`: the API, one worker and everything they need on one machine.
+
+Embedded (the default): a SQLite database, an MLflow SQLite store with its artifacts, run
+directories and a filesystem broker, all under one data directory; nothing else to install. With
+IGM_DATABASE_URL / IGM_BROKER_URL / MLFLOW_TRACKING_URI set it uses PostgreSQL, Redis and an MLflow
+server instead. Ctrl-C stops the API and the worker; an experiment cut off that way is sent again
+by the API once its heartbeat is older than IGM_STALE_AFTER_S (server/reconcile.py) and resumes
+from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from server import migrations
+from server.settings import Settings, get_settings
+from worker.command import worker_command
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_SPEC = ROOT / "configs" / "synthetic_igm.yaml"
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a worker process the same settings as this one."""
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)  # replaced by the resolved IGM_ value below
+    env.update(
+        IGM_DATA_DIR=str(settings.data_dir.resolve()),
+        IGM_DATABASE_URL=settings.resolved_database_url(),
+        IGM_BROKER_URL=settings.resolved_broker_url(),
+        IGM_MLFLOW_TRACKING_URI=settings.resolved_mlflow_uri(),
+        IGM_QUEUES=json.dumps(settings.queues),
+        IGM_DEFAULT_QUEUE=settings.default_queue,
+        IGM_DATA_ROOTS=json.dumps([str(p) for p in settings.data_roots]),
+    )
+    return env
+
+
+def start_worker(settings: Settings, queues: list[str]) -> subprocess.Popen:
+    cmd = worker_command(queues, f"embedded-{os.getpid()}@{socket.gethostname()}")
+    log = settings.data_dir.resolve() / "worker.log"
+    # its own session: Ctrl-C in the terminal reaches us, and we stop it in order; its output
+    # goes to a log file so that the terminal shows the service's own lines
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            cmd,
+            env=worker_env(settings),
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_worker(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGQUIT)  # cold shutdown: a long job is not waited for
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def run_demo(base_url: str, server_started: threading.Event) -> None:
+    from igm_client.client import IGMClient, IGMClientError
+
+    if not server_started.wait(60):
+        print("demo: the API did not start", file=sys.stderr)
+        return
+    try:
+        with IGMClient(base_url) as client:
+            exp = client.submit(DEMO_SPEC)
+            print(
+                f"demo: submitted {exp['id']} ({exp['name']}); waiting for the worker...",
+                flush=True,
+            )
+            done = client.wait(exp["id"], timeout=1800)
+    except (IGMClientError, TimeoutError) as err:
+        print(f"demo: {err}", file=sys.stderr)
+        return
+    test = (done.get("summary") or {}).get("test") or {}
+    mods = ", ".join(f"{m} {a:.4f}" for m, a in test.get("modality_acc", {}).items())
+    print(
+        f"demo: {done['status']}: test acc {test.get('acc', float('nan')):.4f}, macro-F1 "
+        f"{test.get('macro_f1', float('nan')):.4f}, mAP {test.get('map', float('nan')):.4f}; "
+        f"per modality: {mods}",
+        flush=True,
+    )
+    print(
+        f"demo: GET {base_url}/experiments/{exp['id']} for the whole record; "
+        f"{base_url}/docs for the API. Ctrl-C stops.",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="igm up", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--data-dir", help="embedded data directory (default: IGM_DATA_DIR or ./igm-data)"
+    )
+    parser.add_argument("--no-worker", action="store_true", help="serve the API only")
+    parser.add_argument(
+        "--demo", action="store_true", help="submit the demo experiment and print its result"
+    )
+    args = parser.parse_args(argv)
+    import uvicorn
+
+    from server.main import create_app
+
+    settings = get_settings()
+    if args.data_dir:
+        settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db_url = settings.resolved_database_url()
+    try:
+        if settings.database_url is None:
+            migrations.upgrade(db_url)  # the embedded database is ours to create
+        migrations.check_schema(db_url)
+    except migrations.SchemaError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    worker = None if args.no_worker else start_worker(settings, settings.queues)
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
+    )
+    base_url = f"http://{args.host}:{args.port}"
+    print(
+        f"IGM Lab at {base_url} (data: {settings.data_dir.resolve()}; database "
+        f"{db_url.split('@')[-1]}; broker {settings.resolved_broker_url()}; MLflow "
+        f"{settings.resolved_mlflow_uri()}; worker log "
+        f"{settings.data_dir.resolve() / 'worker.log'}). "
+        "Ctrl-C stops.",
+        flush=True,
+    )
+    started = threading.Event()
+    threading.Thread(target=_watch_started, args=(server, started), daemon=True).start()
+    if args.demo:
+        threading.Thread(target=run_demo, args=(base_url, started), daemon=True).start()
+    # uvicorn handles SIGINT/SIGTERM while it serves, then raises the signal again once it has
+    # shut down: turn that into an exception here so the worker is always stopped too.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+    print("IGM Lab stopped.", flush=True)
+    return 0
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch_started(server: object, started: threading.Event) -> None:
+    while not getattr(server, "started", False):
+        time.sleep(0.05)
+    started.set()
