@@ -9,6 +9,7 @@ COPY igm_core igm_core
 COPY server server
 COPY worker worker
 COPY igm_client igm_client
+COPY launcher launcher
 COPY alembic alembic
 COPY alembic.ini ./
 COPY configs configs

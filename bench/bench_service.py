@@ -37,12 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from igm_core.spec import resolve_spec  # noqa: E402
+from launcher.embedded import worker_env  # noqa: E402
 from server import crud, migrations  # noqa: E402
 from server.db import session_factory  # noqa: E402
-from launcher.embedded import worker_env  # noqa: E402
 from server.models import Experiment, utcnow  # noqa: E402
-from worker.command import worker_command  # noqa: E402
 from server.settings import Settings  # noqa: E402
+from worker.command import worker_command  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379/14"

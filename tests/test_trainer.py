@@ -12,30 +12,7 @@ from igm_core.models import build_model
 from igm_core.spec import resolve_spec
 from igm_core.tracking import JsonlTracker, read_jsonl_metrics
 from igm_core.trainer import CHECKPOINT, train
-
-SMALL = {"n_train": 240, "n_val": 80, "n_test": 80, "dims": [12, 10]}
-SCHEDULES = {"stages": {"stage_epochs": [1, 1, 1]}, "epochs": {"epochs": 3}}
-
-
-def spec_for(name: str, **extra) -> dict:
-    """A small synthetic spec for method `name`, three epochs in the method's schedule form."""
-    spec = {
-        "name": f"t-{name}",
-        "dataset": {"name": "synthetic", "params": SMALL},
-        "method": {"name": name},
-        "schedule": SCHEDULES[catalog.method_rules(name).schedule],
-        "batch_size": 32,
-        "model": {
-            "head_hidden": [32, 16],
-            "encoders": {
-                m: {"name": "mlp", "params": {"hidden": [32], "out_dim": 24}}
-                for m in ("strong", "weak")
-            },
-        },
-        "log_every": 1,
-    }
-    spec.update(extra)
-    return spec
+from tests.specs import spec_for
 
 
 @pytest.mark.parametrize("method", catalog.METHODS.names())
@@ -196,3 +173,25 @@ def test_igm_spectra_and_gains(tmp_path) -> None:
     for s in spectra:
         assert np.exp(-0.4) - 1e-6 <= s["min_gain"] <= 1.0
         assert s["eff_rank"] >= 1.0
+
+
+def test_a_resolved_spec_is_not_resolved_again(monkeypatch, tmp_path) -> None:
+    """The API resolves once and stores the mapping; rebuilding it reads no data header, and
+    the trainer uses a ResolvedSpec as it is (a plain mapping is resolved at the entry)."""
+    from igm_core.spec import ResolvedSpec
+
+    entry = catalog.DATASETS.get("features")
+    calls = []
+    meta = entry.extra["meta"]
+    monkeypatch.setitem(entry.extra, "meta", lambda p: calls.append(p) or meta(p))
+    params = entry.extra_loaded("example")(tmp_path / "data")
+    raw = {**spec_for("igm"), "dataset": {"name": "features", "params": params}}
+    raw.pop("model")
+    stored = resolve_spec(raw).to_dict()
+    assert len(calls) == 1
+    rebuilt = ResolvedSpec.model_validate(stored)
+    assert rebuilt.hash() == resolve_spec(raw).hash() and len(calls) == 2
+    result = train(rebuilt).result
+    assert len(calls) == 2 and result["spec_hash"] == rebuilt.hash()
+    train(raw)
+    assert len(calls) == 3

@@ -424,6 +424,37 @@ def test_a_sweep_with_one_bad_point_writes_nothing(client: TestClient, settings:
     assert row_count(settings) == 0
 
 
+def test_sweep_preview_lists_validated_points_and_writes_nothing(
+    client: TestClient, settings: Settings, rds: redis.Redis, redis_queue: str
+) -> None:
+    body = {
+        "base": SPEC,
+        "grid": {"method.params.tau": [0.1, 0.2]},
+        "random": {"samples": 2, "seed": 3, "params": {"optimizer.lr": {"uniform": [0.01, 0.1]}}},
+    }
+    res = client.post("/experiments/sweep/preview", json=body)
+    assert res.status_code == 200, res.text
+    out = res.json()
+    assert out["count"] == 4
+    assert [p["name"] for p in out["points"]] == [f"tiny-{i}" for i in range(4)]
+    assert [p["values"]["method.params.tau"] for p in out["points"]] == [0.1, 0.1, 0.2, 0.2]
+    created = client.post("/experiments/sweep", json=body).json()["data"]
+    assert [e["spec_hash"] for e in created] == [p["spec_hash"] for p in out["points"]]
+    assert row_count(settings) == 4  # the four of the real sweep: the preview wrote nothing
+    bad = client.post("/experiments/sweep/preview", json={**body, "grid": {"seed": [-1]}})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"].startswith("points.0.")
+
+
+def test_submit_applies_set_overrides(client: TestClient) -> None:
+    exp = post(client, SPEC, set=["method.params.tau=0.25", "model.head_hidden=[32, 16]"])
+    assert exp["spec"]["method"]["params"]["tau"] == 0.25
+    assert exp["spec"]["model"]["head_hidden"] == [32, 16]
+    res = client.post("/experiments", json=SPEC, params={"set": ["method.params.tau=-1"]})
+    assert res.status_code == 422 and res.json()["detail"][0]["loc"] == "method.params.tau"
+    res = client.post("/experiments", json=SPEC, params={"set": ["novalue"]})
+    assert res.status_code == 422 and "expected key=value" in res.json()["detail"][0]["msg"]
+
+
 # ----------------------------------------------------------------------------- the service
 
 

@@ -278,6 +278,30 @@ def test_cli_round_trip(url: str, capsys: pytest.CaptureFixture) -> None:
     assert json.loads(capsys.readouterr().out)["status"] == "queued"
 
 
+def test_cli_sweep_dry_run_then_submit(
+    url: str, client: IGMClient, capsys: pytest.CaptureFixture
+) -> None:
+    name = unique("sweep")
+    before = client.list(limit=1)["count"]
+    args = [
+        "sweep", str(SPEC_FILE), "--name", name, "--grid", "method.params.tau=0.2,0.4",
+        "--random", "optimizer.lr=log_uniform:1e-3:1e-1", "--samples", "2", "--seed", "5",
+        "--url", url,
+    ]  # fmt: skip
+    assert main([*args, "--dry-run"]) == 0
+    table = capsys.readouterr().out
+    assert "4 points (nothing submitted)" in table and "method.params.tau=0.4" in table
+    assert client.list(limit=1)["count"] == before  # a dry run writes nothing
+    assert main([*args, "--tag", "swept"]) == 0
+    sweep_id = capsys.readouterr().out.strip()
+    assert main(["ls", "--sweep", sweep_id, "--json", "--url", url]) == 0
+    page = json.loads(capsys.readouterr().out)
+    assert page["count"] == 4 and all(e["tags"] == ["swept"] for e in page["data"])
+    for bad in (["--random", "optimizer.lr=beta:1:2"], ["--grid", "seed"], ["--samples", "3"]):
+        assert main(["sweep", str(SPEC_FILE), *bad, "--dry-run", "--url", url]) == 2
+        assert "error: " in capsys.readouterr().err
+
+
 def test_cli_bad_spec_exits_2_without_traceback(url: str, capsys: pytest.CaptureFixture) -> None:
     args = ["submit", str(SPEC_FILE), "--set", "method.params.tau=oops", "--url", url]
     assert main(args) == 2

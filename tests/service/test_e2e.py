@@ -25,8 +25,8 @@ from mlflow.tracking import MlflowClient
 
 from launcher.embedded import ROOT, worker_env
 from server.main import create_app
-from worker.command import worker_command
 from tests.service.conftest import REDIS_URL, make_settings, sqlite_url
+from worker.command import worker_command
 
 SPEC = {
     "name": "e2e",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.checkout import clean_checkout, porcelain
 
 
 def free_port() -> int:
@@ -20,21 +21,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_igm_up_demo_then_ctrl_c(tmp_path: Path) -> None:
+def test_igm_up_demo_then_ctrl_c_leaves_a_clean_checkout(tmp_path: Path) -> None:
+    """The README's first command from a clean checkout, with its default data directory
+    (./igm-data): the demo succeeds, Ctrl-C stops everything, and `git status` stays empty."""
+    repo = clean_checkout(tmp_path / "repo")
+    data = repo / "igm-data"
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "launcher",
-            "up",
-            "--demo",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        cwd=ROOT,
+        [sys.executable, "-m", "launcher", "up", "--demo", "--port", str(port)],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -62,6 +58,8 @@ def test_igm_up_demo_then_ctrl_c(tmp_path: Path) -> None:
     assert "IGM Lab stopped." in rest
     assert "Traceback" not in rest
     for name in ("igm.db", "mlflow.db", "worker.log"):
-        assert (tmp_path / "data" / name).exists()
+        assert (data / name).exists()
+    assert not (repo / "control").exists()
+    assert porcelain(repo) == ""
     worker = subprocess.run(["pgrep", "-f", f"embedded-{proc.pid}@"], capture_output=True)
     assert worker.returncode == 1  # no worker process left behind

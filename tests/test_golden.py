@@ -1,0 +1,93 @@
+"""Golden numbers: every registered method, trained on a small built-in spec, gives the training
+losses at fixed steps and the final validation and test accuracies stored in tests/golden.json.
+
+The determinism tests compare two runs of the same code, so a change that shifts every loss
+passes them; this test does not. A changed number must be a deliberate, reviewed update:
+`pytest tests/test_golden.py --update-golden` rewrites the file from the current code, and the
+diff shows what moved.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from igm_core import catalog
+from igm_core.tracking import JsonlTracker, read_jsonl_metrics
+from igm_core.trainer import train
+from tests.specs import spec_for
+
+GOLDEN = Path(__file__).with_name("golden.json")
+STEPS = (1, 24, 25, 48, 49, 72, 73, 96)  # first and last step of each 24-step stage
+LOSS_TOL = 5e-5  # float32 on one kind of CPU; the methods differ from each other by far more
+ACC_TOL = 1e-9  # accuracies are counts over 80 samples: equal, or a real change
+# 96 steps at lr 0.1: enough to learn (val acc ~0.85-0.9) and for the methods to diverge
+SCHEDULES = {"stages": {"stage_epochs": [3, 3, 3, 3]}, "epochs": {"epochs": 12}}
+
+
+def case(name: str, **params: Any) -> dict[str, Any]:
+    return spec_for(
+        name,
+        method={"name": name, "params": params},
+        optimizer={"lr": 0.1},
+        schedule=SCHEDULES[catalog.method_rules(name).schedule],
+    )
+
+
+CASES: dict[str, dict[str, Any]] = {name: case(name) for name in catalog.METHODS.names()}
+CASES["igm-reference"] = case("igm", sam="reference")
+CASES["igm-no-sam"] = case("igm", sam="none")
+
+
+def run_case(spec: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    result = train(spec, tracker=JsonlTracker(tmp_path / "m.jsonl")).result
+    history = read_jsonl_metrics(tmp_path / "m.jsonl")
+    losses: dict[int, float] = {}
+    for key, points in history.items():
+        # the step loss of the trained modality ("train/weak/loss") or of all ("train/fused/loss")
+        if key.startswith("train/") and key.endswith("/loss"):
+            losses.update(points)
+    return {
+        "losses": {str(s): round(losses[s], 6) for s in STEPS},
+        "val_acc": result["val"]["acc"],
+        "test_acc": result["test"]["acc"],
+    }
+
+
+@pytest.fixture(scope="module")
+def golden(request: pytest.FixtureRequest) -> dict[str, Any]:
+    data = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+    yield data
+    if request.config.getoption("--update-golden"):
+        GOLDEN.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_golden_numbers(name: str, golden: dict[str, Any], request, tmp_path: Path) -> None:
+    got = run_case(CASES[name], tmp_path)
+    if request.config.getoption("--update-golden"):
+        golden[name] = got
+        return
+    assert name in golden, f"no golden numbers for {name}: run with --update-golden"
+    want = golden[name]
+    for step, value in want["losses"].items():
+        assert got["losses"][step] == pytest.approx(value, abs=LOSS_TOL), (name, step)
+    assert got["val_acc"] == pytest.approx(want["val_acc"], abs=ACC_TOL), name
+    assert got["test_acc"] == pytest.approx(want["test_acc"], abs=ACC_TOL), name
+
+
+def test_every_registered_method_has_golden_numbers() -> None:
+    stored = json.loads(GOLDEN.read_text())
+    assert set(catalog.METHODS.names()) <= set(stored)
+
+
+def test_the_tolerance_tells_the_methods_apart() -> None:
+    """A change as small as switching the gradient modification off moves a stored loss by many
+    times the tolerance, so the test above would catch it."""
+    stored = json.loads(GOLDEN.read_text())
+    for a, b in (("igm", "alternating"), ("igm", "igm-no-sam"), ("mla", "alternating")):
+        gap = max(abs(stored[a]["losses"][s] - stored[b]["losses"][s]) for s in stored[a]["losses"])
+        assert gap > 20 * LOSS_TOL, (a, b, gap)
