@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from igm_client.args import distribution, grid_values, pairs
 from igm_client.client import DEFAULT_URL, FINISHED, IGMClient, IGMClientError, read_spec
 from igm_client.format import (
     EXIT_BY_STATUS,
@@ -75,7 +76,7 @@ def _resolve_id(client: IGMClient, ident: str) -> str:
 
 def cmd_submit(client: IGMClient, args: argparse.Namespace) -> int:
     spec = read_spec(args.spec)
-    _pairs(args.set, "--set")  # a malformed override fails here; the server reads the values
+    pairs(args.set, "--set")  # a malformed override fails here; the server reads the values
     exp = client.submit(
         spec,
         priority=args.priority,
@@ -100,55 +101,12 @@ def cmd_submit(client: IGMClient, args: argparse.Namespace) -> int:
     return _wait(client, exp["id"], as_json=args.json) if args.wait else 0
 
 
-def _grid_values(text: str) -> list[Any]:
-    """ "0.1,0.2" -> [0.1, 0.2]; a YAML list ("[[64], [128]]") for values that hold commas."""
-    if text.lstrip().startswith("["):
-        values = yaml.safe_load(text)
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"--grid: {text!r} is not a non-empty YAML list")
-        return values
-    return [yaml.safe_load(v) for v in text.split(",")]
-
-
-DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
-
-
-def _distribution(key: str, text: str) -> dict[str, Any]:
-    """ "log_uniform:1e-4:1e-2", "int_uniform:1:5", "uniform:0:1" or "choice:a,b,c"."""
-    kind, _, rest = text.partition(":")
-    if kind not in DISTRIBUTIONS or not rest:
-        raise ValueError(
-            f"--random {key}: give one of {', '.join(DISTRIBUTIONS)} and its arguments, e.g. "
-            f"{key}=log_uniform:1e-4:1e-2 or {key}=choice:a,b"
-        )
-    if kind == "choice":
-        return {"choice": [yaml.safe_load(v) for v in rest.split(",")]}
-    bounds = rest.split(":")
-    if len(bounds) != 2:
-        raise ValueError(f"--random {key}: {kind} takes two bounds, lo:hi")
-    number = int if kind == "int_uniform" else float
-    try:
-        return {kind: [number(b) for b in bounds]}
-    except ValueError:
-        raise ValueError(f"--random {key}: bounds must be numbers, got {rest!r}") from None
-
-
-def _pairs(items: list[str] | None, flag: str) -> list[tuple[str, str]]:
-    out = []
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{flag}: expected key=value, got {item!r}")
-        out.append((key.strip(), value))
-    return out
-
-
 def cmd_sweep(client: IGMClient, args: argparse.Namespace) -> int:
     base = read_spec(args.spec)
-    grid = {k: _grid_values(v) for k, v in _pairs(args.grid, "--grid")}
+    grid = {k: grid_values(v) for k, v in pairs(args.grid, "--grid")}
     search = None
     if args.random:
-        params = {k: _distribution(k, v) for k, v in _pairs(args.random, "--random")}
+        params = {k: distribution(k, v) for k, v in pairs(args.random, "--random")}
         search = {"samples": args.samples, "seed": args.seed, "params": params}
     elif args.samples != 1:
         raise ValueError("--samples needs at least one --random parameter")
