@@ -234,6 +234,18 @@ class IGMClient:
         params = _params(keys=list(keys or []), max_points=max_points)
         return self._json("GET", f"/experiments/{experiment_id}/metrics", params=params)
 
+    def compare(
+        self,
+        ids: list[str] | tuple[str, ...] = (),
+        *,
+        tag: str | None = None,
+        sweep: str | None = None,
+        metric: str = "acc",
+    ) -> dict[str, Any]:
+        """The `igm compare` report of succeeded experiments chosen by ids, a tag or a sweep."""
+        params = _params(ids=list(ids), tag=tag, sweep=sweep, metric=metric)
+        return self._json("GET", "/compare", params=params)
+
     def artifacts(self, experiment_id: str) -> dict[str, Any]:
         return self._json("GET", f"/experiments/{experiment_id}/artifacts")
 

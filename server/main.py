@@ -24,7 +24,7 @@ from server import migrations, reconcile
 from server.db import session_factory
 from server.mlflow_reader import MlflowReader
 from server.queue import make_celery
-from server.routes import experiments, health, registry, runs, sweeps
+from server.routes import compare, experiments, health, registry, runs, sweeps
 from server.settings import Settings, get_settings
 
 logger = logging.getLogger("server")
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
     app.include_router(sweeps.router)
     app.include_router(experiments.router)
     app.include_router(runs.router)
+    app.include_router(compare.router)
     app.include_router(registry.router)
     app.include_router(health.router)
     return app

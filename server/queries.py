@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.models import Experiment
+from server.models import SUCCEEDED, Experiment, ExperimentTag
 
 MAX_TWINS = 20
 _CHUNK = 500  # bound parameters per IN (...)
@@ -30,3 +31,34 @@ def twins_of(session: Session, experiments: Sequence[Experiment]) -> dict[str, l
         exp.id: [other for other in by_hash[exp.spec_hash] if other != exp.id][:MAX_TWINS]
         for exp in experiments
     }
+
+
+MAX_COMPARED = 500
+
+
+def succeeded_results(
+    session: Session,
+    *,
+    ids: Sequence[str] = (),
+    tag: str | None = None,
+    sweep_id: str | None = None,
+) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+    """(experiment id, result mapping) of the succeeded experiments matching every filter given,
+    oldest first, at most MAX_COMPARED; and how many matched. A result mapping holds what
+    igm_core.compare reads: the resolved spec, the test metrics and the run's figures."""
+    q = select(Experiment.id, Experiment.spec, Experiment.summary).where(
+        Experiment.status == SUCCEEDED, Experiment.summary.is_not(None)
+    )
+    if ids:
+        q = q.where(Experiment.id.in_(list(ids)[:MAX_COMPARED]))
+    if sweep_id:
+        q = q.where(Experiment.sweep_id == sweep_id)
+    if tag:
+        tagged = select(ExperimentTag.experiment_id).where(ExperimentTag.tag == tag)
+        q = q.where(Experiment.id.in_(tagged))
+    rows = session.execute(q.order_by(Experiment.created_at, Experiment.id)).all()
+    results = [
+        (exp_id, {"spec": spec, "test": summary.get("test"), "run": summary.get("run", {})})
+        for exp_id, spec, summary in rows[:MAX_COMPARED]
+    ]
+    return results, len(rows)
