@@ -52,7 +52,9 @@ def _experiment(
     queue: str,
     max_attempts: int,
     sweep_id: str | None,
+    sweep_values: dict[str, Any] | None = None,
 ) -> Experiment:
+    now = utcnow()
     exp = Experiment(
         id=new_id(),
         name=spec.name,
@@ -64,10 +66,12 @@ def _experiment(
         priority=priority,
         queue=queue,
         sweep_id=sweep_id,
+        sweep_values=sweep_values,
         attempts=0,
         max_attempts=max_attempts,
         cancel_requested=False,
-        created_at=utcnow(),
+        created_at=now,
+        updated_at=now,
     )
     exp.tags = [ExperimentTag(tag=t) for t in dict.fromkeys(tags)]
     return exp
@@ -107,8 +111,10 @@ def create_sweep(
     queue: str,
     max_attempts: int,
     random: dict[str, Any] | None = None,
+    values: list[dict[str, Any]] | None = None,
 ) -> tuple[Sweep, list[Experiment]]:
-    """One experiment per spec, grouped under a new sweep, committed together."""
+    """One experiment per spec, grouped under a new sweep, committed together; `values` are the
+    swept values of each point, kept with its experiment."""
     sweep = Sweep(
         id=new_id(),
         name=name,
@@ -128,8 +134,9 @@ def create_sweep(
             queue=queue,
             max_attempts=max_attempts,
             sweep_id=sweep.id,
+            sweep_values=point,
         )
-        for s in specs
+        for s, point in zip(specs, values or [None] * len(specs), strict=True)
     ]
     session.add_all(exps)
     session.commit()

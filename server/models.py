@@ -53,6 +53,7 @@ class Experiment(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     queue: Mapped[str] = mapped_column(String(32))
     sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id"), index=True)
+    sweep_values: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # this point's values
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     worker: Mapped[str | None] = mapped_column(String(255))
@@ -68,6 +69,10 @@ class Experiment(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # every write sets it (ORM flushes and UPDATE statements alike): what changed since T
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True
+    )
 
     tags: Mapped[list[ExperimentTag]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="ExperimentTag.tag"

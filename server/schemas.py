@@ -44,6 +44,9 @@ class ExperimentSummaryPublic(BaseModel):
     priority: int
     queue: str
     sweep_id: str | None
+    sweep_values: dict[str, Any] | None = Field(
+        None, description="for a sweep's experiment: the swept keys and their values"
+    )
     attempts: int
     progress: dict[str, Any] | None = Field(
         description="as the worker last wrote it: stage, n_stages, epoch, epochs, step, "
@@ -53,8 +56,9 @@ class ExperimentSummaryPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    updated_at: datetime | None = Field(None, description="the row's last change")
 
-    _utc = field_validator("created_at", "started_at", "finished_at")(_aware)
+    _utc = field_validator("created_at", "started_at", "finished_at", "updated_at")(_aware)
 
     @classmethod
     def from_row(cls, exp: Experiment, **extra: Any) -> ExperimentSummaryPublic:

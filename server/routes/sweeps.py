@@ -62,7 +62,7 @@ def create_sweep(
     writing any; store them as one sweep and enqueue each."""
     tags = check_tags(body.tags)
     queue = check_queue(body.queue, settings, "body.queue")
-    specs = [spec for _, spec in _sweep_specs(body, settings)]
+    points = _sweep_specs(body, settings)
     name = body.name or body.base.get("name") or "sweep"
     row, exps = crud.create_sweep(
         session,
@@ -70,7 +70,8 @@ def create_sweep(
         base_spec=body.base,
         grid=body.grid,
         random=body.random.model_dump(mode="json") if body.random is not None else None,
-        specs=specs,
+        specs=[spec for _, spec in points],
+        values=[values for values, _ in points],
         priority=body.priority,
         tags=tags,
         queue=queue,

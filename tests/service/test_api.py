@@ -11,6 +11,7 @@ import base64
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -313,6 +314,30 @@ def test_cancel_retry_delete(
     assert client.delete(f"/experiments/{eid}").status_code == 404
 
 
+def test_every_write_moves_updated_at(client: TestClient, settings: Settings) -> None:
+    exp = post(client, JOINT)
+    stamps = [exp["updated_at"]]
+    assert stamps[0] is not None and exp["sweep_values"] is None
+    sessions = session_factory(settings.resolved_database_url())
+
+    def now_stamp() -> str:
+        time.sleep(0.01)
+        return client.get(f"/experiments/{exp['id']}").json()["updated_at"]
+
+    with sessions() as s:
+        crud.claim(s, experiment_id=exp["id"], worker="w", stale_after_s=60)
+    stamps.append(now_stamp())
+    with sessions() as s:
+        crud.heartbeat(s, experiment_id=exp["id"], worker="w", progress={"step": 1})
+    stamps.append(now_stamp())
+    client.post(f"/experiments/{exp['id']}/cancel")
+    stamps.append(now_stamp())
+    with sessions() as s:
+        crud.finish(s, experiment_id=exp["id"], worker="w", status="cancelled")
+    stamps.append(now_stamp())
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), stamps
+
+
 def test_finished_rows_show_their_summary(client: TestClient, settings: Settings) -> None:
     eid = post(client, JOINT)["id"]
     _finish(settings, eid, "succeeded", summary={"test": {"acc": 0.9}})
@@ -373,8 +398,12 @@ def test_grid_sweep(client: TestClient, rds: redis.Redis, redis_queue: str) -> N
     assert [e["name"] for e in out["data"]] == [f"tiny-{i}" for i in range(6)]
     assert {e["sweep_id"] for e in out["data"]} == {out["sweep_id"]}
     assert all(e["tags"] == ["grid"] and e["priority"] == 9 for e in out["data"])
+    for e in out["data"]:
+        tau, lr = e["spec"]["method"]["params"]["tau"], e["spec"]["optimizer"]["lr"]
+        assert e["sweep_values"] == {"method.params.tau": tau, "optimizer.lr": lr}
     page = client.get("/experiments", params={"sweep": out["sweep_id"]}).json()
     assert page["count"] == 6
+    assert {tuple(e["sweep_values"].values()) for e in page["data"]} == points
     assert sorted(m[1] for m in messages(rds, redis_queue)) == sorted(e["id"] for e in out["data"])
 
 
