@@ -7,7 +7,6 @@ checks that turn request input into trusted values live in server.inputs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -15,12 +14,10 @@ from celery import Celery
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from server import crud
+from server import crud, ids
 from server.mlflow_reader import MlflowReader
-from server.models import Experiment
+from server.models import Experiment, Sweep
 from server.settings import Settings
-
-EXPERIMENT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def get_settings(request: Request) -> Settings:
@@ -47,13 +44,31 @@ MlflowDep = Annotated[MlflowReader, Depends(get_mlflow)]
 
 
 def get_experiment(experiment_id: str, session: SessionDep) -> Experiment:
-    """The experiment named in the path, or 404 (also for ids that cannot exist)."""
-    exp = (
-        crud.get_experiment(session, experiment_id) if EXPERIMENT_ID.match(experiment_id) else None
-    )
+    """The experiment named in the path by its id or a unique prefix of it (server.ids);
+    404 when none matches, 409 when several do."""
+    try:
+        full = ids.resolve(session, Experiment, experiment_id)
+    except ids.AmbiguousId as err:
+        raise HTTPException(status_code=409, detail=str(err)) from None
+    exp = crud.get_experiment(session, full) if full else None
     if exp is None:
-        raise HTTPException(status_code=404, detail=f"experiment {experiment_id[:100]} not found")
+        short = ids.too_short(experiment_id)
+        hint = f": give at least {ids.MIN_PREFIX} hex digits of its id" if short else ""
+        raise HTTPException(
+            status_code=404, detail=f"experiment {experiment_id[:100]} not found{hint}"
+        )
     return exp
+
+
+def sweep_id(session: Session, given: str | None) -> str | None:
+    """A sweep filter's full id when `given` is a sweep id or a unique prefix of one (409 when
+    several match); `given` itself otherwise, which then matches nothing."""
+    if not given:
+        return given
+    try:
+        return ids.resolve(session, Sweep, given) or given
+    except ids.AmbiguousId as err:
+        raise HTTPException(status_code=409, detail=str(err)) from None
 
 
 ExperimentDep = Annotated[Experiment, Depends(get_experiment)]

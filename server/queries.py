@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.models import SUCCEEDED, Experiment, ExperimentTag
+from server.models import SUCCEEDED, Experiment, ExperimentTag, Sweep
 
 MAX_TWINS = 20
 _CHUNK = 500  # bound parameters per IN (...)
@@ -62,3 +62,26 @@ def succeeded_results(
         for exp_id, spec, summary in rows[:MAX_COMPARED]
     ]
     return results, len(rows)
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def sweep_point_labels(session: Session, exp_ids: Sequence[str]) -> dict[str, str]:
+    """For the sweep points among `exp_ids`: "<sweep name> (key=value, ...)" with the point's
+    swept values but its seed, so that the compare report groups the points of a sweep that
+    differ only in their seed, and labels each group by what was swept."""
+    labels: dict[str, str] = {}
+    ids = list(exp_ids)
+    for i in range(0, len(ids), _CHUNK):
+        q = (
+            select(Experiment.id, Experiment.sweep_values, Sweep.name)
+            .join(Sweep, Experiment.sweep_id == Sweep.id)
+            .where(Experiment.id.in_(ids[i : i + _CHUNK]))
+        )
+        for exp_id, values, name in session.execute(q):
+            swept = {k: v for k, v in (values or {}).items() if k != "seed"}
+            shown = ", ".join(f"{k}={_shown(v)}" for k, v in swept.items())
+            labels[exp_id] = f"{name} ({shown})" if shown else name
+    return labels

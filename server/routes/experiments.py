@@ -19,6 +19,7 @@ from server.deps import (
     ExperimentDep,
     SessionDep,
     SettingsDep,
+    sweep_id,
 )
 from server.inputs import (
     JSON_TYPES,
@@ -107,7 +108,9 @@ def list_experiments(
     dataset: Annotated[str | None, Query(max_length=64)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=128, description="text in the name")] = None,
-    sweep: Annotated[str | None, Query(max_length=64, description="a sweep id")] = None,
+    sweep: Annotated[
+        str | None, Query(max_length=64, description="a sweep id, or a unique prefix of one")
+    ] = None,
     sort: Annotated[
         str, Query(description=f"a sort key, '-' first for descending: {', '.join(crud.SORTS)}")
     ] = "-created_at",
@@ -125,7 +128,7 @@ def list_experiments(
         dataset=dataset,
         tag=tag,
         text=q,
-        sweep_id=sweep,
+        sweep_id=sweep_id(session, sweep),
         sort=sort,
         limit=limit,
         offset=offset,
