@@ -1,8 +1,10 @@
-"""The remote `igm` commands: submit, sweep, ls, show, cancel, retry, rm and logs, talking to an
-IGM Lab server through IGMClient (httpx only: no torch, no igm_core, no server code).
+"""The remote `igm` commands: submit, sweep, ls, show, cancel, retry, rm, logs, login and logout,
+talking to an IGM Lab server through IGMClient (httpx only: no torch, no igm_core, no server code).
 
-The server is --url, default http://127.0.0.1:8000. Exit codes: 0 ok; 1 server unreachable,
-server error or failed run; 2 bad request or spec; 3 cancelled run; 130 interrupted while waiting.
+The server is --url, else IGM_URL, else the config file that `igm login` and `igm up` write, else
+http://127.0.0.1:8000 (igm_client.config). Ids may be shortened to a unique prefix (the server
+resolves it). Exit codes: 0 ok; 1 server unreachable, server error or failed run; 2 bad request or
+spec; 3 cancelled run; 130 interrupted while waiting.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from igm_client import login
 from igm_client.args import distribution, grid_values, pairs
-from igm_client.client import DEFAULT_URL, FINISHED, IGMClient, IGMClientError, read_spec
+from igm_client.client import FINISHED, IGMClient, IGMClientError, read_spec
 from igm_client.format import (
     EXIT_BY_STATUS,
     console,
     fail,
     metrics_table,
+    number,
     out_console,
     print_error,
     print_table,
@@ -33,6 +37,7 @@ from igm_client.format import (
     report_finished,
     say,
     styled,
+    swept_text,
     when,
 )
 
@@ -45,30 +50,9 @@ COMMANDS = {
     "retry": "queue a failed or cancelled experiment again",
     "rm": "delete a finished experiment",
     "logs": "status, progress and errors of a run",
+    "login": "remember the server (and its token) for these commands",
+    "logout": "forget the token kept for a server",
 }
-ID_LEN = 32
-
-
-def _resolve_id(client: IGMClient, ident: str) -> str:
-    """A full experiment id from an id or the short prefix that `igm ls` shows."""
-    if len(ident) >= ID_LEN:
-        return ident
-    try:
-        return client.get(ident)["id"]
-    except IGMClientError as err:
-        if err.status_code != 404:
-            raise
-    matches: list[str] = []
-    for offset in range(0, 10_000, 500):
-        page = client.list(limit=500, offset=offset)
-        matches += [e["id"] for e in page["data"] if e["id"].startswith(ident)]
-        if offset + len(page["data"]) >= page["count"] or not page["data"]:
-            break
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise IGMClientError(400, f"{ident!r} matches {len(matches)} experiments; give more of it")
-    raise IGMClientError(404, f"no experiment with an id starting {ident!r}")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -165,26 +149,34 @@ def cmd_ls(client: IGMClient, args: argparse.Namespace) -> int:
     if args.json:
         out_console.print_json(json.dumps(page))
         return 0
+    swept = any(exp.get("sweep_values") for exp in page["data"])  # a sweep's points: their values
+    columns = ["id", "name", *(["swept values"] if swept else []), "method", "dataset", "status",
+               "progress", "test acc", *(["macro-F1"] if swept else []), "created"]  # fmt: skip
     table = Table()
-    for col in ("id", "name", "method", "dataset", "status", "progress", "test acc", "created"):
-        numeric = col in ("progress", "test acc")
-        table.add_column(col, justify="right" if numeric else "left", no_wrap=col != "name")
+    for col in columns:
+        numeric = col in ("progress", "test acc", "macro-F1")
+        table.add_column(col, justify="right" if numeric else "left",
+                         no_wrap=col not in ("name", "swept values"))  # fmt: skip
     for exp in page["data"]:
         fraction = (exp.get("progress") or {}).get("fraction")
         fraction = 1.0 if exp.get("status") == "succeeded" else fraction
-        acc = ((exp.get("summary") or {}).get("test") or {}).get("acc")
-        table.add_row(
-            exp["id"][:8], exp.get("name"), exp.get("method"), exp.get("dataset"),
-            styled(exp.get("status")), "-" if fraction is None else f"{100 * fraction:.0f}%",
-            "-" if acc is None else f"{acc:.4f}", when(exp.get("created_at")),
-        )  # fmt: skip
+        test = (exp.get("summary") or {}).get("test") or {}
+        cells = {
+            "id": exp["id"][:8], "name": exp.get("name"), "swept values": swept_text(exp),
+            "method": exp.get("method"), "dataset": exp.get("dataset"),
+            "status": styled(exp.get("status")),
+            "progress": "-" if fraction is None else f"{100 * fraction:.0f}%",
+            "test acc": number(test.get("acc")), "macro-F1": number(test.get("macro_f1")),
+            "created": when(exp.get("created_at")),
+        }  # fmt: skip
+        table.add_row(*(cells[col] for col in columns))
     print_table(table)
     say(f"{len(page['data'])} of {page['count']}")
     return 0
 
 
 def cmd_show(client: IGMClient, args: argparse.Namespace) -> int:
-    exp = client.get(_resolve_id(client, args.id))
+    exp = client.get(args.id)
     if args.json:
         out_console.print_json(json.dumps(exp))
         return 0
@@ -216,7 +208,7 @@ def cmd_show(client: IGMClient, args: argparse.Namespace) -> int:
 
 def cmd_action(client: IGMClient, args: argparse.Namespace) -> int:
     """cancel, retry, rm."""
-    experiment_id = _resolve_id(client, args.id)
+    experiment_id = client.get(args.id)["id"]  # the full id, for the message
     if args.command == "rm":
         client.delete(experiment_id)
         say(f"deleted {experiment_id}")
@@ -275,7 +267,7 @@ def _logs_once(client: IGMClient, exp: dict[str, Any]) -> None:
 
 
 def cmd_logs(client: IGMClient, args: argparse.Namespace) -> int:
-    exp = client.get(_resolve_id(client, args.id))
+    exp = client.get(args.id)
     _logs_once(client, exp)
     seen = (exp.get("status"), exp.get("progress"))
     epoch = {k: (exp.get("progress") or {}).get(k) for k in ("stage", "epoch")}
@@ -307,12 +299,16 @@ def cmd_logs(client: IGMClient, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="igm",
-        description=f"IGM Lab's remote commands: they talk to a server (--url, default "
-        f"{DEFAULT_URL}). `igm --help` lists every command.",
+        description="IGM Lab's remote commands: they talk to a server (--url, IGM_URL, or the "
+        "one `igm login` and `igm up` saved). `igm --help` lists every command.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     url = argparse.ArgumentParser(add_help=False)
-    url.add_argument("--url", default=DEFAULT_URL, help=f"the server (default {DEFAULT_URL})")
+    url.add_argument(
+        "--url",
+        help="the server (default: IGM_URL, else the one `igm login` or `igm up` saved, "
+        "else http://127.0.0.1:8000)",
+    )
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print the server's JSON answer")
 
@@ -372,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("id", help="an id, or the start of one")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until it ends")
     logs.set_defaults(func=cmd_logs, poll=1.0)
-
+    login.add_parsers(sub)
     return parser
 
 
@@ -383,13 +379,20 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as err:  # argparse: --help, or a usage error it has printed
         return err.code if isinstance(err.code, int) else int(err.code is not None)
-    with IGMClient(args.url) as client:
-        try:
-            return args.func(client, args)
-        except IGMClientError as err:
-            return fail(str(err), 2 if 400 <= err.status_code < 500 else 1)
-        except (OSError, ValueError) as err:
-            return fail(str(err), 2)
+    try:
+        if not getattr(args, "needs_client", True):
+            return args.func(args)
+        with IGMClient(args.url) as client:
+            try:
+                return args.func(client, args)
+            except IGMClientError as err:
+                if err.status_code == 0:  # say where the URL came from: the usual newcomer trap
+                    return fail(f"{err}\n(the server URL is {login.where(client.settings)})", 1)
+                raise
+    except IGMClientError as err:
+        return fail(str(err), 2 if 400 <= err.status_code < 500 else 1)
+    except (OSError, ValueError) as err:
+        return fail(str(err), 2)
 
 
 if __name__ == "__main__":

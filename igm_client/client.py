@@ -3,6 +3,8 @@
 Only httpx and PyYAML: no torch, no igm_core, no server code, so it installs and imports anywhere a
 script runs. Every method returns the parsed JSON answer; any non-2xx answer raises IGMClientError
 with the HTTP status and the server's `detail`, and an unreachable server raises it with status 0.
+The server URL and the token default to igm_client.config's (IGM_URL / IGM_TOKEN, else the file
+that `igm login` and `igm up` write); a token goes out as `Authorization: Bearer <token>`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from typing import Any
 import httpx
 import yaml
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+from igm_client import config
+from igm_client.config import DEFAULT_URL
+
+__all__ = ["DEFAULT_URL", "FINISHED", "IGMClient", "IGMClientError", "read_spec"]
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
@@ -84,11 +89,19 @@ def _quote_path(path: str) -> str:
 
 
 class IGMClient:
-    """The IGM Lab REST API; use as a context manager, or call close()."""
+    """The IGM Lab REST API; use as a context manager, or call close().
 
-    def __init__(self, base_url: str = DEFAULT_URL, timeout: float = 30.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+    `base_url` and `token` default to igm_client.config's: IGM_URL / IGM_TOKEN, else the config
+    file, else http://127.0.0.1:8000 without a token; `settings` says which and from where.
+    """
+
+    def __init__(
+        self, base_url: str | None = None, timeout: float = 30.0, *, token: str | None = None
+    ) -> None:
+        self.settings = config.resolve(base_url, token)
+        self.base_url = self.settings.url
+        headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> IGMClient:
         return self

@@ -53,6 +53,17 @@ def when(stamp: str | None) -> str:
         return stamp
 
 
+def number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "-"
+
+
+def swept_text(exp: dict[str, Any]) -> str:
+    """A sweep point's swept values, "key=value, ..." (floats to 4 significant digits)."""
+    values = exp.get("sweep_values") or {}
+    shown = (f"{v:.4g}" if isinstance(v, float) else str(v) for v in values.values())
+    return ", ".join(f"{k}={v}" for k, v in zip(values, shown, strict=True)) or "-"
+
+
 def progress_text(exp: dict[str, Any]) -> str:
     """One line: status, attempt, stage/epoch/step, percent and ETA (the parts the row has)."""
     parts = [str(exp.get("status", "?"))]
@@ -84,12 +95,11 @@ def metrics_table(exp: dict[str, Any]) -> Table | None:
     for col in ("", "acc", "macro-F1", "mAP"):
         table.add_column(col, justify="right" if col else "left")
 
-    def num(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, int | float) else "-"
-
-    table.add_row("fused", num(test.get("acc")), num(test.get("macro_f1")), num(test.get("map")))
+    table.add_row(
+        "fused", number(test.get("acc")), number(test.get("macro_f1")), number(test.get("map"))
+    )
     for modality, acc in (test.get("modality_acc") or {}).items():
-        table.add_row(modality, num(acc), "", "")
+        table.add_row(modality, number(acc), "", "")
     return table
 
 
