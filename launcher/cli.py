@@ -1,8 +1,9 @@
 """The `igm` entry point: one command line for the service, the client and the library.
 
 - service: `igm up` (API and a worker on this machine), `igm worker`, `igm db`;
-- remote: submit, sweep, ls, show, cancel, retry, rm, logs (igm_client.cli, httpx only);
-- local: train, validate, compare, prepare, export-features, methods, datasets, encoders
+- `igm compare`: result.json files here, or experiments through the server (launcher.compare);
+- remote: submit, sweep, ls, show, cancel, retry, rm, logs, login, logout (igm_client.cli);
+- local: train, validate, prepare, export-features, methods, datasets, encoders
   (igm_core.cli; no server needed).
 Each part is imported only when its command runs, so `igm ls` never loads torch or the server.
 """
@@ -17,10 +18,12 @@ SERVICE = {
     "worker": "run a worker (one per GPU: --gpu N) against the configured services",
     "db": "the service database schema: upgrade, check, current",
 }
+RESULTS = {
+    "compare": "seed statistics and paired differences: result.json files, or ids, --tag, --sweep",
+}
 LOCAL = {
     "train": "train an experiment spec here, without a server",
     "validate": "print the resolved spec",
-    "compare": "seed statistics and paired comparisons of result.json files",
     "prepare": "decode an audio-visual dataset once into its cache",
     "export-features": "write a built-in dataset as train/val/test.npz",
     "methods": "list the registered methods",
@@ -32,6 +35,8 @@ LOCAL = {
 def _service_entry(command: str) -> Callable[[list[str]], int]:
     if command == "up":
         from launcher.embedded import main
+    elif command == "compare":
+        from launcher.compare import main
     elif command == "worker":
         from worker.__main__ import main
     else:
@@ -45,7 +50,8 @@ def usage() -> str:
     lines = ["usage: igm COMMAND [options]   (igm COMMAND --help for its options)", ""]
     for title, commands in (
         ("service", SERVICE),
-        ("remote (talk to a server: --url, IGM_URL)", REMOTE),
+        ("results (files here, or experiments on the server)", RESULTS),
+        ("remote (talk to a server: --url, IGM_URL, igm login)", REMOTE),
         ("local (no server needed)", LOCAL),
     ):
         lines.append(f"{title}:")
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one `igm` command; returns its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
-    if command in SERVICE:
+    if command in SERVICE or command in RESULTS:
         try:
             entry = _service_entry(command)
         except ImportError as err:  # a client-only installation
