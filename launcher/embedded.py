@@ -5,7 +5,8 @@ directories and a filesystem broker, all under one data directory; nothing else 
 IGM_DATABASE_URL / IGM_BROKER_URL / MLFLOW_TRACKING_URI set it uses PostgreSQL, Redis and an MLflow
 server instead. Ctrl-C stops the API and the worker; an experiment cut off that way is sent again
 by the API once its heartbeat is older than IGM_STALE_AFTER_S (server/reconcile.py) and resumes
-from its last checkpoint.
+from its last checkpoint. Once the API answers, its URL is saved in the client's config file
+(igm_client.config), so that the `igm` commands and IGMClient() in other shells talk to it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 
+from igm_client import config as client_config
+from igm_client.format import progress_text
 from server import migrations
 from server.settings import Settings, get_settings
 from worker.command import worker_command
@@ -73,19 +76,25 @@ def stop_worker(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
 
 
 def run_demo(base_url: str, server_started: threading.Event) -> None:
-    from igm_client.client import IGMClient, IGMClientError
+    from igm_client.client import FINISHED, IGMClient, IGMClientError
 
     if not server_started.wait(60):
         print("demo: the API did not start", file=sys.stderr)
         return
+
+    def on_update(exp: dict) -> None:  # the line `igm logs --follow` prints
+        if exp.get("status") not in FINISHED:
+            print(f"demo: {progress_text(exp)}", flush=True)
+
     try:
         with IGMClient(base_url) as client:
             exp = client.submit(DEMO_SPEC)
             print(
-                f"demo: submitted {exp['id']} ({exp['name']}); waiting for the worker...",
+                f"demo: submitted {exp['id']} ({exp['name']}); its progress as the worker "
+                f"reports it (`igm logs {exp['id'][:8]} -f` shows the same):",
                 flush=True,
             )
-            done = client.wait(exp["id"], timeout=1800)
+            done = client.wait(exp["id"], timeout=1800, on_update=on_update)
     except (IGMClientError, TimeoutError) as err:
         print(f"demo: {err}", file=sys.stderr)
         return
@@ -104,25 +113,79 @@ def run_demo(base_url: str, server_started: threading.Event) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="igm up", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
         "--data-dir", help="embedded data directory (default: IGM_DATA_DIR or ./igm-data)"
     )
+    parser.add_argument(
+        "--data-root",
+        action="append",
+        metavar="DIR",
+        help="a folder that `features` datasets may read from (repeatable; default IGM_DATA_ROOTS)",
+    )
     parser.add_argument("--no-worker", action="store_true", help="serve the API only")
     parser.add_argument(
         "--demo", action="store_true", help="submit the demo experiment and print its result"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--no-save-url",
+        action="store_true",
+        help="do not make this server the one the igm commands talk to (the client config file)",
+    )
+    return parser
+
+
+def configured(args: argparse.Namespace) -> Settings:
+    """The environment's settings with the command line's data directory and data roots (made
+    absolute: the worker runs elsewhere); a root that is not a folder yet gets a warning."""
+    settings = get_settings()
+    update: dict[str, object] = {}
+    if args.data_dir:
+        update["data_dir"] = Path(args.data_dir)
+    if args.data_root:
+        roots = [Path(r).expanduser().resolve() for r in args.data_root]
+        for given, root in zip(args.data_root, roots, strict=True):
+            if not root.is_dir():
+                print(f"warning: --data-root {given}: no such folder (yet)", flush=True)
+        update["data_roots"] = roots
+    return settings.model_copy(update=update) if update else settings
+
+
+def client_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses: a wildcard address means the loopback one."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def save_url(base_url: str, started: threading.Event) -> None:
+    """Once the API answers: make it the server of the igm commands, and say so."""
+    if not started.wait(60):
+        return
+    try:
+        path = client_config.save(base_url)
+    except (OSError, ValueError) as err:
+        print(f"warning: could not save the server URL for the igm commands: {err}", flush=True)
+        return
+    print(
+        f"igm commands and IGMClient() now talk to {base_url} (saved in {path}; "
+        "IGM_URL, --url or `igm login URL` choose another).",
+        flush=True,
+    )
+    env_url = os.environ.get(client_config.URL_ENV, "").strip()
+    if env_url and env_url.rstrip("/") != base_url:
+        print(f"warning: {client_config.URL_ENV}={env_url} wins in shells that set it", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     import uvicorn
 
     from server.main import create_app
 
-    settings = get_settings()
-    if args.data_dir:
-        settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    settings = configured(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db_url = settings.resolved_database_url()
     try:
@@ -137,17 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(
         uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
     )
-    base_url = f"http://{args.host}:{args.port}"
-    print(
-        f"IGM Lab at {base_url} (data: {settings.data_dir.resolve()}; database "
-        f"{db_url.split('@')[-1]}; broker {settings.resolved_broker_url()}; MLflow "
-        f"{settings.resolved_mlflow_uri()}; worker log "
-        f"{settings.data_dir.resolve() / 'worker.log'}). "
-        "Ctrl-C stops.",
-        flush=True,
-    )
+    base_url = client_url(args.host, args.port)
+    print(banner(settings, base_url), flush=True)
     started = threading.Event()
     threading.Thread(target=_watch_started, args=(server, started), daemon=True).start()
+    if not args.no_save_url:
+        threading.Thread(target=save_url, args=(base_url, started), daemon=True).start()
     if args.demo:
         threading.Thread(target=run_demo, args=(base_url, started), daemon=True).start()
     # uvicorn handles SIGINT/SIGTERM while it serves, then raises the signal again once it has
@@ -162,6 +220,21 @@ def main(argv: list[str] | None = None) -> int:
             stop_worker(worker)
     print("IGM Lab stopped.", flush=True)
     return 0
+
+
+def banner(settings: Settings, base_url: str) -> str:
+    data = settings.data_dir.resolve()
+    roots = ", ".join(map(str, settings.data_roots)) or "none (features datasets disabled)"
+    text = (
+        f"IGM Lab at {base_url} (data: {data}; database "
+        f"{settings.resolved_database_url().split('@')[-1]}; broker "
+        f"{settings.resolved_broker_url()}; MLflow {settings.resolved_mlflow_uri()}; worker log "
+        f"{data / 'worker.log'}; data roots: {roots}). API docs at {base_url}/docs. Ctrl-C stops."
+    )
+    mlflow_uri = settings.resolved_mlflow_uri()
+    if mlflow_uri.startswith("sqlite:"):  # MLflow's own UI over the embedded store
+        text += f"\nMLflow UI: mlflow ui --backend-store-uri {mlflow_uri} --port 5000"
+    return text
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

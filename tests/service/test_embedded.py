@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from igm_client import config
+from igm_core.cli import main as local_igm
 from tests.checkout import clean_checkout, porcelain
 
 
@@ -23,12 +26,16 @@ def free_port() -> int:
 
 def test_igm_up_demo_then_ctrl_c_leaves_a_clean_checkout(tmp_path: Path) -> None:
     """The README's first command from a clean checkout, with its default data directory
-    (./igm-data): the demo succeeds, Ctrl-C stops everything, and `git status` stays empty."""
+    (./igm-data): the demo succeeds, Ctrl-C stops everything, and `git status` stays empty.
+    On the way: the demo shows `igm logs -f`'s progress line, the server's URL is saved for
+    the igm commands (the session's XDG_CONFIG_HOME), and `--data-root data` lets the README's
+    `features` config in."""
     repo = clean_checkout(tmp_path / "repo")
     data = repo / "igm-data"
     port = free_port()
+    command = ["up", "--demo", "--port", str(port), "--data-root", "data"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "launcher", "up", "--demo", "--port", str(port)],
+        [sys.executable, "-m", "launcher", *command],
         cwd=repo,
         env={**os.environ, "PYTHONPATH": str(repo)},
         stdout=subprocess.PIPE,
@@ -51,6 +58,24 @@ def test_igm_up_demo_then_ctrl_c_leaves_a_clean_checkout(tmp_path: Path) -> None
         assert health["status"] == "ok", health
         listed = httpx.get(f"http://127.0.0.1:{port}/experiments", timeout=5).json()
         assert listed["count"] == 1 and listed["data"][0]["status"] == "succeeded"
+        assert re.search(r"^demo: (queued|running)", out, re.MULTILINE), out  # progress lines
+        assert f"igm commands and IGMClient() now talk to http://127.0.0.1:{port}" in out, out
+        assert config.resolve().url == f"http://127.0.0.1:{port}"
+        # the README's features steps: export-features into data/, submit the config as it is
+        exported = repo / "data" / "digits_features"
+        assert local_igm(["export-features", "digits", "--out", str(exported)]) == 0
+        features = httpx.post(
+            f"http://127.0.0.1:{port}/experiments",
+            content=(repo / "configs" / "features_igm.yaml").read_text(),
+            headers={"Content-Type": "application/yaml"},
+            timeout=10,
+        )
+        assert features.status_code == 201, features.text
+        root = features.json()["spec"]["dataset"]["params"]["root"]
+        assert root == str(exported.resolve())
+        short = features.json()["id"][:8]
+        cancelled = httpx.post(f"http://127.0.0.1:{port}/experiments/{short}/cancel", timeout=10)
+        assert cancelled.status_code in (200, 409), cancelled.text  # 409: it failed already
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
