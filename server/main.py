@@ -18,13 +18,14 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import migrations, reconcile
 from server.db import session_factory
 from server.mlflow_reader import MlflowReader
 from server.queue import make_celery
-from server.routes import compare, experiments, health, registry, runs, sweeps
+from server.routes import compare, docs, experiments, health, registry, runs, sweeps
 from server.settings import Settings, get_settings
 
 logger = logging.getLogger("server")
@@ -124,6 +125,8 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
         summary="Experiments for imbalanced multimodal learning: submit, queue, watch, compare.",
         version="0.1.0",
         lifespan=_lifespan(settings, check_schema),
+        docs_url=None,  # /docs and /redoc come from server.routes.docs: vendored, no CDN
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -134,6 +137,8 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
     app.include_router(compare.router)
     app.include_router(registry.router)
     app.include_router(health.router)
+    app.include_router(docs.router)
+    app.mount("/static", StaticFiles(directory=docs.STATIC_DIR, check_dir=False), name="static")
     return app
 
 

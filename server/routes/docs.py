@@ -1,0 +1,57 @@
+"""/docs (Swagger UI) and /redoc (ReDoc) from the copies vendored under web/static/vendor/, not a
+CDN: a lab cluster often has no internet, and a blank /docs there helps nobody. FastAPI's own docs
+routes are switched off in server.main; these pages name no external URL (a test checks it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "web" / "static"
+SWAGGER_UI = "/static/vendor/swagger-ui-dist-5.35.0"
+REDOC = "/static/vendor/redoc-2.5.4"
+OAUTH2_REDIRECT = "/docs/oauth2-redirect"
+
+router = APIRouter(include_in_schema=False)
+
+
+def _root(request: Request) -> str:
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+@router.get("/docs")
+def swagger_ui(request: Request) -> HTMLResponse:
+    root = _root(request)
+    return get_swagger_ui_html(
+        openapi_url=f"{root}{request.app.openapi_url}",
+        title=f"{request.app.title} - API",
+        swagger_js_url=f"{root}{SWAGGER_UI}/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}{SWAGGER_UI}/swagger-ui.css",
+        swagger_favicon_url=f"{root}{SWAGGER_UI}/favicon-32x32.png",
+        oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT}",
+        swagger_ui_parameters={"validatorUrl": None},  # never send the spec to an online validator
+    )
+
+
+@router.get(OAUTH2_REDIRECT)
+def swagger_ui_redirect() -> HTMLResponse:
+    return get_swagger_ui_oauth2_redirect_html()
+
+
+@router.get("/redoc")
+def redoc(request: Request) -> HTMLResponse:
+    root = _root(request)
+    return get_redoc_html(
+        openapi_url=f"{root}{request.app.openapi_url}",
+        title=f"{request.app.title} - API",
+        redoc_js_url=f"{root}{REDOC}/redoc.standalone.js",
+        redoc_favicon_url=f"{root}{SWAGGER_UI}/favicon-32x32.png",
+        with_google_fonts=False,
+    )
