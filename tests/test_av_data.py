@@ -286,12 +286,7 @@ RESNET = {"name": "resnet18"}
         pytest.param(
             "crema_d",
             RESNET,
-            marks=[
-                pytest.mark.slow,
-                pytest.mark.skipif(
-                    "resnet18" not in catalog.ENCODERS, reason="no resnet18 encoder yet"
-                ),
-            ],
+            marks=pytest.mark.slow,
         ),
     ],
     ids=["crema_d-conv", "kinetics_sounds-conv", "crema_d-resnet18"],

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow.tracking as mlflow_tracking
 import pytest
 
 from igm_core.tracking import (
@@ -25,8 +26,6 @@ from igm_core.tracking import (
     mlflow_key,
     read_jsonl_metrics,
 )
-
-mlflow_tracking = pytest.importorskip("mlflow.tracking")
 
 SPEC = {
     "dataset": {"name": "cremad", "modalities": ["audio", "visual"], "root": None},

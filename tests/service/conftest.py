@@ -2,11 +2,14 @@
 
 PostgreSQL (127.0.0.1:5432, trust auth) and Redis (127.0.0.1:6379) run on these machines; .ci/run
 starts them when they are not running. Each test session gets its own PostgreSQL database; Redis
-tests use database 15 and queue names unique to the test.
+tests use database 15 and queue names unique to the test. Where one of them is not running (a
+fresh machine, the README's test command alone), the tests that need it skip and say which
+(a test's fixtures name PostgreSQL; a module that imports REDIS_URL, PG_ADMIN uses the service).
 """
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +24,51 @@ from server.settings import Settings
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/15"
+PG_MISSING = (
+    "needs PostgreSQL at 127.0.0.1:5432 (not reachable): apt-get install -y postgresql and "
+    "start it, as .ci/run does"
+)
+REDIS_MISSING = (
+    "needs Redis at 127.0.0.1:6379 (not reachable): apt-get install -y redis-server and start "
+    "it, as .ci/run does"
+)
+HERE = Path(__file__).resolve().parent
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _needs(item: pytest.Item) -> set[str]:
+    names = set(getattr(item, "fixturenames", ()))
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    module = getattr(item, "module", None)
+    imported = set(vars(module)) if module is not None else set()
+    needs = set()
+    if names & {"pg_url", "clean_pg"} or "PG_ADMIN" in imported:
+        needs.add("postgresql")
+    if params.get("db_url") == "postgresql":
+        needs.add("postgresql")
+    if "redis_queue" in names or "REDIS_URL" in imported:
+        needs.add("redis")
+    return needs
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip, naming the service, the tests here whose service is not running."""
+    ours = [(item, _needs(item)) for item in items if HERE in item.path.parents]
+    wanted = set().union(*(needs for _, needs in ours))
+    pg_down = "postgresql" in wanted and not _listening(5432)
+    redis_down = "redis" in wanted and not _listening(6379)
+    for item, needs in ours:
+        if pg_down and "postgresql" in needs:
+            item.add_marker(pytest.mark.skip(reason=PG_MISSING))
+        if redis_down and "redis" in needs:
+            item.add_marker(pytest.mark.skip(reason=REDIS_MISSING))
 
 
 @pytest.fixture(scope="session")

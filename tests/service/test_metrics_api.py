@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow.tracking as mlflow_tracking
 import pytest
 from fastapi.testclient import TestClient
 
@@ -22,8 +23,6 @@ from server.db import session_factory
 from server.main import create_app
 from server.settings import Settings
 from tests.service.conftest import make_settings
-
-mlflow_tracking = pytest.importorskip("mlflow.tracking")
 
 N = 100_000
 SPIKE, DIP = 54_321, 12_345
