@@ -18,13 +18,14 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import migrations, reconcile
 from server.db import session_factory
 from server.mlflow_reader import MlflowReader
 from server.queue import make_celery
-from server.routes import compare, experiments, health, registry, runs, sweeps
+from server.routes import compare, curves, experiments, health, live, pages, registry, runs, sweeps
 from server.settings import Settings, get_settings
 
 logger = logging.getLogger("server")
@@ -129,11 +130,15 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(sweeps.router)
+    app.include_router(live.router)  # before experiments: /experiments/changes is no id
     app.include_router(experiments.router)
     app.include_router(runs.router)
     app.include_router(compare.router)
     app.include_router(registry.router)
     app.include_router(health.router)
+    app.include_router(curves.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app
 
 

@@ -137,9 +137,11 @@ class MlflowReader:
             raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
         return sorted(run.data.metrics)
 
-    def metric_history(self, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    def metric_history(
+        self, run_id: str, key: str, after_step: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """(steps, values) of one metric in step order, NaN where MLflow stored NaN; None when
-        the run has no such metric."""
+        the run has no such metric (or, with after_step, no point after that step)."""
         if self._store_missing():
             return None
         if self._sql_supported():
@@ -149,14 +151,22 @@ class MlflowReader:
             order = "step" if self.engine().dialect.name == "sqlite" else "step, timestamp"
             rows = self._query(
                 "SELECT step, CASE WHEN is_nan THEN NULL ELSE value END FROM metrics "
-                f"WHERE run_uuid = :run AND key = :key ORDER BY {order}",
-                {"run": run_id, "key": key},
+                f"WHERE run_uuid = :run AND key = :key AND step > :after ORDER BY {order}",
+                {
+                    "run": run_id,
+                    "key": key,
+                    "after": -(2**62) if after_step is None else after_step,
+                },
             )
             if not rows:
                 return None
             table = np.array(rows, dtype=np.float64)
             return table[:, 0].astype(np.int64), table[:, 1]
-        return self._client_history(run_id, key)
+        history = self._client_history(run_id, key)
+        if history is None or after_step is None:
+            return history
+        newer = history[0] > after_step
+        return (history[0][newer], history[1][newer]) if newer.any() else None
 
     def _client_history(self, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         try:
@@ -171,6 +181,52 @@ class MlflowReader:
         steps = np.fromiter((m.step for m in history), dtype=np.int64, count=len(history))
         values = np.fromiter((m.value for m in history), dtype=np.float64, count=len(history))
         return steps, values
+
+    def metric_times(self, run_id: str, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, timestamps in ms) of every point logged under `keys`, in step order: the
+        run's clock, for charts drawn against wall time. Empty arrays when there is none."""
+        empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        if not keys or self._store_missing():
+            return empty
+        if self._sql_supported():
+            names = {f"k{i}": key for i, key in enumerate(keys)}
+            rows = self._query(
+                "SELECT step, timestamp FROM metrics WHERE run_uuid = :run AND key IN ("
+                + ", ".join(f":{name}" for name in names)
+                + ") ORDER BY step, timestamp",
+                {"run": run_id, **names},
+            )
+        else:
+            rows = []
+            for key in keys:
+                try:
+                    history = self.client().get_metric_history(run_id, key)
+                except Exception as exc:
+                    if _is_not_found(exc):
+                        continue
+                    raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
+                rows += [(m.step, m.timestamp) for m in history]
+            rows.sort()
+        if not rows:
+            return empty
+        table = np.array(rows, dtype=np.int64)
+        return table[:, 0], table[:, 1]
+
+    def run_experiment_id(self, run_id: str) -> str | None:
+        """The MLflow experiment id of a run (None when the run is unknown)."""
+        if self._store_missing():
+            return None
+        if self._sql_supported():
+            rows = self._query(
+                "SELECT experiment_id FROM runs WHERE run_uuid = :run", {"run": run_id}
+            )
+            return str(rows[0][0]) if rows else None
+        try:
+            return str(self.client().get_run(run_id).info.experiment_id)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
 
     # --------------------------------------------------------------------------- artifacts
 

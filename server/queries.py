@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from server.models import SUCCEEDED, Experiment, ExperimentTag
 
@@ -62,3 +62,31 @@ def succeeded_results(
         for exp_id, spec, summary in rows[:MAX_COMPARED]
     ]
     return results, len(rows)
+
+
+MAX_CURVE_RUNS = 100
+
+
+def runs_with_metrics(
+    session: Session,
+    *,
+    ids: Sequence[str] = (),
+    tag: str | None = None,
+    sweep_id: str | None = None,
+) -> tuple[list[Experiment], int]:
+    """The experiments matching every filter given that have an MLflow run (any status: running
+    ones too), oldest first, at most MAX_CURVE_RUNS; and how many matched."""
+    q = (
+        select(Experiment)
+        .options(defer(Experiment.traceback))
+        .where(Experiment.mlflow_run_id.is_not(None))
+    )
+    if ids:
+        q = q.where(Experiment.id.in_(list(ids)[:MAX_COMPARED]))
+    if sweep_id:
+        q = q.where(Experiment.sweep_id == sweep_id)
+    if tag:
+        tagged = select(ExperimentTag.experiment_id).where(ExperimentTag.tag == tag)
+        q = q.where(Experiment.id.in_(tagged))
+    rows = list(session.scalars(q.order_by(Experiment.created_at, Experiment.id)))
+    return rows[:MAX_CURVE_RUNS], len(rows)
