@@ -198,9 +198,7 @@ class HealthPublic(BaseModel):
 class ChangesPublic(BaseModel):
     """What changed since a cursor: poll with the `cursor` of the previous answer."""
 
-    cursor: str | None = Field(
-        description="pass it back as `since`; the newest change the server has seen"
-    )
+    cursor: str = Field(description="pass it back as `since`: the newest change seen")
     count: int = Field(description="experiments matching the filters now (deletions lower it)")
     data: list[ExperimentSummaryPublic] = Field(
         description="matching experiments written since the cursor (minus a few seconds of "

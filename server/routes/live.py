@@ -74,10 +74,12 @@ def experiment_changes(
     )
     if newest is not None and newest.tzinfo is None:
         newest = newest.replace(tzinfo=UTC)
-    if cursor is not None and (newest is None or newest < cursor):
-        newest = cursor  # never move a cursor back (every row deleted)
+    if newest is None:  # an empty table: start from now
+        newest = cursor or datetime.now(UTC)
+    elif cursor is not None and newest < cursor:
+        newest = cursor  # never move a cursor back (the newest rows deleted)
     return ChangesPublic(
-        cursor=newest.isoformat() if newest else None,
+        cursor=newest.isoformat(),
         count=count,
         data=[ExperimentSummaryPublic.from_row(e) for e in rows[:limit]],
         truncated=len(rows) > limit,
