@@ -9,6 +9,7 @@ import re
 import uuid
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import expect
 
 from tests.web import data
@@ -170,3 +171,29 @@ def test_compare_draws_seed_bands(lab: Lab, watched: Watched, tmp_path: Path) ->
     assert page.locator(".chart-panel[data-panel='val/acc'] .u-legend .u-series").count() == 3
     assert page.get_attribute(".chart-panel[data-panel='train/loss']", "data-total") == "200"
     watched.shot(tmp_path / "experiment-finished.png")
+
+
+def test_sweeps_are_listed_as_groups(lab: Lab, watched: Watched, tmp_path: Path) -> None:
+    tag = f"sweep-{uuid.uuid4().hex[:6]}"
+    body = {"base": data.spec("swept"), "grid": {"method.params.tau": [0.2, 0.4, 0.8]},
+            "tags": [tag]}  # fmt: skip
+    made = httpx.post(f"{lab.url}/experiments/sweep", json=body, timeout=20)
+    assert made.status_code == 201, made.text
+    sweep_id = made.json()["sweep_id"]
+    data.create(lab.sessions, data.spec("alone"), tags=[tag], queue=lab.queue)
+    page = watched.page
+    page.goto(f"{lab.url}/?tag={tag}")
+    page.wait_for_selector("#experiments[data-ready='1']")
+    header = page.locator(f"#rows tr.sweep-header[data-sweep='{sweep_id}']")
+    expect(header).to_contain_text("sweep swept")
+    expect(header).to_contain_text("3 on this page")
+    points = page.locator(f"#rows tr[data-id][data-sweep='{sweep_id}']")
+    expect(points).to_have_count(3)
+    texts = " ".join(points.locator("td.name").all_inner_texts())
+    assert all(f"method.params.tau={v}" in texts for v in ("0.2", "0.4", "0.8"))
+    header.locator("button").click()
+    expect(points.first).to_be_hidden()
+    watched.shot(tmp_path / "sweep-groups.png")
+    assert header.locator("a", has_text="compare").get_attribute("href") == (
+        f"/ui/compare?sweep={sweep_id}"
+    )
