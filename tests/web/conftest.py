@@ -11,8 +11,6 @@ exceptions; a test ends with none.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,14 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import session_factory
 from server.settings import Settings
-from tests.service.conftest import REDIS_URL, make_settings, sqlite_url
-from tests.service.test_client import free_port
+from tests.service.conftest import REDIS_URL, make_settings, served, sqlite_url
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -67,26 +62,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         heartbeat_s=0.3,
         mlflow_ui_url="http://mlflow.example:5000",
     )
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield Lab(
-        f"http://127.0.0.1:{port}",
-        settings,
-        session_factory(settings.resolved_database_url()),
-        queue,
-    )
-    server.should_exit = True
-    thread.join(10)
-    broker = redis.Redis.from_url(REDIS_URL)
-    for key in broker.scan_iter(f"{queue}*"):
-        broker.delete(key)
+    with served(create_app(settings), queue) as url:
+        yield Lab(url, settings, session_factory(settings.resolved_database_url()), queue)
 
 
 @pytest.fixture(scope="session")
