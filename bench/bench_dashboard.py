@@ -18,6 +18,8 @@ Targets: 1 s, 2 s, 3 s and 2 s. With --screenshots, saves a PNG of each page the
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -169,9 +171,7 @@ def histories(rng: np.random.Generator, steps: int, level: float) -> dict[str, A
     return out
 
 
-def new_run(
-    settings: Settings, sessions: Any, raw: dict, status: str, hist: dict, summ: Any
-) -> str:
+def log_run(settings: Settings, hist: dict) -> str:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(settings.resolved_mlflow_uri())
@@ -179,14 +179,35 @@ def new_run(
     exp_id = found.experiment_id if found else client.create_experiment(settings.project)
     run_id = client.create_run(exp_id).info.run_id
     log_history(client, run_id, hist)
+    return run_id
+
+
+def runs(settings: Settings) -> dict[str, Any]:
+    """The MLflow runs (logged once, kept in the store folder for later rounds)."""
+    saved = settings.data_dir / "runs.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    rng = np.random.default_rng(1)
+    out: dict[str, Any] = {"big": log_run(settings, histories(rng, STEPS, 0.85)), "cmp": []}
+    for g, method in enumerate(("igm", "mla", "joint", "ogm_ge")):
+        for seed in range(5):
+            hist = histories(rng, 10_000, 0.85 - 0.03 * g)
+            hist = {k: v for k, v in hist.items() if k in VAL_KEYS or k.startswith("train/")}
+            out["cmp"].append([method, seed, g, log_run(settings, hist)])
+    saved.write_text(json.dumps(out))
+    return out
+
+
+def new_row(sessions: Any, raw: dict, run_id: str, summ: dict | None) -> str:
+    """An experiment row claimed by a worker and pointed at `run_id`; finished when `summ`."""
     with sessions() as s:
         exp = crud.create_experiment(
             s, spec=resolve_spec(raw), tags=["bench-cmp"], queue="cpu", max_attempts=3
         )
         crud.claim(s, experiment_id=exp.id, worker=WORKER, stale_after_s=3600)
         crud.set_mlflow_run(s, experiment_id=exp.id, run_id=run_id)
-        if status != "running":
-            crud.finish(s, experiment_id=exp.id, worker=WORKER, status=status, summary=summ)
+        if summ is not None:
+            crud.finish(s, experiment_id=exp.id, worker=WORKER, status="succeeded", summary=summ)
         return exp.id
 
 
@@ -228,117 +249,103 @@ def line(what: str, times: list[float], target: float) -> str:
     return f"{what:<62} median {med:6.3f} s  max {worst:6.3f} s  (target < {target:g} s: {verdict})"
 
 
+READY = {
+    "experiments": "#experiments[data-ready='1']",
+    "experiment": "#charts[data-ready='1']",
+    "compare": "body[data-ready='1']",
+}
+
+
+def prepare(settings: Settings) -> tuple[str, str]:
+    """Rows and runs; (the 100k-step experiment's id, its MLflow run id)."""
+    migrations.upgrade(settings.resolved_database_url())
+    sessions = session_factory(settings.resolved_database_url())
+    t0 = time.perf_counter()
+    seed_rows(settings, 10_000)
+    logged = runs(settings)
+    big = new_row(sessions, spec("igm-100k"), logged["big"], None)
+    rng = np.random.default_rng(2)
+    for method, seed, g, run_id in logged["cmp"]:
+        new_row(sessions, spec(f"cmp-{method}", method, seed), run_id,
+                summary(rng, 0.85 - 0.03 * g))  # fmt: skip
+    print(
+        f"data: 10,000 rows and a {STEPS:,}-step run ({len(PER_STEP_KEYS)} keys of {STEPS:,} "
+        f"points + {len(VAL_KEYS)} per epoch) in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
+    return big, logged["big"]
+
+
+def measure(settings: Settings, base: str, big: tuple[str, str], args: Any) -> list[str]:
+    """The four figures, in one browser; screenshots when asked."""
+    from playwright.sync_api import sync_playwright
+
+    urls = {
+        "experiments": f"{base}/",
+        "experiment": f"{base}/ui/experiments/{big[0]}",
+        "compare": f"{base}/ui/compare?tag=bench-cmp",
+    }
+    n, keys = args.rounds, len(PER_STEP_KEYS) + len(VAL_KEYS)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        list_s = timed(page, urls["experiments"], READY["experiments"], n)
+        charts_s = timed(page, urls["experiment"], READY["experiment"], n)
+        page.goto(urls["experiment"])
+        page.wait_for_selector(READY["experiment"], timeout=60_000)
+        delays = live_delay(page, settings, big[1], STEPS, max(8, 2 * n))
+        compare_s = timed(page, urls["compare"], READY["compare"], n)
+        if args.screenshots:
+            args.screenshots.mkdir(parents=True, exist_ok=True)
+            for shot, url in urls.items():
+                page.goto(url)
+                page.wait_for_selector(READY[shot], timeout=60_000)
+                page.screenshot(path=str(args.screenshots / f"dashboard-{shot}.png"))
+        browser.close()
+    return [
+        line("experiments page usable, 10,000 experiments (PostgreSQL)", list_s, 1.0),
+        line(f"experiment page, all charts ({keys} keys, 100k steps)", charts_s, 2.0),
+        line("metric logged by a worker -> its point on the open chart", delays, 3.0),
+        line("compare page, 20 runs (4 methods x 5 seeds) drawn", compare_s, 2.0),
+        f"console errors: {len(errors)}" + (f" {errors[:3]}" if errors else ""),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--screenshots", type=Path, default=None)
+    parser.add_argument(
+        "--store", type=Path, default=None, help="keep the MLflow store here and reuse it"
+    )
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     name = f"igm_dash_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     tmp = Path(tempfile.mkdtemp(prefix="igm-bench-dash-"))
-    settings = Settings(
-        data_dir=tmp, database_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    )
+    store = args.store or tmp
+    store.mkdir(parents=True, exist_ok=True)
+    db = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    settings = Settings(data_dir=store, database_url=db)
     proc: subprocess.Popen | None = None
     try:
-        migrations.upgrade(settings.resolved_database_url())
-        sessions = session_factory(settings.resolved_database_url())
-        t0 = time.perf_counter()
-        seed_rows(settings, 10_000)
-        rng = np.random.default_rng(1)
-        big = new_run(
-            settings, sessions, spec("igm-100k"), "running", histories(rng, STEPS, 0.85), None
-        )
-        print(
-            f"data: 10,000 rows and a {STEPS:,}-step run ({len(PER_STEP_KEYS)} keys of {STEPS:,} "
-            f"points + {len(VAL_KEYS)} per epoch) in {time.perf_counter() - t0:.0f} s",
-            flush=True,
-        )
-        cmp = []
-        for g, method in enumerate(("igm", "mla", "joint", "ogm_ge")):
-            for seed in range(5):
-                hist = histories(rng, 10_000, 0.85 - 0.03 * g)
-                hist = {k: v for k, v in hist.items() if k in VAL_KEYS or k.startswith("train/")}
-                cmp.append(
-                    new_run(
-                        settings,
-                        sessions,
-                        spec(f"cmp-{method}", method, seed),
-                        "succeeded",
-                        hist,
-                        summary(rng, 0.85 - 0.03 * g),
-                    )
-                )
+        big = prepare(settings)
         port = free_port()
         proc = serve(settings, port)
-        base = f"http://127.0.0.1:{port}"
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            errors: list[str] = []
-            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-            rounds = args.rounds
-            results = [
-                line(
-                    "experiments page usable, 10,000 experiments (PostgreSQL)",
-                    timed(page, f"{base}/", "#experiments[data-ready='1']", rounds),
-                    1.0,
-                ),
-                line(
-                    f"experiment page, all charts ({len(PER_STEP_KEYS) + 3} keys, 100k steps)",
-                    timed(page, f"{base}/ui/experiments/{big}", "#charts[data-ready='1']", rounds),
-                    2.0,
-                ),
-            ]
-            shots = {"experiments": f"{base}/", "experiment": f"{base}/ui/experiments/{big}"}
-            page.goto(f"{base}/ui/experiments/{big}")
-            page.wait_for_selector("#charts[data-ready='1']", timeout=60_000)
-            delays = live_delay(page, settings, _run_of(sessions, big), STEPS, max(8, 2 * rounds))
-            results.append(
-                line("metric logged by a worker -> its point on the open chart", delays, 3.0)
-            )
-            cmp_url = f"{base}/ui/compare?tag=bench-cmp"
-            results.append(
-                line(
-                    "compare page, 20 runs (4 methods x 5 seeds) drawn",
-                    timed(page, cmp_url, "body[data-ready='1']", rounds),
-                    2.0,
-                )
-            )
-            shots["compare"] = cmp_url
-            if args.screenshots:
-                args.screenshots.mkdir(parents=True, exist_ok=True)
-                for shot, url in shots.items():
-                    page.goto(url)
-                    page.wait_for_selector(
-                        {
-                            "experiments": "#experiments[data-ready='1']",
-                            "experiment": "#charts[data-ready='1']",
-                            "compare": "body[data-ready='1']",
-                        }[shot]
-                    )
-                    page.screenshot(path=str(args.screenshots / f"dashboard-{shot}.png"))
-            browser.close()
+        results = measure(settings, f"http://127.0.0.1:{port}", big, args)
         print(
             f"\nChromium {CHROMIUM}, one page at a time, API in its own uvicorn process; "
-            f"{rounds} rounds each\n" + "\n".join(results)
+            f"{args.rounds} rounds each\n" + "\n".join(results)
         )
-        print(f"console errors: {len(errors)}" + (f" {errors[:3]}" if errors else ""))
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(10)
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
-
-
-def _run_of(sessions: Any, experiment_id: str) -> str:
-    with sessions() as s:
-        return crud.get_experiment(s, experiment_id).mlflow_run_id
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

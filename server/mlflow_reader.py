@@ -182,51 +182,46 @@ class MlflowReader:
         values = np.fromiter((m.value for m in history), dtype=np.float64, count=len(history))
         return steps, values
 
-    def metric_times(self, run_id: str, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, timestamps in ms) of every point logged under `keys`, in step order: the
-        run's clock, for charts drawn against wall time. Empty arrays when there is none."""
-        empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        if not keys or self._store_missing():
-            return empty
+    def metric_times(self, run_id: str, key: str, last_only: bool = False) -> list[tuple[int, int]]:
+        """(step, timestamp in ms) of the points of one metric in step order, or with last_only
+        its last point alone (an index seek): what a chart's wall-time axis is built from."""
+        if self._store_missing():
+            return []
         if self._sql_supported():
-            names = {f"k{i}": key for i, key in enumerate(keys)}
+            order = "step DESC LIMIT 1" if last_only else "step"
             rows = self._query(
-                "SELECT step, timestamp FROM metrics WHERE run_uuid = :run AND key IN ("
-                + ", ".join(f":{name}" for name in names)
-                + ") ORDER BY step, timestamp",
-                {"run": run_id, **names},
+                "SELECT step, timestamp FROM metrics WHERE run_uuid = :run AND key = :key "
+                f"ORDER BY {order}",
+                {"run": run_id, "key": key},
             )
-        else:
-            rows = []
-            for key in keys:
-                try:
-                    history = self.client().get_metric_history(run_id, key)
-                except Exception as exc:
-                    if _is_not_found(exc):
-                        continue
-                    raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
-                rows += [(m.step, m.timestamp) for m in history]
-            rows.sort()
-        if not rows:
-            return empty
-        table = np.array(rows, dtype=np.int64)
-        return table[:, 0], table[:, 1]
+            return [(int(a), int(b)) for a, b in rows]
+        try:
+            history = self.client().get_metric_history(run_id, key)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return []
+            raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
+        points = sorted((m.step, m.timestamp) for m in history)
+        return points[-1:] if last_only else points
 
-    def run_experiment_id(self, run_id: str) -> str | None:
-        """The MLflow experiment id of a run (None when the run is unknown)."""
+    def run_info(self, run_id: str) -> dict[str, Any] | None:
+        """The run's MLflow experiment id and start time (ms); None when the run is unknown."""
         if self._store_missing():
             return None
         if self._sql_supported():
             rows = self._query(
-                "SELECT experiment_id FROM runs WHERE run_uuid = :run", {"run": run_id}
+                "SELECT experiment_id, start_time FROM runs WHERE run_uuid = :run", {"run": run_id}
             )
-            return str(rows[0][0]) if rows else None
+            if not rows:
+                return None
+            return {"experiment_id": str(rows[0][0]), "start_time": rows[0][1]}
         try:
-            return str(self.client().get_run(run_id).info.experiment_id)
+            info = self.client().get_run(run_id).info
         except Exception as exc:
             if _is_not_found(exc):
                 return None
             raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
+        return {"experiment_id": str(info.experiment_id), "start_time": info.start_time}
 
     # --------------------------------------------------------------------------- artifacts
 

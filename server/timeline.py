@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from igm_core.spec import ResolvedSpec
 
 EPOCH_KEY = "val/fused/acc"  # logged at every epoch's end, for every method
-MAX_CLOCK_POINTS = 400
 
 
 def stage_plan(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -76,15 +75,18 @@ def build(
     }
 
 
-def clock(steps: np.ndarray, timestamps_ms: np.ndarray) -> dict[str, list[float]]:
-    """At most MAX_CLOCK_POINTS (step, seconds since the first point) pairs, first and last kept,
-    one per step: enough to interpolate wall time under every point of a chart."""
-    if len(steps) == 0:
+def clock(points: Sequence[tuple[int, int]], start_ms: int | None) -> dict[str, list[float]]:
+    """(step, seconds since the run started) from (step, timestamp ms) points: the epoch ends
+    and the last point of each training key, with the run's start at step 0. A chart's wall-time
+    axis interpolates between them (steps of one epoch take about the same time)."""
+    by_step: dict[int, int] = {}
+    for step, ts in points:
+        by_step[step] = min(ts, by_step.get(step, ts))
+    if start_ms is not None and by_step:
+        by_step.setdefault(0, min(start_ms, min(by_step.values())))
+    if not by_step:
         return {"steps": [], "seconds": []}
-    uniq, first = np.unique(steps, return_index=True)
-    times = timestamps_ms[first]
-    if len(uniq) > MAX_CLOCK_POINTS:
-        keep = np.unique(np.linspace(0, len(uniq) - 1, MAX_CLOCK_POINTS).round().astype(np.int64))
-        uniq, times = uniq[keep], times[keep]
-    seconds = (times - timestamps_ms.min()) / 1000.0
-    return {"steps": uniq.tolist(), "seconds": np.maximum.accumulate(seconds).tolist()}
+    steps = sorted(by_step)
+    origin = min(by_step.values())
+    seconds = np.maximum.accumulate([(by_step[s] - origin) / 1000.0 for s in steps])
+    return {"steps": steps, "seconds": seconds.tolist()}

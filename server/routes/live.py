@@ -102,20 +102,21 @@ def experiment_timeline(
     run_id = exp.mlflow_run_id
     total = (exp.progress or {}).get("total_steps")
     ends: list[int] = []
-    steps = times = None
-    experiment_id = None
+    points: list[tuple[int, int]] = []
+    info = None
     if run_id:
         try:
-            history = reader.metric_history(run_id, timeline.EPOCH_KEY)
-            if history is not None:
-                ends = history[0].tolist()
-            keys = [k for k in reader.metric_keys(run_id) if k.startswith(CLOCK_KEYS)]
-            steps, times = reader.metric_times(run_id, keys)
-            experiment_id = reader.run_experiment_id(run_id) if settings.mlflow_ui_url else None
+            points = reader.metric_times(run_id, timeline.EPOCH_KEY)
+            ends = [step for step, _ in points]
+            for key in reader.metric_keys(run_id):
+                if key.startswith(CLOCK_KEYS):
+                    points += reader.metric_times(run_id, key, last_only=True)
+            info = reader.run_info(run_id)
         except MlflowUnavailable as err:
             raise HTTPException(status_code=503, detail=str(err)) from None
     plan = timeline.build(exp.spec, ends, total if isinstance(total, int) else None)
-    clock = timeline.clock(steps, times) if steps is not None else {"steps": [], "seconds": []}
+    clock = timeline.clock(points, info["start_time"] if info else None)
+    experiment_id = info["experiment_id"] if info else None
     return TimelinePublic(
         **plan,
         clock=clock,

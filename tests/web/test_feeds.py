@@ -78,8 +78,9 @@ def test_timeline_stages_epochs_and_clock(lab: Lab, api: httpx.Client) -> None:
     assert stages == [(["strong"], 0, 40, True), (["weak"], 40, 80, True)]  # 80: estimated
     assert tl["epoch_end_steps"] == [20, 40, 60, 80] and tl["epochs_logged"] == 3
     assert tl["steps_per_epoch"] == 20
-    assert tl["clock"]["steps"][0] == 1 and tl["clock"]["steps"][-1] == 60
-    assert tl["clock"]["seconds"][-1] == pytest.approx(0.59)  # the points are 10 ms apart
+    # the clock: the run's start at step 0, each epoch end, each training key's last point
+    assert tl["clock"]["steps"] == [0, 20, 40, 60]
+    assert tl["clock"]["seconds"][1:] == pytest.approx([0.0, 0.2, 0.4])  # 10 ms per step
     assert tl["mlflow_run_id"] == run
     assert tl["mlflow_url"].startswith("http://mlflow.example:5000/#/experiments/")
     assert tl["mlflow_url"].endswith(f"/runs/{run}")
