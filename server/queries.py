@@ -64,7 +64,7 @@ def succeeded_results(
     return results, len(rows)
 
 
-MAX_CURVE_RUNS = 100
+MAX_CURVE_RUNS = 60
 
 
 def runs_with_metrics(

@@ -19,7 +19,7 @@ from server.schemas import CurveGroup, CurveRun, CurvesPublic
 
 router = APIRouter(tags=["compare"])
 
-MAX_CURVE_KEYS = 20
+MAX_CURVE_KEYS = 12
 DEFAULT_KEYS = 6
 
 

@@ -7,8 +7,13 @@
 import { duration, el, fmt } from "./api.js";
 
 const FAMILIES = ["train", "val", "grad", "gm", "sam", "ogm"];
-const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
-const BANDS = ["rgba(31,119,180,0.07)", "rgba(214,39,40,0.07)", "rgba(44,160,44,0.07)", "rgba(148,103,189,0.07)"];
+export const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
+
+// A colour "#rrggbb" at opacity `alpha`.
+export function tint(color, alpha) {
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
+  return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+}
 
 export function parseKey(key) {
   const parts = key.split("/");
@@ -38,7 +43,7 @@ export function layout(keys) {
 }
 
 export function colorOf(series, modalities) {
-  if (series === "fused" || series === "") return "#222";
+  if (series === "fused" || series === "") return "#222222";
   const i = modalities.indexOf(series);
   if (i >= 0) return PALETTE[i % PALETTE.length];
   let h = 0;
@@ -119,7 +124,8 @@ function stagePlugin(view) {
       const end = st.end_step === null ? st.start_step : st.end_step;
       const x0 = u.valToPos(xOf(view, st.start_step), "x", true);
       const x1 = u.valToPos(xOf(view, end), "x", true);
-      c.fillStyle = BANDS[i % BANDS.length];
+      const color = colorOf(st.modalities.length === 1 ? st.modalities[0] : "fused", view.modalities);
+      c.fillStyle = tint(color, i % 2 ? 0.09 : 0.05);
       c.fillRect(x0, top, Math.max(0, x1 - x0), height);
       if (i > 0) {
         c.strokeStyle = "rgba(0,0,0,0.35)";
@@ -129,7 +135,7 @@ function stagePlugin(view) {
         c.lineTo(x0, top + height);
         c.stroke();
       }
-      c.fillStyle = colorOf(st.modalities.length === 1 ? st.modalities[0] : "fused", view.modalities);
+      c.fillStyle = color;
       c.fillText(st.modalities.join("+"), Math.max(x0, left) + 3 * dpr, top + 11 * dpr);
     });
     if (tl.epoch_end_steps.length < 200) {

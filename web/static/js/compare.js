@@ -3,10 +3,9 @@
 // group's mean over seeds with its 95% band; one chart per metric key; the spec differences).
 
 import { api, el, errorText, fmt, page, pct, showBanner } from "./api.js";
-import { smooth } from "./charts.js";
+import { PALETTE, smooth, tint } from "./charts.js";
 
 const chosen = document.getElementById("compare-data").dataset;
-const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 const view = { smoothing: 0, maxPoints: 300, keys: null, curves: null };
 const charts = [];
 
@@ -65,12 +64,6 @@ function paintSwatches() {
   for (const s of document.querySelectorAll(".swatch[data-color]")) s.style.backgroundColor = s.dataset.color;
 }
 
-function fill(color) {
-  const hex = color.replace("#", "");
-  const [r, g, b] = [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16));
-  return `rgba(${r}, ${g}, ${b}, 0.15)`;
-}
-
 // One chart per key: for each group a mean line and its band (lo and hi filled between).
 function curveChart(key, groups) {
   const all = new Set();
@@ -94,7 +87,7 @@ function curveChart(key, groups) {
     series.push({ label: `${g.label} (n=${g.ids.length})`, stroke: color, width: 2, spanGaps: true, points: { show: false }, value: (u, v) => fmt(v) },
       { label: "lo", stroke: "transparent", spanGaps: true, points: { show: false } },
       { label: "hi", stroke: "transparent", spanGaps: true, points: { show: false } });
-    bands.push({ series: [at + 2, at + 1], fill: fill(color) });
+    bands.push({ series: [at + 2, at + 1], fill: tint(color, 0.15) });
   }
   const box = el("div", { class: "chart" });
   const node = el("div", { class: "chart-panel", dataset: { key, bands: String(bands.length) } },
@@ -163,7 +156,7 @@ async function start() {
     showBanner(errorText(err));
   }
   document.getElementById("curve-keys").addEventListener("change", (event) => {
-    view.keys = [...event.target.selectedOptions].map((o) => o.value).slice(0, 20);
+    view.keys = [...event.target.selectedOptions].map((o) => o.value).slice(0, 12);
     loadCurves().catch((err) => showBanner(errorText(err)));
   });
   document.getElementById("max-points").addEventListener("change", (event) => {

@@ -4,13 +4,13 @@
 
 import {
   FINISHED, api, badge, download, duration, el, errorText, fmt, page, pct, poll, progressText, runSeconds,
-  showBanner, when,
+  setLive, showBanner, when,
 } from "./api.js";
 import { Panel, layout } from "./charts.js";
 
 const root = document.getElementById("experiment");
 const ID = root.dataset.id;
-const KEY_CHUNK = 10; // keys per metrics request; the chunks are fetched in parallel
+const KEY_CHUNK = 4; // keys per metrics request; the chunks are fetched in parallel
 const view = { xMode: "step", smoothing: 0, maxPoints: 1000, timeline: null, modalities: [] };
 const store = new Map(); // metric key -> {steps, values, total, maxPoints}
 const panels = new Map(); // panel id -> Panel
@@ -139,11 +139,15 @@ function drawAll() {
   holder.dataset.panels = String(panels.size);
 }
 
-async function loadAllMetrics() {
+async function fetchAllMetrics() {
   const all = await fetchKeys(keys);
   for (const [key, series] of Object.entries(all)) {
     store.set(key, { ...series, maxPoints: store.get(key)?.maxPoints || view.maxPoints });
   }
+}
+
+async function loadAllMetrics() {
+  await fetchAllMetrics();
   drawAll();
 }
 
@@ -247,9 +251,11 @@ async function refreshRow() {
 async function everything() {
   await refreshRow();
   if (!exp.mlflow_run_id) return;
-  await Promise.all([loadTimeline(), loadKeys()]);
-  await loadAllMetrics();
-  await loadArtifacts();
+  const timeline = loadTimeline();
+  await loadKeys();
+  await Promise.all([timeline, fetchAllMetrics()]);
+  drawAll();
+  await loadArtifacts(); // after the charts: listing them may be slow (an MLflow server)
 }
 
 async function onTick() {
@@ -304,6 +310,7 @@ async function start() {
   try {
     await everything();
     finishedSeen = FINISHED.includes(exp.status);
+    setLive("live", true);
   } catch (err) {
     showBanner(errorText(err));
   }
