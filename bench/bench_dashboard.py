@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -204,11 +205,11 @@ def runs(settings: Settings) -> dict[str, Any]:
     return out
 
 
-def new_row(sessions: Any, raw: dict, run_id: str, summ: dict | None) -> str:
+def new_row(sessions: Any, raw: dict, run_id: str, summ: dict | None, tag: str) -> str:
     """An experiment row claimed by a worker and pointed at `run_id`; finished when `summ`."""
     with sessions() as s:
         exp = crud.create_experiment(
-            s, spec=resolve_spec(raw), tags=["bench-cmp"], queue="cpu", max_attempts=3
+            s, spec=resolve_spec(raw), tags=[tag], queue="cpu", max_attempts=3
         )
         crud.claim(s, experiment_id=exp.id, worker=WORKER, stale_after_s=3600)
         crud.set_mlflow_run(s, experiment_id=exp.id, run_id=run_id)
@@ -270,12 +271,12 @@ def prepare(settings: Settings) -> tuple[str, str, str]:
     t0 = time.perf_counter()
     seed_rows(settings, 10_000)
     logged = runs(settings)
-    big = new_row(sessions, spec("igm-100k"), logged["big"], None)
-    big10 = new_row(sessions, spec("igm-100k-log10"), logged["big10"], None)
+    big = new_row(sessions, spec("igm-100k"), logged["big"], None, "bench-big")
+    big10 = new_row(sessions, spec("igm-100k-log10"), logged["big10"], None, "bench-big")
     rng = np.random.default_rng(2)
     for method, seed, g, run_id in logged["cmp"]:
-        new_row(sessions, spec(f"cmp-{method}", method, seed), run_id,
-                summary(rng, 0.85 - 0.03 * g))  # fmt: skip
+        summ = summary(rng, 0.85 - 0.03 * g)
+        new_row(sessions, spec(f"cmp-{method}", method, seed), run_id, summ, "bench-cmp")
     print(
         f"data: 10,000 rows and a {STEPS:,}-step run ({len(PER_STEP_KEYS)} keys of {STEPS:,} "
         f"points + {len(VAL_KEYS)} per epoch) in {time.perf_counter() - t0:.0f} s",
@@ -346,9 +347,11 @@ def main() -> None:
         port = free_port()
         proc = serve(settings, port)
         results = measure(settings, f"http://127.0.0.1:{port}", big, args)
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
         print(
             f"\nChromium {CHROMIUM}, one page at a time, API in its own uvicorn process; "
-            f"{args.rounds} rounds each\n" + "\n".join(results)
+            f"{args.rounds} rounds each; load average after (1/5/15 min, 2 cores): {load}\n"
+            + "\n".join(results)
         )
     finally:
         if proc is not None:

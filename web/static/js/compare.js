@@ -105,6 +105,7 @@ function curveChart(key, groups) {
 
 function renderCurves() {
   for (const c of charts.splice(0)) c.destroy();
+  document.getElementById("curves-panel").hidden = false; // charts take their width from it
   const holder = document.getElementById("curves");
   holder.replaceChildren();
   const curves = view.curves;

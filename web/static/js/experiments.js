@@ -106,7 +106,7 @@ function row(exp) {
     progressCell(exp),
     el("td", { class: "num", text: test ? pct(test.acc) : "–" }),
     el("td", { class: "num", title: weak ? weak[0] : "", text: weak ? `${pct(weak[1])} ${weak[0]}` : "–" }),
-    el("td", { text: when(exp.created_at) }),
+    el("td", { class: "when", text: when(exp.created_at) }),
     el("td", { class: "num", text: duration(runSeconds(exp)) }),
     el("td", {}, actions(exp)),
   );
