@@ -310,6 +310,7 @@ def measure(settings: Settings, base: str, big: tuple[str, str, str], args: Any)
         compare_s = timed(page, urls["compare"], READY["compare"], n)
         if args.screenshots:
             args.screenshots.mkdir(parents=True, exist_ok=True)
+            urls["experiments"] += "?tag=batch-1"  # every status, running ones with progress
             for shot, url in urls.items():
                 page.goto(url)
                 page.wait_for_selector(READY[shot], timeout=60_000)

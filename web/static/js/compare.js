@@ -2,7 +2,7 @@
 // best mean of each column starred, paired differences) and GET /compare/curves (per step, each
 // group's mean over seeds with its 95% band; one chart per metric key; the spec differences).
 
-import { api, el, errorText, fmt, page, pct, showBanner } from "./api.js";
+import { api, el, errorText, fmt, page, pct, setLive, showBanner } from "./api.js";
 import { PALETTE, smooth, tint } from "./charts.js";
 
 const chosen = document.getElementById("compare-data").dataset;
@@ -141,6 +141,7 @@ async function start() {
   if (!given.ids && !given.tag && !given.sweep) {
     document.getElementById("compare-note").textContent =
       "Choose experiments (ids), a tag or a sweep. Runs whose specs differ only in their seed form a group: its mean, with the 95% t-interval over seeds as a band.";
+    setLive("", false);
     return;
   }
   try {
@@ -153,6 +154,7 @@ async function start() {
     ]);
     if (report) renderFinal(report);
     document.body.dataset.ready = "1";
+    setLive("a snapshot: reload to refresh", false);
   } catch (err) {
     showBanner(errorText(err));
   }
