@@ -10,6 +10,7 @@ COPY server server
 COPY worker worker
 COPY igm_client igm_client
 COPY launcher launcher
+COPY web web
 COPY alembic alembic
 COPY alembic.ini ./
 COPY configs configs

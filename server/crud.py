@@ -7,7 +7,7 @@ is one conditional UPDATE whose row count says whether it happened.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, update
@@ -33,6 +33,7 @@ SORTS = {
     "priority": Experiment.priority,
     "method": Experiment.method,
     "dataset": Experiment.dataset,
+    "updated_at": Experiment.updated_at,
 }
 
 
@@ -214,6 +215,25 @@ def list_experiments(
     rows = select(Experiment).options(defer(Experiment.spec), defer(Experiment.traceback))
     q = _filtered(rows, **filters).order_by(order, Experiment.id)
     return list(session.scalars(q.limit(limit).offset(offset))), count
+
+
+def changed_experiments(
+    session: Session, *, since: datetime | None, limit: int, **filters: str | None
+) -> tuple[list[Experiment], int, datetime | None]:
+    """For a changes feed: the rows matching `filters` (those of list_experiments) written at or
+    after `since` (oldest change first, at most `limit`), how many rows match now, and the
+    newest updated_at of any row (the next cursor)."""
+    filters = {
+        k: filters.get(k) for k in ("status", "method", "dataset", "tag", "text", "sweep_id")
+    }
+    count = session.scalar(_filtered(select(func.count(Experiment.id)), **filters)) or 0
+    newest = session.scalar(select(func.max(Experiment.updated_at)))
+    if since is None:
+        return [], count, newest
+    rows = select(Experiment).options(defer(Experiment.spec), defer(Experiment.traceback))
+    q = _filtered(rows.where(Experiment.updated_at >= since), **filters)
+    q = q.order_by(Experiment.updated_at, Experiment.id).limit(limit)
+    return list(session.scalars(q)), count, newest
 
 
 # ----------------------------------------------------------------------------- user actions

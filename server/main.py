@@ -25,7 +25,18 @@ from server import migrations, reconcile
 from server.db import session_factory
 from server.mlflow_reader import MlflowReader
 from server.queue import make_celery
-from server.routes import compare, docs, experiments, health, registry, runs, sweeps
+from server.routes import (
+    compare,
+    curves,
+    docs,
+    experiments,
+    health,
+    live,
+    pages,
+    registry,
+    runs,
+    sweeps,
+)
 from server.settings import Settings, get_settings
 
 logger = logging.getLogger("server")
@@ -132,13 +143,16 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(sweeps.router)
+    app.include_router(live.router)  # before experiments: /experiments/changes is no id
     app.include_router(experiments.router)
     app.include_router(runs.router)
     app.include_router(compare.router)
     app.include_router(registry.router)
     app.include_router(health.router)
     app.include_router(docs.router)
-    app.mount("/static", StaticFiles(directory=docs.STATIC_DIR, check_dir=False), name="static")
+    app.include_router(curves.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR, check_dir=False), name="static")
     return app
 
 

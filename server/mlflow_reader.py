@@ -137,9 +137,11 @@ class MlflowReader:
             raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
         return sorted(run.data.metrics)
 
-    def metric_history(self, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    def metric_history(
+        self, run_id: str, key: str, after_step: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """(steps, values) of one metric in step order, NaN where MLflow stored NaN; None when
-        the run has no such metric."""
+        the run has no such metric (or, with after_step, no point after that step)."""
         if self._store_missing():
             return None
         if self._sql_supported():
@@ -149,14 +151,22 @@ class MlflowReader:
             order = "step" if self.engine().dialect.name == "sqlite" else "step, timestamp"
             rows = self._query(
                 "SELECT step, CASE WHEN is_nan THEN NULL ELSE value END FROM metrics "
-                f"WHERE run_uuid = :run AND key = :key ORDER BY {order}",
-                {"run": run_id, "key": key},
+                f"WHERE run_uuid = :run AND key = :key AND step > :after ORDER BY {order}",
+                {
+                    "run": run_id,
+                    "key": key,
+                    "after": -(2**62) if after_step is None else after_step,
+                },
             )
             if not rows:
                 return None
             table = np.array(rows, dtype=np.float64)
             return table[:, 0].astype(np.int64), table[:, 1]
-        return self._client_history(run_id, key)
+        history = self._client_history(run_id, key)
+        if history is None or after_step is None:
+            return history
+        newer = history[0] > after_step
+        return (history[0][newer], history[1][newer]) if newer.any() else None
 
     def _client_history(self, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         try:
@@ -171,6 +181,47 @@ class MlflowReader:
         steps = np.fromiter((m.step for m in history), dtype=np.int64, count=len(history))
         values = np.fromiter((m.value for m in history), dtype=np.float64, count=len(history))
         return steps, values
+
+    def metric_times(self, run_id: str, key: str, last_only: bool = False) -> list[tuple[int, int]]:
+        """(step, timestamp in ms) of the points of one metric in step order, or with last_only
+        its last point alone (an index seek): what a chart's wall-time axis is built from."""
+        if self._store_missing():
+            return []
+        if self._sql_supported():
+            order = "step DESC LIMIT 1" if last_only else "step"
+            rows = self._query(
+                "SELECT step, timestamp FROM metrics WHERE run_uuid = :run AND key = :key "
+                f"ORDER BY {order}",
+                {"run": run_id, "key": key},
+            )
+            return [(int(a), int(b)) for a, b in rows]
+        try:
+            history = self.client().get_metric_history(run_id, key)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return []
+            raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
+        points = sorted((m.step, m.timestamp) for m in history)
+        return points[-1:] if last_only else points
+
+    def run_info(self, run_id: str) -> dict[str, Any] | None:
+        """The run's MLflow experiment id and start time (ms); None when the run is unknown."""
+        if self._store_missing():
+            return None
+        if self._sql_supported():
+            rows = self._query(
+                "SELECT experiment_id, start_time FROM runs WHERE run_uuid = :run", {"run": run_id}
+            )
+            if not rows:
+                return None
+            return {"experiment_id": str(rows[0][0]), "start_time": rows[0][1]}
+        try:
+            info = self.client().get_run(run_id).info
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise MlflowUnavailable(f"the MLflow store cannot be read: {exc}") from exc
+        return {"experiment_id": str(info.experiment_id), "start_time": info.start_time}
 
     # --------------------------------------------------------------------------- artifacts
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, defer
 
 from server.models import SUCCEEDED, Experiment, ExperimentTag, Sweep
 
@@ -36,6 +36,18 @@ def twins_of(session: Session, experiments: Sequence[Experiment]) -> dict[str, l
 MAX_COMPARED = 500
 
 
+def _chosen(q: Select, *, ids: Sequence[str], tag: str | None, sweep_id: str | None) -> Select:
+    """`q` narrowed to the experiments a comparison names: by ids, a tag and a sweep."""
+    if ids:
+        q = q.where(Experiment.id.in_(list(ids)[:MAX_COMPARED]))
+    if sweep_id:
+        q = q.where(Experiment.sweep_id == sweep_id)
+    if tag:
+        tagged = select(ExperimentTag.experiment_id).where(ExperimentTag.tag == tag)
+        q = q.where(Experiment.id.in_(tagged))
+    return q
+
+
 def succeeded_results(
     session: Session,
     *,
@@ -49,13 +61,7 @@ def succeeded_results(
     q = select(Experiment.id, Experiment.spec, Experiment.summary).where(
         Experiment.status == SUCCEEDED, Experiment.summary.is_not(None)
     )
-    if ids:
-        q = q.where(Experiment.id.in_(list(ids)[:MAX_COMPARED]))
-    if sweep_id:
-        q = q.where(Experiment.sweep_id == sweep_id)
-    if tag:
-        tagged = select(ExperimentTag.experiment_id).where(ExperimentTag.tag == tag)
-        q = q.where(Experiment.id.in_(tagged))
+    q = _chosen(q, ids=ids, tag=tag, sweep_id=sweep_id)
     rows = session.execute(q.order_by(Experiment.created_at, Experiment.id)).all()
     results = [
         (exp_id, {"spec": spec, "test": summary.get("test"), "run": summary.get("run", {})})
@@ -85,3 +91,25 @@ def sweep_point_labels(session: Session, exp_ids: Sequence[str]) -> dict[str, st
             shown = ", ".join(f"{k}={_shown(v)}" for k, v in swept.items())
             labels[exp_id] = f"{name} ({shown})" if shown else name
     return labels
+
+
+MAX_CURVE_RUNS = 60
+
+
+def runs_with_metrics(
+    session: Session,
+    *,
+    ids: Sequence[str] = (),
+    tag: str | None = None,
+    sweep_id: str | None = None,
+) -> tuple[list[Experiment], int]:
+    """The experiments matching every filter given that have an MLflow run (any status: running
+    ones too), oldest first, at most MAX_CURVE_RUNS; and how many matched."""
+    q = (
+        select(Experiment)
+        .options(defer(Experiment.traceback))
+        .where(Experiment.mlflow_run_id.is_not(None))
+    )
+    q = _chosen(q, ids=ids, tag=tag, sweep_id=sweep_id)
+    rows = list(session.scalars(q.order_by(Experiment.created_at, Experiment.id)))
+    return rows[:MAX_CURVE_RUNS], len(rows)

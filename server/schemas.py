@@ -190,3 +190,84 @@ class HealthPublic(BaseModel):
     database: CheckPublic
     broker: CheckPublic
     mlflow: CheckPublic
+
+
+# ----------------------------------------------------------------------------- dashboard feeds
+
+
+class ChangesPublic(BaseModel):
+    """What changed since a cursor: poll with the `cursor` of the previous answer."""
+
+    cursor: str = Field(description="pass it back as `since`: the newest change seen")
+    count: int = Field(description="experiments matching the filters now (deletions lower it)")
+    data: list[ExperimentSummaryPublic] = Field(
+        description="matching experiments written since the cursor (minus a few seconds of "
+        "overlap, so a write committed late is never missed), oldest change first"
+    )
+    truncated: bool = Field(description="more changed than `limit`: reload the page instead")
+
+
+class StagePublic(BaseModel):
+    stage: int
+    modalities: list[str] = Field(description="the modalities this stage trains")
+    epochs: int
+    start_step: int | None
+    end_step: int | None = Field(description="estimated from the steps per epoch until reached")
+    reached: bool
+
+
+class ClockPublic(BaseModel):
+    steps: list[int]
+    seconds: list[float] = Field(description="wall time since the run's first logged point")
+
+
+class TimelinePublic(BaseModel):
+    """Stage boundaries, epoch ends and the run's clock: what an experiment's charts annotate."""
+
+    stages: list[StagePublic]
+    epoch_end_steps: list[int]
+    epochs_logged: int
+    steps_per_epoch: float | None
+    clock: ClockPublic
+    mlflow_run_id: str | None
+    mlflow_url: str | None = Field(description="the run in MLflow's UI, when one is configured")
+
+
+class CurveBand(BaseModel):
+    steps: list[int]
+    mean: list[float | None]
+    lo: list[float | None] = Field(description="95% t-interval over the runs; null where n < 2")
+    hi: list[float | None]
+    n: list[int] = Field(description="runs with a point in this step's bin")
+
+
+class CurveRun(BaseModel):
+    id: str
+    name: str
+    status: str
+    seed: int | None
+    group: str
+
+
+class CurveGroup(BaseModel):
+    label: str
+    method: str | None
+    dataset: str | None
+    ids: list[str]
+    seeds: list[int]
+    curves: dict[str, CurveBand] = Field(description="metric key -> the group's band")
+
+
+class CurvesPublic(BaseModel):
+    """Seed groups of the chosen experiments, each drawn as its mean with a 95% band per step."""
+
+    keys: list[str] = Field(description="every metric key the runs logged")
+    shown: list[str] = Field(description="the keys computed here")
+    max_points: int
+    runs: list[CurveRun]
+    groups: list[CurveGroup]
+    matched: int
+    spec_differences: dict[str, list[str | None]] = Field(
+        description="dotted spec keys whose values differ between the runs: each run's value "
+        "as JSON text, in the order of `runs`"
+    )

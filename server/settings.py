@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(14 * 24 * 3600, ge=60)
     broker_poll_s: float = Field(0.1, gt=0, description="embedded broker polling interval")
     worker_max_tasks_per_child: int = Field(1, ge=1)
+    mlflow_ui_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s<>\"']{1,500}$",
+        description="the MLflow UI the dashboard links each run to (http or https)",
+    )
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'igm.db'}"

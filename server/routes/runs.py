@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
@@ -23,6 +24,7 @@ from server.schemas import ArtifactsPublic, MetricKeysPublic, MetricSeries, Metr
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 
 MAX_KEYS = 50
+_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
 def _split_keys(keys: Sequence[str]) -> list[str]:
@@ -48,9 +50,14 @@ def get_metrics(
     reader: MlflowDep,
     keys: Annotated[list[str] | None, Query(description="repeatable or comma-separated")] = None,
     max_points: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    after_step: Annotated[
+        int | None, Query(ge=-1, le=2**62, description="only the points after this step")
+    ] = None,
 ) -> MetricKeysPublic | MetricsPublic:
     """Without keys: the run's metric keys. With keys: each history, downsampled on the server
-    to at most max_points points (first, last and each bucket's min and max kept)."""
+    to at most max_points points (first, last and each bucket's min and max kept); with
+    after_step, only the points logged at later steps (an open chart appends them; `total` then
+    counts those), and a key with none of them comes back empty rather than 404."""
     wanted = _split_keys(keys or [])
     run_id = exp.mlflow_run_id
     try:
@@ -58,7 +65,9 @@ def get_metrics(
             return MetricKeysPublic(keys=reader.metric_keys(run_id) if run_id else [])
         metrics = {}
         for key in wanted:
-            history = reader.metric_history(run_id, key) if run_id else None
+            history = reader.metric_history(run_id, key, after_step) if run_id else None
+            if history is None and after_step is not None and run_id:
+                history = _EMPTY
             if history is None:
                 raise HTTPException(
                     status_code=404,

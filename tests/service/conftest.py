@@ -9,13 +9,19 @@ fresh machine, the README's test command alone), the tests that need it skip and
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+import redis
+import uvicorn
 from sqlalchemy import text
 
 from server import migrations
@@ -115,3 +121,33 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
 @pytest.fixture
 def redis_queue() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(app: Any, queue: str | None = None) -> Iterator[str]:
+    """`app` under uvicorn in a thread on a free loopback port: yields its URL; afterwards stops
+    it and deletes the Redis keys of `queue`."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        if queue:
+            broker = redis.Redis.from_url(REDIS_URL)
+            for key in broker.scan_iter(f"{queue}*"):
+                broker.delete(key)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import threading
 import time
 import uuid
@@ -16,22 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
-import uvicorn
 import yaml
 
 from igm_client import IGMClient, IGMClientError
 from igm_client.cli import main
-from tests.service.conftest import REDIS_URL, make_settings, sqlite_url
+from tests.service.conftest import REDIS_URL, free_port, make_settings, served, sqlite_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILE = ROOT / "configs" / "synthetic_igm.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def spec(**changes) -> dict:
@@ -51,21 +42,8 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         folder, database_url=sqlite_url(folder), broker_url=REDIS_URL, default_queue=queue,
         queues=[queue],
     )  # fmt: skip
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    broker = redis.Redis.from_url(REDIS_URL)
-    for key in broker.scan_iter(f"{queue}*"):
-        broker.delete(key)
+    with served(create_app(settings), queue) as base:
+        yield base
 
 
 @pytest.fixture

@@ -1,0 +1,367 @@
+"""Benchmark of the dashboard, measured in real headless Chromium (Debian's /usr/bin/chromium driven
+by Playwright), on loopback, against the API served by uvicorn in its own process.
+
+    python bench/bench_dashboard.py [--rounds 5] [--screenshots docs/]
+
+Prints, each as the median (and max) of --rounds page loads:
+1. the experiments page usable (its first page of 50 rows drawn) with 10,000 experiments in
+   PostgreSQL (a database of its own, dropped afterwards);
+2. an experiment page with every chart drawn, for a 100,000-step run with 20 metric keys of
+   100,000 points each (plus 3 validation keys at the epoch ends), in an MLflow SQLite store
+   written with log_batch; charts ask for 1,000 points per line;
+3. the delay from a metric logged by a worker's tracker (igm_core's MlflowTracker, as the worker
+   uses it) to its point on the open chart of a running experiment;
+4. the compare page with 20 runs (4 methods x 5 seeds) drawn: final metrics, bands of 4 keys.
+Targets: 1 s, 2 s, 3 s and 2 s. With --screenshots, saves a PNG of each page there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from sqlalchemy import insert
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_service import PG_ADMIN, free_port, serve  # noqa: E402
+
+from igm_core.spec import resolve_spec  # noqa: E402
+from server import crud, migrations  # noqa: E402
+from server.db import session_factory  # noqa: E402
+from server.models import Experiment, ExperimentTag, utcnow  # noqa: E402
+from server.settings import Settings  # noqa: E402
+from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+STEPS = 100_000
+EPOCHS = 100
+MODS = ("audio", "visual")
+PER_STEP_KEYS = [
+    *(f"train/{m}/loss" for m in MODS),
+    "train/fused/loss_mixup",
+    "train/fused/loss_flat",
+    *(f"grad/{m}/{q}" for m in MODS for q in ("norm", "encoder_norm", "head_norm")),
+    *(f"gm/{m}/{q}" for m in MODS for q in ("norm_before", "norm_after", "kept_ratio")),
+    *(f"sam/{m}/sharpness" for m in MODS),
+    "ogm/audio/coeff",
+    "ogm/visual/coeff",
+]
+VAL_KEYS = ["val/fused/acc", "val/audio/acc", "val/visual/acc"]
+WORKER = "bench@dashboard"
+
+
+def spec(name: str, method: str = "igm", seed: int = 0) -> dict[str, Any]:
+    joint = method in ("joint", "ogm_ge")
+    schedule = {"epochs": EPOCHS} if joint else {"stage_epochs": [10] * 10}
+    return {
+        "name": name,
+        "dataset": {"name": "synthetic", "params": {"modalities": list(MODS)}},
+        "method": {"name": method},
+        "schedule": schedule,
+        "seed": seed,
+    }
+
+
+def summary(rng: np.random.Generator, level: float) -> dict[str, Any]:
+    acc = float(level + rng.normal(0, 0.01))
+    mods = {"audio": acc - 0.05, "visual": acc - 0.25}
+    test = {
+        "acc": acc,
+        "macro_f1": acc - 0.02,
+        "map": acc + 0.01,
+        "loss": 1 - acc,
+        "modality_acc": mods,
+    }
+    return {
+        "test": test,
+        "best": {"stage": 9, "epoch": 9, "score": acc},
+        "run": {"wall_time_s": 1800.0},
+    }
+
+
+def seed_rows(settings: Settings, n: int) -> None:
+    """n experiments of every status, methods and tags mixed, in one bulk insert."""
+    rng = np.random.default_rng(0)
+    specs = {m: resolve_spec(spec(f"{m}-run", m)) for m in ("igm", "mla", "joint", "ogm_ge")}
+    statuses = ["succeeded"] * 6 + ["failed", "cancelled", "queued", "running"]
+    rows, tags = [], []
+    for i in range(n):
+        method = list(specs)[i % 4]
+        status = statuses[i % len(statuses)]
+        eid = uuid.uuid4().hex
+        progress = {
+            "stage": 3,
+            "n_stages": 10,
+            "epoch": 4,
+            "epochs": 10,
+            "step": 34_000,
+            "total_steps": STEPS,
+            "fraction": 0.34,
+            "eta_s": 3400.0,
+            "val_acc": 0.71,
+            "modalities": ["visual"],
+        }
+        rows.append(
+            {
+                "id": eid,
+                "name": f"{method}-run-{i}",
+                "method": method,
+                "dataset": "synthetic",
+                "spec": specs[method].to_dict(),
+                "spec_hash": specs[method].hash(),
+                "status": status,
+                "priority": 5,
+                "queue": "cpu",
+                "attempts": 1,
+                "max_attempts": 3,
+                "cancel_requested": False,
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+                "started_at": utcnow(),
+                "progress": progress if status != "queued" else None,
+                "summary": summary(rng, 0.8) if status == "succeeded" else None,
+                "error": "RuntimeError: out of memory" if status == "failed" else None,
+            }
+        )
+        tags.append({"experiment_id": eid, "tag": f"batch-{i % 7}"})
+    with session_factory(settings.resolved_database_url())() as s:
+        s.execute(insert(Experiment), rows)
+        s.execute(insert(ExperimentTag), tags)
+        s.commit()
+
+
+def log_history(client: Any, run_id: str, keys: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    from mlflow.entities import Metric
+
+    batch: list[Any] = []
+    for key, (steps, values) in keys.items():
+        for s, v in zip(steps.tolist(), values.tolist(), strict=True):
+            batch.append(Metric(key, v, 1_700_000_000_000 + 10 * s, s))
+            if len(batch) == 1000:
+                client.log_batch(run_id, metrics=batch)
+                batch = []
+    if batch:
+        client.log_batch(run_id, metrics=batch)
+
+
+def histories(rng: np.random.Generator, steps: int, level: float, every: int = 1) -> dict[str, Any]:
+    """Per-step keys logged every `every` steps (the spec's log_every), validation keys at the
+    epoch ends."""
+    s = np.arange(every, steps + 1, every)
+    decay = np.exp(-4 * s / steps)
+    out = {k: (s, 0.2 + decay * (1 + 0.3 * rng.standard_normal(len(s)))) for k in PER_STEP_KEYS}
+    ends = np.arange(1, EPOCHS + 1) * (steps // EPOCHS)
+    for i, k in enumerate(VAL_KEYS):
+        base = level - 0.1 * i
+        out[k] = (
+            ends,
+            base - (base - 0.25) * np.exp(-5 * ends / steps) + rng.normal(0, 0.005, EPOCHS),
+        )
+    return out
+
+
+def log_run(settings: Settings, hist: dict) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(settings.resolved_mlflow_uri())
+    found = client.get_experiment_by_name(settings.project)
+    exp_id = found.experiment_id if found else client.create_experiment(settings.project)
+    run_id = client.create_run(exp_id).info.run_id
+    log_history(client, run_id, hist)
+    return run_id
+
+
+def runs(settings: Settings) -> dict[str, Any]:
+    """The MLflow runs (logged once, kept in the store folder for later rounds)."""
+    saved = settings.data_dir / "runs.json"
+    out: dict[str, Any] = json.loads(saved.read_text()) if saved.is_file() else {}
+    rng = np.random.default_rng(1)
+    if "big10" not in out:
+        out["big10"] = log_run(settings, histories(rng, STEPS, 0.85, every=10))
+        saved.write_text(json.dumps(out))
+    if "big" in out:
+        return out
+    out["big"], out["cmp"] = log_run(settings, histories(rng, STEPS, 0.85)), []
+    for g, method in enumerate(("igm", "mla", "joint", "ogm_ge")):
+        for seed in range(5):
+            hist = histories(rng, 10_000, 0.85 - 0.03 * g)
+            hist = {k: v for k, v in hist.items() if k in VAL_KEYS or k.startswith("train/")}
+            out["cmp"].append([method, seed, g, log_run(settings, hist)])
+    saved.write_text(json.dumps(out))
+    return out
+
+
+def new_row(sessions: Any, raw: dict, run_id: str, summ: dict | None, tag: str) -> str:
+    """An experiment row claimed by a worker and pointed at `run_id`; finished when `summ`."""
+    with sessions() as s:
+        exp = crud.create_experiment(
+            s, spec=resolve_spec(raw), tags=[tag], queue="cpu", max_attempts=3
+        )
+        crud.claim(s, experiment_id=exp.id, worker=WORKER, stale_after_s=3600)
+        crud.set_mlflow_run(s, experiment_id=exp.id, run_id=run_id)
+        if summ is not None:
+            crud.finish(s, experiment_id=exp.id, worker=WORKER, status="succeeded", summary=summ)
+        return exp.id
+
+
+def timed(page: Any, url: str, ready: str, rounds: int) -> list[float]:
+    times = []
+    for _ in range(rounds):
+        page.goto("about:blank")
+        t0 = time.perf_counter()
+        page.goto(url, wait_until="commit")
+        page.wait_for_selector(ready, timeout=60_000)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def live_delay(page: Any, settings: Settings, run_id: str, start: int, rounds: int) -> list[float]:
+    """Log one point at a time with the worker's tracker; time until the open chart shows it."""
+    from igm_core.tracking import MlflowTracker
+
+    tracker = MlflowTracker(settings.resolved_mlflow_uri(), settings.project, run_id=run_id)
+    panel = ".chart-panel[data-panel='train/loss']"
+    delays = []
+    for i in range(rounds):
+        step = start + i + 1
+        t0 = time.perf_counter()
+        tracker.log_metrics({"train/audio/loss": 0.3, "train/visual/loss": 0.4}, step)
+        while int(page.get_attribute(panel, "data-last-step") or -1) < step:
+            if time.perf_counter() - t0 > 30:
+                raise RuntimeError(f"step {step} never reached the chart")
+            time.sleep(0.02)
+        delays.append(time.perf_counter() - t0)
+        time.sleep(0.3 * (i % 4))  # log at varying phases of the page's 1 s poll
+    tracker.flush(10)
+    return delays
+
+
+def line(what: str, times: list[float], target: float) -> str:
+    med, worst = statistics.median(times), max(times)
+    verdict = "met" if med < target else "MISSED"
+    return f"{what:<62} median {med:6.3f} s  max {worst:6.3f} s  (target < {target:g} s: {verdict})"
+
+
+READY = {
+    "experiments": "#experiments[data-ready='1']",
+    "experiment": "#charts[data-ready='1']",
+    "compare": "body[data-ready='1']",
+}
+
+
+def prepare(settings: Settings) -> tuple[str, str, str]:
+    """Rows and runs: the 100k-step experiment's id, its MLflow run id, and the id of the
+    100k-step experiment that logged every 10 steps."""
+    migrations.upgrade(settings.resolved_database_url())
+    sessions = session_factory(settings.resolved_database_url())
+    t0 = time.perf_counter()
+    seed_rows(settings, 10_000)
+    logged = runs(settings)
+    big = new_row(sessions, spec("igm-100k"), logged["big"], None, "bench-big")
+    big10 = new_row(sessions, spec("igm-100k-log10"), logged["big10"], None, "bench-big")
+    rng = np.random.default_rng(2)
+    for method, seed, g, run_id in logged["cmp"]:
+        summ = summary(rng, 0.85 - 0.03 * g)
+        new_row(sessions, spec(f"cmp-{method}", method, seed), run_id, summ, "bench-cmp")
+    print(
+        f"data: 10,000 rows and a {STEPS:,}-step run ({len(PER_STEP_KEYS)} keys of {STEPS:,} "
+        f"points + {len(VAL_KEYS)} per epoch) in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
+    return big, logged["big"], big10
+
+
+def measure(settings: Settings, base: str, big: tuple[str, str, str], args: Any) -> list[str]:
+    """The four figures, in one browser; screenshots when asked."""
+    from playwright.sync_api import sync_playwright
+
+    urls = {
+        "experiments": f"{base}/",
+        "experiment": f"{base}/ui/experiments/{big[0]}",
+        "compare": f"{base}/ui/compare?tag=bench-cmp",
+    }
+    n, keys = args.rounds, len(PER_STEP_KEYS) + len(VAL_KEYS)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        list_s = timed(page, urls["experiments"], READY["experiments"], n)
+        charts_s = timed(page, urls["experiment"], READY["experiment"], n)
+        log10_s = timed(page, f"{base}/ui/experiments/{big[2]}", READY["experiment"], n)
+        page.goto(urls["experiment"])
+        page.wait_for_selector(READY["experiment"], timeout=60_000)
+        last = int(page.get_attribute(".chart-panel[data-panel='train/loss']", "data-last-step"))
+        delays = live_delay(page, settings, big[1], last, max(8, 2 * n))
+        compare_s = timed(page, urls["compare"], READY["compare"], n)
+        if args.screenshots:
+            args.screenshots.mkdir(parents=True, exist_ok=True)
+            urls["experiments"] += "?tag=batch-1"  # every status, running ones with progress
+            for shot, url in urls.items():
+                page.goto(url)
+                page.wait_for_selector(READY[shot], timeout=60_000)
+                page.screenshot(path=str(args.screenshots / f"dashboard-{shot}.png"))
+        browser.close()
+    return [
+        line("experiments page usable, 10,000 experiments (PostgreSQL)", list_s, 1.0),
+        line(f"experiment page, all charts ({keys} keys, 100k steps, log_every 1)", charts_s, 2.0),
+        line(f"experiment page, all charts ({keys} keys, 100k steps, log_every 10)", log10_s, 2.0),
+        line("metric logged by a worker -> its point on the open chart", delays, 3.0),
+        line("compare page, 20 runs (4 methods x 5 seeds) drawn", compare_s, 2.0),
+        f"console errors: {len(errors)}" + (f" {errors[:3]}" if errors else ""),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--screenshots", type=Path, default=None)
+    parser.add_argument(
+        "--store", type=Path, default=None, help="keep the MLflow store here and reuse it"
+    )
+    args = parser.parse_args()
+    name = f"igm_dash_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    tmp = Path(tempfile.mkdtemp(prefix="igm-bench-dash-"))
+    store = args.store or tmp
+    store.mkdir(parents=True, exist_ok=True)
+    db = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    settings = Settings(data_dir=store, database_url=db)
+    proc: subprocess.Popen | None = None
+    try:
+        big = prepare(settings)
+        port = free_port()
+        proc = serve(settings, port)
+        results = measure(settings, f"http://127.0.0.1:{port}", big, args)
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(
+            f"\nChromium {CHROMIUM}, one page at a time, API in its own uvicorn process; "
+            f"{args.rounds} rounds each; load average after (1/5/15 min, 2 cores): {load}\n"
+            + "\n".join(results)
+        )
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

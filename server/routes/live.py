@@ -1,0 +1,125 @@
+"""Feeds the dashboard polls: what changed in the experiments table since a cursor, and an
+experiment's timeline (stages, epoch ends, clock) that its charts annotate.
+
+The changes feed is cheap by construction: experiments.updated_at is set by every write and
+indexed, so a poll is one indexed range query, one count with the list's filters (which is how a
+page notices deletions) and one max(). Clients send the Authorization header like any other
+request, so the feed is polled with fetch rather than EventSource.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Query
+
+from server import crud, timeline
+from server.deps import ExperimentDep, MlflowDep, SessionDep, SettingsDep
+from server.inputs import check_choice, no_nul, unprocessable
+from server.mlflow_reader import MlflowUnavailable
+from server.models import STATUSES
+from server.schemas import ChangesPublic, ExperimentSummaryPublic, TimelinePublic
+
+router = APIRouter(prefix="/experiments", tags=["dashboard"])
+
+OVERLAP = timedelta(seconds=5)  # writes stamped just before the cursor but committed after it
+MAX_CHANGES = 200
+CLOCK_KEYS = ("train/",)  # per-step keys: their timestamps are the run's clock
+
+
+def _parse_cursor(since: str | None) -> datetime | None:
+    if since is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        raise unprocessable(
+            "query.since", "not a cursor: pass the `cursor` of a previous answer"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@router.get("/changes", response_model=ChangesPublic)
+def experiment_changes(
+    session: SessionDep,
+    since: Annotated[
+        str | None, Query(max_length=64, description="the cursor of the previous answer")
+    ] = None,
+    status: Annotated[str | None, Query(description=f"one of: {', '.join(STATUSES)}")] = None,
+    method: Annotated[str | None, Query(max_length=64)] = None,
+    dataset: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=128, description="text in the name")] = None,
+    sweep: Annotated[str | None, Query(max_length=64, description="a sweep id")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_CHANGES)] = MAX_CHANGES,
+) -> ChangesPublic:
+    """Experiments matching the filters of GET /experiments that were written since the cursor,
+    with how many match now and the next cursor. Without `since`: no rows, only the count and
+    a cursor to start from."""
+    check_choice(status, STATUSES, "query.status", "status")
+    no_nul(since=since, method=method, dataset=dataset, tag=tag, q=q, sweep=sweep)
+    cursor = _parse_cursor(since)
+    rows, count, newest = crud.changed_experiments(
+        session,
+        since=cursor - OVERLAP if cursor else None,
+        limit=limit + 1,
+        status=status,
+        method=method,
+        dataset=dataset,
+        tag=tag,
+        text=q,
+        sweep_id=sweep,
+    )
+    if newest is not None and newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)
+    if newest is None:  # an empty table: start from now
+        newest = cursor or datetime.now(UTC)
+    elif cursor is not None and newest < cursor:
+        newest = cursor  # never move a cursor back (the newest rows deleted)
+    return ChangesPublic(
+        cursor=newest.isoformat(),
+        count=count,
+        data=[ExperimentSummaryPublic.from_row(e) for e in rows[:limit]],
+        truncated=len(rows) > limit,
+    )
+
+
+def _mlflow_url(base: str | None, experiment_id: str | None, run_id: str) -> str | None:
+    if not base or experiment_id is None:
+        return None
+    return f"{base.rstrip('/')}/#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}"
+
+
+@router.get("/{experiment_id}/timeline", response_model=TimelinePublic)
+def experiment_timeline(
+    exp: ExperimentDep, reader: MlflowDep, settings: SettingsDep
+) -> TimelinePublic:
+    """The experiment's stages (modalities trained, step ranges), the step at each epoch's end,
+    and its clock (steps -> seconds since its first point); estimated ranges where the run has
+    not reached them yet."""
+    run_id = exp.mlflow_run_id
+    total = (exp.progress or {}).get("total_steps")
+    ends: list[int] = []
+    points: list[tuple[int, int]] = []
+    info = None
+    if run_id:
+        try:
+            points = reader.metric_times(run_id, timeline.EPOCH_KEY)
+            ends = [step for step, _ in points]
+            for key in reader.metric_keys(run_id):
+                if key.startswith(CLOCK_KEYS):
+                    points += reader.metric_times(run_id, key, last_only=True)
+            info = reader.run_info(run_id)
+        except MlflowUnavailable as err:
+            raise HTTPException(status_code=503, detail=str(err)) from None
+    plan = timeline.build(exp.spec, ends, total if isinstance(total, int) else None)
+    clock = timeline.clock(points, info["start_time"] if info else None)
+    experiment_id = info["experiment_id"] if info else None
+    return TimelinePublic(
+        **plan,
+        clock=clock,
+        mlflow_run_id=run_id,
+        mlflow_url=_mlflow_url(settings.mlflow_ui_url, experiment_id, run_id) if run_id else None,
+    )

@@ -1,0 +1,138 @@
+"""The dashboard's pages: the experiments list at `/`, one experiment at /ui/experiments/{id},
+the comparison at /ui/compare.
+
+Each page is a Jinja2 template (web/templates) plus one script (web/static/js) that reads the JSON
+API, the page's twin, linked from the page as rel="alternate". What the server renders itself
+(filters reflected from the query string, an experiment's spec, error and traceback) comes from
+the same models the API returns and is escaped by Jinja2's autoescape. Every page answers with a
+Content-Security-Policy that allows scripts, styles and requests from this origin only, so no
+inline script or style runs; data reach the scripts through fetch and data- attributes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from igm_core import catalog
+from server import crud, ids
+from server.deps import SessionDep
+from server.models import STATUSES, Experiment
+from server.schemas import ExperimentPublic
+
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+STATIC_DIR = WEB_DIR / "static"
+UPLOT = "vendor/uplot-1.6.32"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+SORTS = [f"{p}{key}" for key in crud.SORTS for p in ("-", "")]
+
+templates = Jinja2Templates(directory=WEB_DIR / "templates")
+router = APIRouter(include_in_schema=False)
+
+Text = Annotated[str | None, Query(max_length=128)]
+
+
+def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    root = request.scope.get("root_path", "")
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {"root": root, "static": f"{root}/static", "uplot": UPLOT, **context},
+        status_code=status_code,
+    )
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _names(registry: catalog.Registry) -> list[str]:
+    return [entry["name"] for entry in registry.describe()]
+
+
+@router.get("/", response_class=HTMLResponse)
+def experiments_page(
+    request: Request,
+    status: Text = None,
+    method: Text = None,
+    dataset: Text = None,
+    tag: Text = None,
+    q: Text = None,
+    sweep: Text = None,
+    sort: Text = None,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> HTMLResponse:
+    """The experiments table; its twin is GET /experiments (and /experiments/changes)."""
+    filters = {"status": status, "method": method, "dataset": dataset, "tag": tag, "q": q,
+               "sweep": sweep}  # fmt: skip
+    twin = "/experiments?" + urlencode({k: v for k, v in filters.items() if v})
+    return _page(
+        request,
+        "experiments.html",
+        filters=filters,
+        sort=sort if sort in SORTS else "-created_at",
+        sorts=SORTS,
+        offset=offset,
+        statuses=STATUSES,
+        methods=_names(catalog.METHODS),
+        datasets=_names(catalog.DATASETS),
+        twin=twin.rstrip("?"),
+    )
+
+
+@router.get("/ui/experiments/{experiment_id}", response_class=HTMLResponse)
+def experiment_page(request: Request, experiment_id: str, session: SessionDep) -> HTMLResponse:
+    """One experiment; its twins are GET /experiments/{id}, its metrics, artifacts and timeline."""
+    try:  # a unique prefix of the id will do, as in the API
+        full = ids.resolve(session, Experiment, experiment_id)
+    except ids.AmbiguousId:
+        full = None
+    exp = crud.get_experiment(session, full) if full else None
+    if exp is None:
+        return _page(
+            request, "not_found.html", status_code=404, what=f"experiment {experiment_id[:100]}"
+        )
+    data = ExperimentPublic.from_row(
+        exp, twins=crud.twins(session, spec_hash=exp.spec_hash, exclude_id=exp.id)
+    )
+    return _page(
+        request,
+        "experiment.html",
+        exp=data,
+        spec_text=json.dumps(data.spec, indent=2, sort_keys=False),
+        sweep_text=json.dumps(data.sweep_values, sort_keys=True) if data.sweep_values else "",
+        twin=f"/experiments/{exp.id}",
+    )
+
+
+@router.get("/ui/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request,
+    ids: Annotated[str | None, Query(max_length=20_000)] = None,
+    tag: Text = None,
+    sweep: Text = None,
+    metric: Text = None,
+) -> HTMLResponse:
+    """Seed groups of the chosen experiments; its twins are GET /compare and /compare/curves."""
+    chosen = {"ids": ids or "", "tag": tag or "", "sweep": sweep or "", "metric": metric or "acc"}
+    query = urlencode({k: v for k, v in chosen.items() if v and k != "metric"})
+    return _page(
+        request,
+        "compare.html",
+        chosen=chosen,
+        twin=f"/compare?{query}" if query else "/compare",
+    )
