@@ -69,7 +69,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip(f"the browser tests need Debian's chromium at {CHROMIUM}; install it: {INSTALL}")
+        pytest.skip(f"the browser tests need Debian's chromium at {CHROMIUM}; install: {INSTALL}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
