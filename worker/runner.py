@@ -114,6 +114,8 @@ def _train(
                 run_name=f"{exp.name} #{exp.attempts}",
                 tags=tags,
                 artifact_location=settings.mlflow_artifact_root(),
+                # a run that ends during an outage waits for MLflow as long as a start would
+                finish_timeout=max(30.0, settings.mlflow_start_wait_s),
             ),
             settings.mlflow_start_wait_s,
             bridge,
