@@ -102,7 +102,13 @@ class MLAParams(AlternatingParams):
 
 class IGMParams(AlternatingParams):
     tau: float = Field(0.4, ge=0.0, le=50.0)
-    gm_scope: str | float = "head"
+    gm_scope: str | float = Field(
+        "head",
+        description="layers under gradient modification: head | all | none | head+K (the head and "
+        "the last K encoder layers) | a fraction f in (0, 1]: the head and the last k encoder "
+        "layers, k chosen so their share of the branch's Linear/Conv weights is nearest f (on a "
+        "tie the smaller share)",
+    )
     sam: Literal["standard", "reference", "none"] = "standard"
     rho: float | None = Field(
         None,
