@@ -36,6 +36,23 @@ __all__ = [
 MAX_STAGES = 1000
 MAX_EPOCHS = 10_000
 
+# Options added after specs were first stored, with the value that behaves as before: at that
+# value they are left out of the hash, so an older spec keeps its hash (a finished run is still
+# found, a checkpoint still resumes) and its behaviour.
+HASH_NEUTRAL: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("method", "params", "fusion_weights"), None),
+)
+
+
+def _hash_view(data: dict[str, Any]) -> dict[str, Any]:
+    for path, default in HASH_NEUTRAL:
+        node: Any = data
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node and node[path[-1]] == default:
+            del node[path[-1]]
+    return data
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -92,7 +109,7 @@ class Spec(_Strict):
         return self.model_dump(mode="json")
 
     def hash(self) -> str:
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(_hash_view(self.to_dict()), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

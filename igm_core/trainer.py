@@ -25,7 +25,7 @@ import torch
 from igm_core import catalog, checkpoint, events, results
 from igm_core.checkpoint import CHECKPOINT, Best, RunState
 from igm_core.data.base import MultimodalData, Split
-from igm_core.evaluation import evaluate, flat_metrics, public
+from igm_core.evaluation import compare_fusions, evaluate, flat_metrics, public
 from igm_core.methods.base import Method, Stage, StepContext, TransitionData
 from igm_core.models import build_model
 from igm_core.spec import ResolvedSpec, Spec, resolve_spec
@@ -300,7 +300,8 @@ class Run:
     ) -> None:
         """Evaluate the validation split, log it, and keep the model if it is the best so far."""
         state, stage = self.state, self.stages[s_idx]
-        ev = self.evaluate("val")
+        # a fusion with parameters (calibrated) is fitted here, so selection uses it as configured
+        ev = self.evaluate("val", fit_fusion=self.method.calibrates)
         state.history.append(
             {
                 "stage": s_idx,
@@ -328,7 +329,9 @@ class Run:
             )
         )
 
-    def evaluate(self, split: str) -> dict[str, Any]:
+    def evaluate(self, split: str, fit_fusion: bool = False) -> dict[str, Any]:
+        if fit_fusion and split != "val":
+            raise ValueError("fusion parameters are fitted on the validation split only")
         return evaluate(
             self.model,
             self.method,
@@ -336,6 +339,7 @@ class Run:
             self.data.n_classes,
             self.device,
             self.autocast,
+            fit_fusion=fit_fusion,
         )
 
     # ------------------------------------------------------------------------- the end
@@ -346,7 +350,22 @@ class Run:
         final_state = copy.deepcopy(self.model.state_dict())
         if state.best.state is not None:
             self.model.load_state_dict(state.best.state)
+        fusions, calibration = None, None
+        if self.method.fusions:
+            # fit the fusion parameters on the selected model's validation logits; then every
+            # fusion is scored on the same test logits (test labels are only scored against)
+            val = self.evaluate("val", fit_fusion=True)
+            calibration = val.get("calibration")
         test = self.evaluate("test")
+        if self.method.fusions:
+            fusions = compare_fusions(
+                self.method,
+                val,
+                test,
+                self.data.splits["val"].y,
+                self.data.splits["test"].y,
+                self.data.n_classes,
+            )
         result = results.assemble(
             spec=self.spec,
             best=state.best,
@@ -356,6 +375,8 @@ class Run:
             history=state.history,
             transitions=state.transitions,
             method_diagnostics=self.method.diagnostics(),
+            fusions=fusions,
+            calibration=calibration,
             run={
                 "wall_time_s": state.elapsed + time.perf_counter() - self.t0,
                 "steps": state.pos.step,
