@@ -41,6 +41,7 @@ MAX_EPOCHS = 10_000
 # found, a checkpoint still resumes) and its behaviour.
 HASH_NEUTRAL: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("method", "params", "fusion_weights"), None),
+    (("schedule", "stage_init"), "last"),
 )
 
 
@@ -67,6 +68,12 @@ class Schedule(_Strict):
     stage_epochs: list[int] | None = Field(None, min_length=1, max_length=MAX_STAGES)
     modality_order: list[ModalityName] | None = None
     epochs: int | None = Field(None, ge=1, le=MAX_EPOCHS)
+    stage_init: Literal["last", "best"] = Field(
+        "last",
+        description="what a stage starts from: the last weights of the stage before, or the best "
+        "validation-selected weights so far (the IGM authors' rule; with a modality's "
+        "projection then built from those weights)",
+    )
 
 
 class Optimizer(_Strict):
@@ -265,7 +272,19 @@ def _resolve_schedule(
         for i, e in enumerate(stage_epochs):
             if not 1 <= e <= MAX_EPOCHS:
                 errors.append((f"schedule.stage_epochs.{i}", f"must lie in [1, {MAX_EPOCHS}]"))
-        return {"stage_epochs": stage_epochs, "modality_order": order, "epochs": None}
+        return {
+            "stage_epochs": stage_epochs,
+            "modality_order": order,
+            "epochs": None,
+            "stage_init": sched.stage_init,
+        }
+    if sched.stage_init != "last":
+        errors.append(
+            (
+                "schedule.stage_init",
+                f"method {method!r} trains in one stage; stage_init applies to staged methods",
+            )
+        )
     for key in ("stage_epochs", "modality_order"):
         if getattr(sched, key) is not None:
             errors.append(
@@ -274,7 +293,12 @@ def _resolve_schedule(
                     f"method {method!r} trains in one stage; give schedule.epochs instead",
                 )
             )
-    return {"stage_epochs": None, "modality_order": None, "epochs": sched.epochs or 10}
+    return {
+        "stage_epochs": None,
+        "modality_order": None,
+        "epochs": sched.epochs or 10,
+        "stage_init": sched.stage_init,
+    }
 
 
 def load_spec_file(path: str | Path) -> dict[str, Any]:
