@@ -224,11 +224,11 @@ class Run:
         for epoch in range(pos.epoch, stage.epochs):
             self.epoch(s_idx, epoch, optimizer, sched)
         next_stage = self.stages[s_idx + 1] if s_idx + 1 < len(self.stages) else None
-        if spec.schedule.stage_init == "best" and next_stage is not None:
+        best = self.state.best.state
+        if spec.schedule.stage_init == "best" and next_stage is not None and best is not None:
             # the next stage (and the projection built for it) starts from the best weights so
             # far: the best score is kept over the whole run, never reset per stage
-            if self.state.best.state is not None:
-                self.model.load_state_dict(self.state.best.state)
+            self.model.load_state_dict(best)
         transition = transition_data(self.train_split, spec.batch_size, self.device)
         info = self.method.on_stage_end(stage, next_stage, transition)
         if info:
