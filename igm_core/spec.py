@@ -42,6 +42,7 @@ MAX_EPOCHS = 10_000
 HASH_NEUTRAL: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("method", "params", "fusion_weights"), None),
     (("schedule", "stage_init"), "last"),
+    (("optimizer", "lr_step_timing"), "after_epoch"),
 )
 
 
@@ -85,6 +86,12 @@ class Optimizer(_Strict):
         None, ge=1, le=MAX_EPOCHS, description="decay the lr every lr_step epochs of a stage"
     )
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
+    lr_step_timing: Literal["after_epoch", "before_epoch"] = Field(
+        "after_epoch",
+        description="when the per-stage step decay counts an epoch: after it (PyTorch's "
+        "convention: epoch e of a stage trains at lr * gamma^floor(e / lr_step)) or before it "
+        "(the IGM authors' loop: lr * gamma^floor((e + 1) / lr_step), one epoch earlier)",
+    )
 
 
 class ModelSpec(_Strict):

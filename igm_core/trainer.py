@@ -75,6 +75,18 @@ def make_optimizer(spec: Spec, params: list[torch.nn.Parameter]) -> torch.optim.
     return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
 
 
+def make_scheduler(spec: Spec, optimizer: torch.optim.Optimizer) -> Any:
+    """The per-stage step decay: epoch e of a stage trains at lr * gamma^floor((e + k) / lr_step),
+    k = 0 (lr_step_timing after_epoch) or 1 (before_epoch, the IGM authors' loop, which steps
+    its StepLR before each epoch). Stepped once per epoch, after it; reset with the optimizer."""
+    o = spec.optimizer
+    step_size = o.lr_step or 10**9
+    if o.lr_step_timing == "after_epoch":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size, o.lr_gamma)
+    gamma = o.lr_gamma
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: gamma ** ((e + 1) // step_size))
+
+
 def transition_data(split: Split, batch_size: int, device: torch.device) -> TransitionData:
     """The training inputs, in order, for the covariance pass between stages."""
     chunk = batch_size * TRANSITION_CHUNK.get(device.type, 1)
@@ -212,8 +224,7 @@ class Run:
         spec, pos, stage = self.spec, self.state.pos, self.stages[s_idx]
         fresh = pos.epoch == 0 and pos.batch == 0
         optimizer = make_optimizer(spec, stage_parameters(self.model, stage))
-        step_size = spec.optimizer.lr_step or 10**9
-        sched = torch.optim.lr_scheduler.StepLR(optimizer, step_size, spec.optimizer.lr_gamma)
+        sched = make_scheduler(spec, optimizer)
         saved = self.state.optimizer
         if not fresh and saved is not None:
             optimizer.load_state_dict(saved["opt"])
@@ -249,6 +260,7 @@ class Run:
             start=pos.batch,
             device=self.device,
         )
+        lr = optimizer.param_groups[0]["lr"]  # this epoch's (the scheduler steps at its end)
         for b, (xs, y) in enumerate(batches, start=pos.batch):
             if self.stop():
                 pos.batch = b
@@ -267,7 +279,7 @@ class Run:
             self.progress(s_idx, epoch)
         sched.step()
         pos.epoch, pos.batch = epoch + 1, 0
-        self.validate(s_idx, epoch, float(loss_sum) / max(loss_n, 1), optimizer)
+        self.validate(s_idx, epoch, float(loss_sum) / max(loss_n, 1), lr)
         self.save(optimizer, sched)
 
     def log_step(self, stage: Stage, loss: torch.Tensor, ctx: StepContext) -> None:
@@ -300,9 +312,7 @@ class Run:
             )
         )
 
-    def validate(
-        self, s_idx: int, epoch: int, train_loss: float, optimizer: torch.optim.Optimizer
-    ) -> None:
+    def validate(self, s_idx: int, epoch: int, train_loss: float, lr: float) -> None:
         """Evaluate the validation split, log it, and keep the model if it is the best so far."""
         state, stage = self.state, self.stages[s_idx]
         # a fusion with parameters (calibrated) is fitted here, so selection uses it as configured
@@ -313,7 +323,7 @@ class Run:
                 "epoch": epoch,
                 "modalities": list(stage.modalities),
                 "train_loss": train_loss,
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": lr,
                 **public(ev),
             }
         )
