@@ -188,11 +188,11 @@ class Run:
                 device=self.device,
             )
             self.emit(events.Resumed(**vars(self.state.pos)))
-        if self.state.pos.step == 0:
-            self.tracker.log_params(spec.to_dict())
-            self.tracker.set_tags(
-                {"spec_hash": spec.hash(), "method": spec.method.name, "dataset": spec.dataset.name}
-            )
+        # every attempt's run carries the params and tags, a resumed one included
+        self.tracker.log_params(spec.to_dict())
+        self.tracker.set_tags(
+            {"spec_hash": spec.hash(), "method": spec.method.name, "dataset": spec.dataset.name}
+        )
         self.t0, self.steps_at_start, self.last_emit = time.perf_counter(), self.state.pos.step, 0.0
         try:
             for s_idx in range(self.state.pos.stage, len(self.stages)):

@@ -155,6 +155,11 @@ class OGMGEParams(_Params):
     modulation_start: int = Field(0, ge=0, le=100_000, description="first modulated epoch")
     modulation_end: int | None = Field(None, ge=0, le=100_000, description="last modulated epoch")
     ge: bool = Field(True, description="generalization enhancement: Gaussian noise on gradients")
+    coefficient: Literal["paper", "continuous"] = Field(
+        "paper",
+        description="paper: 1 - tanh(alpha r) for the dominant modality (r > 1), as Eq. 10 and "
+        "the released code; continuous: 1 - tanh(alpha (r - 1)), a variant, not the baseline",
+    )
 
 
 def _complete_alternating(params: dict[str, Any], modalities: list[str], errors: Errors) -> dict:
@@ -218,7 +223,8 @@ METHODS.register(
 METHODS.register(
     "ogm_ge",
     "Joint training with on-the-fly gradient modulation and generalization enhancement "
-    "(Peng et al., CVPR 2022), extended to any number of modalities.",
+    "(Peng et al., CVPR 2022): the dominant modality's encoder weight gradients scaled by "
+    "1 - tanh(alpha r), plus Gaussian noise; extended to any number of modalities.",
     OGMGEParams,
     "igm_core.methods.ogm_ge:OGMGE",
     kind="joint",
