@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from igm_core.spec import SpecError, apply_overrides
-from server import crud, run_dirs
+from server import auth, crud, run_dirs
 from server.deps import (
     CeleryDep,
     ExperimentDep,
@@ -56,6 +56,7 @@ SPEC_BODY = {
 
 @router.post("", status_code=201, response_model=ExperimentCreated, openapi_extra=SPEC_BODY)
 def create_experiment(
+    request: Request,
     raw: SpecBodyDep,
     session: SessionDep,
     settings: SettingsDep,
@@ -88,6 +89,7 @@ def create_experiment(
         tags=tag_list,
         queue=queue,
         max_attempts=settings.max_attempts,
+        submitted_by=auth.submitter(request),
     )
     warning = enqueue(celery, [exp])
     twins = crud.twins(session, spec_hash=exp.spec_hash, exclude_id=exp.id)
