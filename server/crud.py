@@ -54,6 +54,7 @@ def _experiment(
     max_attempts: int,
     sweep_id: str | None,
     sweep_values: dict[str, Any] | None = None,
+    submitted_by: str = "local",
 ) -> Experiment:
     now = utcnow()
     exp = Experiment(
@@ -68,6 +69,7 @@ def _experiment(
         queue=queue,
         sweep_id=sweep_id,
         sweep_values=sweep_values,
+        submitted_by=submitted_by,
         attempts=0,
         max_attempts=max_attempts,
         cancel_requested=False,
@@ -86,6 +88,7 @@ def create_experiment(
     tags: list[str] = (),
     queue: str,
     max_attempts: int,
+    submitted_by: str = "local",
 ) -> Experiment:
     exp = _experiment(
         spec,
@@ -94,6 +97,7 @@ def create_experiment(
         queue=queue,
         max_attempts=max_attempts,
         sweep_id=None,
+        submitted_by=submitted_by,
     )
     session.add(exp)
     session.commit()
@@ -113,6 +117,7 @@ def create_sweep(
     max_attempts: int,
     random: dict[str, Any] | None = None,
     values: list[dict[str, Any]] | None = None,
+    submitted_by: str = "local",
 ) -> tuple[Sweep, list[Experiment]]:
     """One experiment per spec, grouped under a new sweep, committed together; `values` are the
     swept values of each point, kept with its experiment."""
@@ -136,6 +141,7 @@ def create_sweep(
             max_attempts=max_attempts,
             sweep_id=sweep.id,
             sweep_values=point,
+            submitted_by=submitted_by,
         )
         for s, point in zip(specs, values or [None] * len(specs), strict=True)
     ]
