@@ -244,6 +244,7 @@ SUMMARY_COLUMNS = (
     Experiment.sweep_id,
     Experiment.sweep_values,
     Experiment.attempts,
+    Experiment.submitted_by,
     Experiment.progress,
     Experiment.summary,
     Experiment.created_at,
