@@ -66,6 +66,8 @@ class Experiment(Base):
     # every attempt's run: [{"attempt": n, "run_id": ..., "from_step": the step it resumed from
     # (0: from the start; None: not known yet, nothing logged)}], in attempt order
     attempt_runs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # the API token's name, or "local" on a server that runs without tokens
+    submitted_by: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
@@ -99,3 +101,17 @@ class ExperimentTag(Base):
         ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
     )
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class ApiToken(Base):
+    """An API token: only the SHA-256 of its secret is kept (the secret is shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -13,10 +13,9 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
@@ -36,7 +35,7 @@ from server.schemas import ArtifactsPublic, MetricKeysPublic, MetricSeries, Metr
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 
 MAX_KEYS = 50
-_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
+_EMPTY: tuple[list[int], list[float], int] = ([], [], 0)
 
 
 def _split_keys(keys: Sequence[str]) -> list[str]:
@@ -46,10 +45,9 @@ def _split_keys(keys: Sequence[str]) -> list[str]:
     return out
 
 
-def _series(steps: Any, values: Any, max_points: int) -> MetricSeries:
-    small_steps, small_values = downsample(steps, values, max_points)
-    finite = [v if v == v and abs(v) != float("inf") else None for v in small_values]
-    return MetricSeries(steps=small_steps, values=finite, total=len(steps))
+def _series(steps: list[int], values: list[float], total: int) -> MetricSeries:
+    finite = [v if v == v and abs(v) != float("inf") else None for v in values]
+    return MetricSeries(steps=steps, values=finite, total=total)
 
 
 @router.get(
@@ -78,7 +76,7 @@ async def get_metrics(
         if not wanted:
             found = await reader.call(attempts.metric_keys, reader, runs) if runs else []
             return MetricKeysPublic(keys=found)
-        histories = await reader.call(_histories, reader, runs, wanted, after_step)
+        histories = await reader.call(_histories, reader, runs, wanted, max_points, after_step)
     except MlflowUnavailable as err:
         raise HTTPException(status_code=503, detail=str(err)) from None
     metrics = {}
@@ -90,16 +88,31 @@ async def get_metrics(
                 status_code=404,
                 detail=f"metric {key[:250]!r} not found for experiment {exp.id}",
             )
-        metrics[key] = _series(*history, max_points)
+        metrics[key] = _series(*history)
     return MetricsPublic(metrics=metrics)
 
 
 def _histories(
-    reader: MlflowReader, runs: attempts.Runs, keys: list[str], after_step: int | None
-) -> list[attempts.History | None]:
+    reader: MlflowReader,
+    runs: attempts.Runs,
+    keys: list[str],
+    max_points: int,
+    after_step: int | None,
+) -> list[tuple[list[int], list[float], int] | None]:
+    """Per key: (steps, values) downsampled to max_points and the points in the full history.
+    One run: downsampled by the store (server.mlflow_reader); several attempts: stitched here."""
     if not runs:
         return [None] * len(keys)
-    return [attempts.metric_history(reader, runs, key, after_step) for key in keys]
+    if len(runs) == 1:
+        run_id = runs[0][0]
+        return [reader.metric_downsampled(run_id, key, max_points, after_step) for key in keys]
+    out: list[tuple[list[int], list[float], int] | None] = []
+    for key in keys:
+        history = attempts.metric_history(reader, runs, key, after_step)
+        out.append(
+            None if history is None else (*downsample(*history, max_points), len(history[0]))
+        )
+    return out
 
 
 @router.get("/{experiment_id}/artifacts", response_model=ArtifactsPublic)
