@@ -4,7 +4,7 @@ Tests call `run` directly (never through Celery's eager mode). The spec stored i
 resolved one: it is rebuilt without reading any data file. Progress and cancel go through
 worker.bridge, which heartbeats from the claim on.
 
-MLflow: a run that starts while the store is unreachable waits for it (backoff up to 30 s,
+MLflow: a run that starts while the store is unreachable waits for it (backoff up to 10 s,
 heartbeating, cancellable) for `mlflow_start_wait_s` before failing; once started, the tracker
 buffers and retries on its own. Each attempt logs to a run of its own, recorded in the row with
 the step it resumed from (server.attempts stitches them); the run of an earlier attempt whose
@@ -160,7 +160,7 @@ def _train(
 
 
 def _start_tracker(make: Any, wait_s: float, bridge: Bridge) -> Any:
-    """make() until the MLflow store answers: backoff from 1 s to 30 s, for wait_s seconds at
+    """make() until the MLflow store answers: backoff from 1 s to 10 s, for wait_s seconds at
     most (then its error is raised); None when a cancel is requested meanwhile."""
     from igm_core.tracking import TrackerError
 
@@ -176,4 +176,4 @@ def _start_tracker(make: Any, wait_s: float, bridge: Bridge) -> Any:
         bridge.cancel.wait(min(delay, left))
         if bridge.should_stop():
             return None
-        delay = min(delay * 2, 30.0)
+        delay = min(delay * 2, 10.0)

@@ -4,7 +4,7 @@ logged step reached MLflow exactly once across the attempts (none missing, none 
 where a run was cut, that the next attempt resumed from its checkpoint.
 
 Short stale settings (heartbeat 0.5 s, lost after 4 s, reconcile every 1 s) and tiny specs
-(400 steps) keep the module near two minutes; waits are hang guards several times longer.
+(240 steps) bound the module; waits are hang guards several times longer.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def resumed_from_checkpoint(exp, cut_at: int) -> None:
 
 def test_a_whole_worker_killed_resumes_on_another_from_its_checkpoint(the_lab: Lab) -> None:
     eid = the_lab.submit(name="kill-worker")
-    cut = the_lab.wait_step(eid, 120, RUN_S).progress["step"]
+    cut = the_lab.wait_step(eid, 45, RUN_S).progress["step"]
     name, pid = the_lab.worker_of(eid)
     the_lab.workers[name].kill(signal.SIGKILL)  # the whole process group: parent and child
     exp = the_lab.wait_status(eid, ("succeeded", "failed"), RUN_S)
@@ -71,7 +71,7 @@ def test_a_whole_worker_killed_resumes_on_another_from_its_checkpoint(the_lab: L
 
 def test_b_the_pool_child_alone_killed_resumes_from_its_checkpoint(the_lab: Lab) -> None:
     eid = the_lab.submit(name="kill-child")
-    cut = the_lab.wait_step(eid, 120, RUN_S).progress["step"]
+    cut = the_lab.wait_step(eid, 45, RUN_S).progress["step"]
     _, pid = the_lab.worker_of(eid)
     os.kill(pid, signal.SIGKILL)
     exp = the_lab.wait_status(eid, ("succeeded", "failed"), RUN_S)
@@ -82,7 +82,7 @@ def test_b_the_pool_child_alone_killed_resumes_from_its_checkpoint(the_lab: Lab)
 
 def test_c_after_the_attempt_cap_the_experiment_fails_with_the_reason(the_lab: Lab) -> None:
     eid = the_lab.submit(name="cap", max_attempts=1)
-    the_lab.wait_step(eid, 60, RUN_S)
+    the_lab.wait_step(eid, 20, RUN_S)
     _, pid = the_lab.worker_of(eid)
     os.kill(pid, signal.SIGKILL)
     exp = the_lab.wait_status(eid, ("succeeded", "failed"), RUN_S)
@@ -91,7 +91,7 @@ def test_c_after_the_attempt_cap_the_experiment_fails_with_the_reason(the_lab: L
 
 
 def test_d_redis_restarted_empty_strands_nothing_and_runs_nothing_twice(the_lab: Lab) -> None:
-    ids = [the_lab.submit(name=f"redis-{i}", schedule={"epochs": 4}) for i in range(4)]
+    ids = [the_lab.submit(name=f"redis-{i}", schedule={"epochs": 3}) for i in range(4)]
     wait_until(
         "two running",
         lambda: sum(the_lab.row(e).status == "running" for e in ids) == 2,
@@ -110,7 +110,7 @@ def test_d_redis_restarted_empty_strands_nothing_and_runs_nothing_twice(the_lab:
 
 def test_e_mlflow_stopped_mid_run_and_before_a_start_loses_nothing(the_lab: Lab) -> None:
     running = the_lab.submit(name="mlflow-mid", schedule={"epochs": 12})
-    the_lab.wait_step(running, 60, RUN_S)
+    the_lab.wait_step(running, 20, RUN_S)
     the_lab.mlflow.kill(signal.SIGKILL)
     down_at = time.monotonic()
     waiting = the_lab.submit(name="mlflow-before")  # starts while MLflow is down
@@ -140,7 +140,7 @@ def test_e_mlflow_stopped_mid_run_and_before_a_start_loses_nothing(the_lab: Lab)
 
 def test_f_the_api_restarted_mid_run_changes_nothing(the_lab: Lab) -> None:
     eid = the_lab.submit(name="api-restart")
-    the_lab.wait_step(eid, 60, RUN_S)
+    the_lab.wait_step(eid, 20, RUN_S)
     the_lab.stop_api()
     time.sleep(1.0)
     assert the_lab.row(eid).status == "running"
