@@ -51,6 +51,13 @@ def resumed_from_checkpoint(exp, cut_at: int) -> None:
     assert runs[1]["from_step"] <= cut_at  # the last checkpoint before the cut
 
 
+def first_run_status(the_lab: Lab, exp) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(the_lab.settings.resolved_mlflow_uri())
+    return client.get_run(exp.attempt_runs[0]["run_id"]).info.status
+
+
 def test_a_whole_worker_killed_resumes_on_another_from_its_checkpoint(the_lab: Lab) -> None:
     eid = the_lab.submit(name="kill-worker")
     cut = the_lab.wait_step(eid, 45, RUN_S).progress["step"]
@@ -61,11 +68,7 @@ def test_a_whole_worker_killed_resumes_on_another_from_its_checkpoint(the_lab: L
     assert not exp.worker.endswith(f":{pid}")
     resumed_from_checkpoint(exp, cut)
     the_lab.check_metrics(eid)
-    from mlflow.tracking import MlflowClient
-
-    first = exp.attempt_runs[0]["run_id"]
-    client = MlflowClient(the_lab.settings.resolved_mlflow_uri())
-    assert client.get_run(first).info.status == "KILLED"
+    assert first_run_status(the_lab, exp) == "KILLED"
     the_lab.start_worker(name)  # back to two workers for the next tests
 
 
@@ -78,6 +81,7 @@ def test_b_the_pool_child_alone_killed_resumes_from_its_checkpoint(the_lab: Lab)
     assert exp.status == "succeeded" and exp.attempts == 2, exp.error
     resumed_from_checkpoint(exp, cut)
     the_lab.check_metrics(eid)
+    assert first_run_status(the_lab, exp) == "KILLED"
 
 
 def test_c_after_the_attempt_cap_the_experiment_fails_with_the_reason(the_lab: Lab) -> None:
