@@ -8,7 +8,8 @@ MLflow: a run that starts while the store is unreachable waits for it (backoff u
 heartbeating, cancellable) for `mlflow_start_wait_s` before failing; once started, the tracker
 buffers and retries on its own. Each attempt logs to a run of its own, recorded in the row with
 the step it resumed from (server.attempts stitches them); the run of an earlier attempt whose
-worker died (still RUNNING) is ended as KILLED.
+worker died (still RUNNING) is ended as KILLED. At each epoch's end the metrics logged so far are
+sent before the checkpoint is written (for up to FLUSH_BEFORE_CHECKPOINT_S).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from worker.bridge import Bridge
 
 log = logging.getLogger("worker.runner")
 TRACEBACK_CHARS = 20_000
+FLUSH_BEFORE_CHECKPOINT_S = 3.0
 
 
 def git_commit() -> str | None:
@@ -82,7 +84,7 @@ def _train(
 ) -> tuple[str, dict[str, Any] | None, str | None, str | None]:
     from pydantic import ValidationError
 
-    from igm_core.events import Resumed
+    from igm_core.events import EpochEnd, Resumed
     from igm_core.spec import ResolvedSpec
     from igm_core.tracking import MlflowTracker
     from igm_core.trainer import train
@@ -132,6 +134,11 @@ def _train(
                 log.warning("ended MLflow run %s of an earlier attempt as KILLED", run_id)
 
         def on_event(event: Any) -> None:
+            if isinstance(event, EpochEnd):
+                # the checkpoint is written next: send what was logged up to here first, so an
+                # attempt that resumes from it finds every earlier point in MLflow even when
+                # this process is killed right after (bounded: an outage only delays training)
+                tracker.flush(timeout=FLUSH_BEFORE_CHECKPOINT_S)
             if isinstance(event, Resumed):  # before this attempt logs any metric
                 with sessions() as s:
                     crud.set_mlflow_run(

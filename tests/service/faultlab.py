@@ -42,6 +42,7 @@ SPEC = {
     "log_every": 10,
 }
 LOSS_KEY = "train/fused/loss"
+STEPS_PER_EPOCH = 30
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.service.faultlab import Lab, lab, wait_until
+from tests.service.faultlab import LOSS_KEY, STEPS_PER_EPOCH, Lab, lab, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,10 +45,20 @@ def the_lab(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         yield started
 
 
-def resumed_from_checkpoint(exp, cut_at: int) -> None:
+def resumed_from_checkpoint(the_lab: Lab, exp) -> None:
+    """The second attempt loaded a checkpoint written by the first (an epoch's end, where the
+    first attempt had logged), and logged only after it."""
+    from mlflow.tracking import MlflowClient
+
     runs = exp.attempt_runs
-    assert len(runs) == 2 and runs[1]["from_step"] > 0, runs
-    assert runs[1]["from_step"] <= cut_at  # the last checkpoint before the cut
+    assert len(runs) == 2, runs
+    start = runs[1]["from_step"]
+    assert start and start % STEPS_PER_EPOCH == 0 and start < exp.progress["total_steps"], runs
+    client = MlflowClient(the_lab.settings.resolved_mlflow_uri())
+    first, second = (
+        [m.step for m in client.get_metric_history(r["run_id"], LOSS_KEY)] for r in runs
+    )
+    assert max(first) >= start - STEPS_PER_EPOCH // 2 and min(second) > start
 
 
 def first_run_status(the_lab: Lab, exp) -> str:
@@ -60,13 +70,13 @@ def first_run_status(the_lab: Lab, exp) -> str:
 
 def test_a_whole_worker_killed_resumes_on_another_from_its_checkpoint(the_lab: Lab) -> None:
     eid = the_lab.submit(name="kill-worker")
-    cut = the_lab.wait_step(eid, 45, RUN_S).progress["step"]
+    the_lab.wait_step(eid, 45, RUN_S)
     name, pid = the_lab.worker_of(eid)
     the_lab.workers[name].kill(signal.SIGKILL)  # the whole process group: parent and child
     exp = the_lab.wait_status(eid, ("succeeded", "failed"), RUN_S)
     assert exp.status == "succeeded" and exp.attempts == 2, exp.error
     assert not exp.worker.endswith(f":{pid}")
-    resumed_from_checkpoint(exp, cut)
+    resumed_from_checkpoint(the_lab, exp)
     the_lab.check_metrics(eid)
     assert first_run_status(the_lab, exp) == "KILLED"
     the_lab.start_worker(name)  # back to two workers for the next tests
@@ -74,12 +84,12 @@ def test_a_whole_worker_killed_resumes_on_another_from_its_checkpoint(the_lab: L
 
 def test_b_the_pool_child_alone_killed_resumes_from_its_checkpoint(the_lab: Lab) -> None:
     eid = the_lab.submit(name="kill-child")
-    cut = the_lab.wait_step(eid, 45, RUN_S).progress["step"]
+    the_lab.wait_step(eid, 45, RUN_S)
     _, pid = the_lab.worker_of(eid)
     os.kill(pid, signal.SIGKILL)
     exp = the_lab.wait_status(eid, ("succeeded", "failed"), RUN_S)
     assert exp.status == "succeeded" and exp.attempts == 2, exp.error
-    resumed_from_checkpoint(exp, cut)
+    resumed_from_checkpoint(the_lab, exp)
     the_lab.check_metrics(eid)
     assert first_run_status(the_lab, exp) == "KILLED"
 
