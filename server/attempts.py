@@ -14,10 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from server.downsample import downsample
 from server.mlflow_reader import MlflowReader
 
 Runs = Sequence[tuple[str, int | None]]  # (run id, step it resumed from), in attempt order
 History = tuple[np.ndarray, np.ndarray]
+Downsampled = tuple[list[int], list[float], int]  # steps, values, points in the full history
 
 
 def merge(parts: Sequence[tuple[int | None, History | None]]) -> History | None:
@@ -70,3 +72,17 @@ def metric_history(
             history = reader.metric_history(run_id, key, after_step)
         parts.append((from_step, history))
     return merge(parts)
+
+
+def metric_downsampled(
+    reader: MlflowReader, runs: Runs, key: str, max_points: int, after_step: int | None = None
+) -> Downsampled | None:
+    """server.downsample.downsample of the stitched history, and its number of points. One run
+    (the common case) is downsampled by the reader itself (in SQL on a server database)."""
+    if len(runs) == 1:
+        return reader.metric_downsampled(runs[0][0], key, max_points, after_step)
+    history = metric_history(reader, runs, key, after_step)
+    if history is None:
+        return None
+    steps, values = downsample(*history, max_points)
+    return steps, values, len(history[0])

@@ -63,11 +63,11 @@ class Experiment(Base):
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))  # the latest attempt's
+    # the API token's name, or "local" on a server that runs without tokens
+    submitted_by: Mapped[str | None] = mapped_column(String(64), index=True)
     # every attempt's run: [{"attempt": n, "run_id": ..., "from_step": the step it resumed from
     # (0: from the start; None: not known yet, nothing logged)}], in attempt order
     attempt_runs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
-    # the API token's name, or "local" on a server that runs without tokens
-    submitted_by: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )

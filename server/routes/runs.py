@@ -22,7 +22,6 @@ from starlette.background import BackgroundTask
 
 from server import attempts
 from server.deps import ExperimentRowDep, MlflowDep
-from server.downsample import downsample
 from server.inputs import unprocessable
 from server.mlflow_reader import (
     ArtifactIsDirectory,
@@ -98,21 +97,10 @@ def _histories(
     keys: list[str],
     max_points: int,
     after_step: int | None,
-) -> list[tuple[list[int], list[float], int] | None]:
-    """Per key: (steps, values) downsampled to max_points and the points in the full history.
-    One run: downsampled by the store (server.mlflow_reader); several attempts: stitched here."""
+) -> list[attempts.Downsampled | None]:
     if not runs:
         return [None] * len(keys)
-    if len(runs) == 1:
-        run_id = runs[0][0]
-        return [reader.metric_downsampled(run_id, key, max_points, after_step) for key in keys]
-    out: list[tuple[list[int], list[float], int] | None] = []
-    for key in keys:
-        history = attempts.metric_history(reader, runs, key, after_step)
-        out.append(
-            None if history is None else (*downsample(*history, max_points), len(history[0]))
-        )
-    return out
+    return [attempts.metric_downsampled(reader, runs, k, max_points, after_step) for k in keys]
 
 
 @router.get("/{experiment_id}/artifacts", response_model=ArtifactsPublic)
