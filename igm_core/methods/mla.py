@@ -5,7 +5,11 @@ variant as a named option.
 `alternation: step` (the default): every mini-batch trains each modality in turn, in the spec's
 modality order, over ONE head shared by all modalities (the spec's model gets shared_head: true):
 modality m's loss, backward, an optimizer step, then the next modality on the same mini-batch.
-The trainer's step counter, learning-rate schedule and checkpoints count mini-batches.
+The trainer's step counter, learning-rate schedule and checkpoints count mini-batches. One
+deliberate difference: the released code runs on torch 1.8, whose zero_grad() leaves zero tensors
+rather than None, so during the second modality's update the first modality's encoder (whose
+gradient is then zero) still moves by its momentum and weight decay; here gradients are cleared to
+None and the optimizer skips them, so each encoder moves once per mini-batch, by its own update.
 
 Gradient modification (`project`): the paper protects the shared head with an OWM projector,
 P <- P - k k^T / (alpha_t + r^T k), k = P r, with r the batch mean of the head layer's input,
