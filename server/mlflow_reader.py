@@ -5,24 +5,65 @@ on SQLite), so when the tracking URI is a database URI the histories and keys ar
 SQL query each from MLflow's `metrics` / `latest_metrics` tables over a raw DB-API cursor. Other
 URIs (an MLflow server over http(s), file stores) go through MlflowClient. mlflow itself is
 imported lazily: `import mlflow` costs about a second and most requests never need it.
+
+Outages: routes call the store through `await reader.call(fn, ...)`, which runs the call on a small
+pool of threads of its own (never the pool that serves every other route) and gives up after
+`timeout_s` with MlflowUnavailable (the routes answer 503). After a failure the store counts as
+down for a moment (`RETRY_AFTER_S`): calls then fail at once instead of piling up. HTTP calls of
+MlflowClient are bounded too (one try, `timeout_s` seconds), so a dead server frees its threads.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import os
 import posixpath
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
+
+from server.downsample import downsample
 
 logger = logging.getLogger("server.mlflow_reader")
 
 DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 MAX_ARTIFACTS = 10_000
 NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "ENDPOINT_NOT_FOUND")
+RETRY_AFTER_S = 2.0  # after a failed call, the store counts as down this long
+T = TypeVar("T")
+
+
+# server.downsample's contract in SQL: points numbered i = 0..n-1 in step order; the first and
+# the last are kept; inner point i (1..n-2) falls in bucket (i*k - 1) // (n - 2) of k equal
+# buckets (the same bounds as the numpy version), and each bucket keeps its first minimum and
+# first maximum, NULL (NaN) never winning over a number; a history of at most :max points is
+# kept whole. Integer division in both SQLite and PostgreSQL.
+DOWNSAMPLE_SQL = """
+WITH pts AS (
+    SELECT step, CASE WHEN is_nan THEN NULL ELSE value END AS v,
+           ROW_NUMBER() OVER (ORDER BY {order}) - 1 AS i, COUNT(*) OVER () AS n
+    FROM metrics WHERE run_uuid = :run AND key = :key AND step > :after
+), bucketed AS (
+    SELECT step, v, i, n,
+           CASE WHEN n <= :max OR i = 0 OR i = n - 1 THEN -1
+                ELSE (i * :k - 1) / (n - 2) END AS b
+    FROM pts
+), ranked AS (
+    SELECT step, v, i, n, b,
+           ROW_NUMBER() OVER (PARTITION BY b ORDER BY (v IS NULL), v, i) AS lo,
+           ROW_NUMBER() OVER (PARTITION BY b ORDER BY (v IS NULL), v DESC, i) AS hi
+    FROM bucketed
+)
+SELECT step, v, n FROM ranked WHERE b = -1 OR lo = 1 OR hi = 1 ORDER BY i
+"""
 
 
 class MlflowUnavailable(RuntimeError):
@@ -52,12 +93,41 @@ def _sqlalchemy_url(uri: str) -> str:
 class MlflowReader:
     """Reads runs of one tracking store; safe to share between request threads."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, *, timeout_s: float = 10.0, threads: int = 8) -> None:
         self.tracking_uri = tracking_uri
         self.scheme = _scheme(tracking_uri)
+        self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._engine: Any = None
         self._client: Any = None
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="mlflow-reader")
+        self._down_until = 0.0
+        self._down_reason = ""
+
+    # --------------------------------------------------------------------------- bounded calls
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` (a method of this reader) on the reader's own threads, within
+        timeout_s; MlflowUnavailable when the store fails, is slow, or failed a moment ago."""
+        if time.monotonic() < self._down_until:
+            raise MlflowUnavailable(f"the MLflow store is unavailable: {self._down_reason}")
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        try:
+            # a call still waiting for a thread is dropped when the request gives up
+            return await asyncio.wait_for(future, self.timeout_s)
+        except TimeoutError:
+            self._mark_down(f"no answer within {self.timeout_s:g} s")
+            raise MlflowUnavailable(
+                f"the MLflow store did not answer within {self.timeout_s:g} s"
+            ) from None
+        except MlflowUnavailable as err:
+            self._mark_down(str(err)[:300])
+            raise
+
+    def _mark_down(self, reason: str) -> None:
+        self._down_until = time.monotonic() + RETRY_AFTER_S
+        self._down_reason = reason
 
     # --------------------------------------------------------------------------- plumbing
 
@@ -82,12 +152,24 @@ class MlflowReader:
             if self._engine is None:
                 from sqlalchemy import create_engine
 
-                self._engine = create_engine(_sqlalchemy_url(self.tracking_uri), pool_pre_ping=True)
+                url = _sqlalchemy_url(self.tracking_uri)
+                # a database that does not answer fails the connection within the timeout
+                args = {"connect_timeout": max(1, round(self.timeout_s))}
+                self._engine = create_engine(
+                    url,
+                    pool_pre_ping=True,
+                    connect_args=args if url.startswith("postgresql") else {},
+                )
             return self._engine
 
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
+                if self.scheme in ("http", "https"):
+                    # read at every request by MlflowClient; this process only reads from the
+                    # server: one try per call, bounded, rather than 7 retries over minutes
+                    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, round(self.timeout_s)))
+                    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
                 from mlflow.tracking import MlflowClient
 
                 self._client = MlflowClient(self.tracking_uri)
@@ -167,6 +249,37 @@ class MlflowReader:
             return history
         newer = history[0] > after_step
         return (history[0][newer], history[1][newer]) if newer.any() else None
+
+    def metric_downsampled(
+        self, run_id: str, key: str, max_points: int, after_step: int | None = None
+    ) -> tuple[list[int], list[float], int] | None:
+        """server.downsample.downsample of metric_history, and the points in the full history;
+        None as metric_history. A database store computes the buckets in SQL (window functions),
+        so only the kept points leave the database; other stores read every point."""
+        if self._store_missing():
+            return None
+        if not self._sql_supported() or max_points < 4:
+            history = self.metric_history(run_id, key, after_step)
+            if history is None:
+                return None
+            return (*downsample(*history, max_points), len(history[0]))
+        order = "step" if self.engine().dialect.name == "sqlite" else "step, timestamp"
+        rows = self._query(
+            DOWNSAMPLE_SQL.format(order=order),
+            {
+                "run": run_id,
+                "key": key,
+                "after": -(2**62) if after_step is None else after_step,
+                "max": max_points,
+                "k": (max_points - 2) // 2,
+            },
+        )
+        if not rows:
+            return None
+        nan = float("nan")
+        steps = [int(r[0]) for r in rows]
+        values = [nan if r[1] is None else float(r[1]) for r in rows]
+        return steps, values, int(rows[0][2])
 
     def _client_history(self, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         try:
@@ -264,6 +377,7 @@ class MlflowReader:
         return Path(local)
 
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()

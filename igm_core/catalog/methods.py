@@ -75,7 +75,8 @@ def _check_scope(value: str | float) -> str | float:
     )
 
 
-Fusion = Literal["mean", "entropy"]
+# the late-fusion rules of igm_core/methods/fusion.py (kept here: this module is torch-free)
+Fusion = Literal["mean", "entropy", "geometric", "calibrated"]
 
 
 class JointParams(_Params):
@@ -99,7 +100,30 @@ def _complete_unimodal(params: dict[str, Any], modalities: list[str], errors: Er
 
 
 class AlternatingParams(_Params):
-    fusion: Fusion = "mean"
+    fusion: Fusion = Field(
+        "mean",
+        description="late fusion at evaluation: mean or entropy-weighted mean of the unimodal "
+        "softmaxes, geometric (softmax of the weighted mean log-softmax, a product of experts), "
+        "or calibrated (a product of experts with per-modality temperatures fitted on the "
+        "validation split)",
+    )
+    fusion_weights: dict[ModalityName, float] | None = Field(
+        None, description="geometric fusion only: a weight per modality (default: equal)"
+    )
+
+    @field_validator("fusion_weights")
+    @classmethod
+    def _positive_weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for m, w in (value or {}).items():
+            if not 0.0 < w <= 1e6:
+                raise ValueError(f"the weight of {m!r} must lie in (0, 1e6], got {w}")
+        return value
+
+    @model_validator(mode="after")
+    def _weights_need_geometric(self) -> AlternatingParams:
+        if self.fusion_weights is not None and self.fusion != "geometric":
+            raise ValueError("fusion_weights applies to fusion 'geometric' only")
+        return self
 
 
 class MLAParams(AlternatingParams):
@@ -188,7 +212,19 @@ class OGMGEParams(_Params):
     )
 
 
-STAGES = MethodRules("stages")
+def _complete_alternating(params: dict[str, Any], modalities: list[str], errors: Errors) -> dict:
+    for m in params.get("fusion_weights") or {}:
+        if m not in modalities:
+            errors.append(
+                (
+                    f"method.params.fusion_weights.{m}",
+                    f"{m!r} is not one of the spec's modalities: {', '.join(modalities)}",
+                )
+            )
+    return params
+
+
+STAGES = MethodRules("stages", complete=_complete_alternating)
 MLA_RULES = MethodRules(
     "epochs",
     schedule_of=lambda params: "stages" if params["alternation"] == "stage" else "epochs",

@@ -105,9 +105,25 @@ class Method(ABC):
         return {}
 
     # -- evaluation
+    # late-fusion rules the method can compare on one trained model (result["fusions"])
+    fusions: tuple[str, ...] = ()
+
     def fuse(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
         """Fused class probabilities from per-modality logits (default: softmax of mean logits)."""
         return F.softmax(torch.stack([v.float() for v in logits.values()]).mean(0), dim=1)
+
+    def fuse_as(self, logits: dict[str, torch.Tensor], fusion: str) -> torch.Tensor:
+        """Fused probabilities by one of `fusions` (whatever the configured one is)."""
+        raise ValueError(f"{type(self).__name__} offers no choice of fusion")
+
+    @property
+    def calibrates(self) -> bool:
+        """Does the configured fusion need `calibrate` on the validation split before `fuse`?"""
+        return False
+
+    def calibrate(self, logits: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, Any]:
+        """Fit the fusion's parameters on VALIDATION logits and labels; what was fitted."""
+        return {}
 
     def diagnostics(self) -> dict[str, Any]:
         """Method-specific diagnostics for result.json."""
