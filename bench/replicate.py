@@ -33,7 +33,6 @@ import torch
 
 from igm_core.compare import compare_pairs, group_runs, parse_seeds, report_from_results
 from igm_core.compare.report import Run
-from igm_core.methods.fusion import FUSIONS
 from igm_core.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,6 +157,24 @@ def ci(stats: dict[str, Any]) -> str:
     return f"{pct(stats['mean'])} [{pct(stats['lo'])}, {pct(stats['hi'])}]"
 
 
+def fusions_of(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, list[str]]:
+    """The fusions each alternating-family method's results compare, in their order."""
+    out: dict[str, list[str]] = {}
+    for label, result in rows:
+        if label in FAMILY:
+            out.setdefault(label, list(result["fusions"]))
+    return out
+
+
+def defaults_of(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    """Each alternating-family method's configured (default) fusion."""
+    return {
+        label: result["spec"]["method"]["params"]["fusion"]
+        for label, result in rows
+        if label in FAMILY
+    }
+
+
 def setting_section(name: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict]:
     """Markdown of one setting, and its key numbers for the summary."""
     expanded: list[tuple[str, dict[str, Any]]] = []
@@ -177,10 +194,11 @@ def setting_section(name: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[
         f"{m} acc, %" for m in modalities
     )
     lines += [head + " |", "|" + " --- |" * (3 + len(modalities))]
+    fusions = fusions_of(rows)
     order = [lbl for lbl, _ in rows if lbl not in FAMILY]
     order = list(dict.fromkeys(order))
     for fam in FAMILY:
-        order += [f"{fam} [{f}]" for f in FUSIONS]
+        order += [f"{fam} [{f}]" for f in fusions[fam]]
     for label in order:
         g = groups[label]
         mods = " | ".join(
@@ -193,11 +211,17 @@ def setting_section(name: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[
     # paired differences, the statistics of `igm compare`
     by_label = {g.label: g for g in group_runs(Run(Path(lbl), r) for lbl, r in expanded)}
     wanted: list[tuple[str, str]] = []
-    for fusion in FUSIONS:
+    defaults = defaults_of(rows)
+    for rival in RIVALS:  # each with its default fusion against IGM with its default
+        a = f"{rival} [{defaults[rival]}]" if rival in FAMILY else rival
+        wanted.append((a, f"igm [{defaults['igm']}]"))
+    for fusion in fusions["igm"]:  # the same fusion on both sides
         for rival in RIVALS:
             a = f"{rival} [{fusion}]" if rival in FAMILY else rival
-            wanted.append((a, f"igm [{fusion}]"))
-    wanted += [("igm [mean]", f"igm [{f}]") for f in FUSIONS if f != "mean"]
+            if rival not in FAMILY or fusion in fusions[rival]:
+                wanted.append((a, f"igm [{fusion}]"))
+    wanted += [("igm [mean]", f"igm [{f}]") for f in fusions["igm"] if f != "mean"]
+    wanted = list(dict.fromkeys(wanted))
     lines += [
         "Paired differences of fused test accuracy (B - A, per seed; mean and 95% t-interval):",
         "",
@@ -222,10 +246,7 @@ def setting_section(name: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[
         lines.append(f"| {a} | {b} | {100 * mean:+.1f} | {rng} | {verdict} |")
         key[(a, b)] = {"mean": mean, "lo": lo, "hi": hi, "verdict": verdict}
     lines.append("")
-    return "\n".join(lines), {"groups": groups, "pairs": key}
-
-
-KEY_ROWS = ["joint", "ogm_ge"] + [f"{m} [{f}]" for m in FAMILY for f in FUSIONS]
+    return "\n".join(lines), {"groups": groups, "pairs": key, "order": order}
 
 
 def key_tables(summary: dict[str, dict[str, Any]]) -> list[str]:
@@ -237,12 +258,18 @@ def key_tables(summary: dict[str, dict[str, Any]]) -> list[str]:
         "| method [fusion] | " + " | ".join(names) + " |",
         "|" + " --- |" * (1 + len(names)),
     ]
-    for row in KEY_ROWS:
-        cells = [ci(summary[n]["groups"][row]["metrics"]["acc"]) for n in names]
+    rows = list(dict.fromkeys(r for n in names for r in summary[n]["order"]))
+    rows = [r for r in rows if not r.startswith("unimodal")]
+    for row in rows:
+        cells = [
+            ci(summary[n]["groups"][row]["metrics"]["acc"]) if row in summary[n]["groups"] else "-"
+            for n in names
+        ]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "IGM minus each rival, same fusion for the alternating family (points, 95% interval):",
+        "IGM minus each rival (B - A, points, 95% interval): first each with its default fusion,",
+        "then the same fusion on both sides, then IGM's fusions against its mean fusion:",
         "",
         "| A | B | " + " | ".join(names) + " |",
         "|" + " --- |" * (2 + len(names)),
