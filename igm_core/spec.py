@@ -212,8 +212,21 @@ def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
     rules = catalog.method_rules(spec.method.name)
     method_dict = rules.complete_params(method_params.model_dump(mode="json"), modalities, errors)
     schedule = _resolve_schedule(
-        spec.schedule, rules.schedule, spec.method.name, modalities, errors
+        spec.schedule, rules.schedule_kind(method_dict), spec.method.name, modalities, errors
     )
+    if rules.hint:  # say how to get the other schedule form
+        errors[:] = [(p, m + rules.hint if " trains in " in m else m) for p, m in errors]
+    shared_head = spec.model.shared_head
+    if rules.needs_shared_head(method_dict):
+        if "shared_head" in spec.model.model_fields_set and not shared_head:
+            errors.append(
+                (
+                    "model.shared_head",
+                    f"method {spec.method.name!r} with these parameters trains one head shared "
+                    "by every modality; leave shared_head out or set it true",
+                )
+            )
+        shared_head = True
 
     encoders: dict[str, Any] = {}
     for m in modalities:
@@ -229,7 +242,7 @@ def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
     for i, h in enumerate(spec.model.head_hidden):
         if not 1 <= h <= 8192:
             errors.append((f"model.head_hidden.{i}", "must lie in [1, 8192]"))
-    if spec.model.shared_head and len({e["params"]["out_dim"] for e in encoders.values()}) > 1:
+    if shared_head and len({e["params"].get("out_dim") for e in encoders.values()}) > 1:
         errors.append(
             ("model.shared_head", "a shared head needs the same encoder out_dim for every modality")
         )
@@ -244,6 +257,7 @@ def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
         schedule=schedule,
     )
     resolved["model"]["encoders"] = encoders
+    resolved["model"]["shared_head"] = shared_head
     return ResolvedSpec.model_validate(resolved)
 
 

@@ -261,13 +261,28 @@ class Run:
             device=self.device,
         )
         lr = optimizer.param_groups[0]["lr"]  # this epoch's (the scheduler steps at its end)
+        n_batches = self.train_split.num_batches(spec.batch_size)
+
+        def step_optimizer() -> None:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
         for b, (xs, y) in enumerate(batches, start=pos.batch):
             if self.stop():
                 pos.batch = b
                 self.save(optimizer, sched)
                 raise _Stop
             log = pos.step % spec.log_every == 0
-            ctx = StepContext(stage, epoch, pos.step, log, derive_seed(spec.seed, pos.step))
+            ctx = StepContext(
+                stage,
+                epoch,
+                pos.step,
+                log,
+                derive_seed(spec.seed, pos.step),
+                batch=b,
+                batches=n_batches,
+                step_optimizer=step_optimizer,
+            )
             optimizer.zero_grad(set_to_none=True)
             loss = self.method.step(xs, y, ctx)
             optimizer.step()

@@ -25,11 +25,22 @@ Errors = list[tuple[str, str]]
 
 @dataclass(frozen=True)
 class MethodRules:
-    schedule: Literal["stages", "epochs"]
+    schedule: Literal["stages", "epochs"]  # with the default parameters
     # (params, spec modalities, errors) -> params with the spec-dependent defaults filled in
     complete: Callable[[dict[str, Any], list[str], Errors], dict[str, Any]] | None = None
     # (resolved params, spec modalities) -> the modalities trained and evaluated
     uses: Callable[[dict[str, Any], list[str]], list[str]] | None = None
+    # (resolved params) -> the schedule form, where a parameter changes it
+    schedule_of: Callable[[dict[str, Any]], Literal["stages", "epochs"]] | None = None
+    # (resolved params) -> does the method train one head shared by every modality?
+    shared_head: Callable[[dict[str, Any]], bool] | None = None
+    hint: str = ""  # appended to a schedule error: how to get the other schedule form
+
+    def schedule_kind(self, params: dict[str, Any]) -> Literal["stages", "epochs"]:
+        return self.schedule_of(params) if self.schedule_of else self.schedule
+
+    def needs_shared_head(self, params: dict[str, Any]) -> bool:
+        return bool(self.shared_head and self.shared_head(params))
 
     def complete_params(
         self, params: dict[str, Any], modalities: list[str], errors: Errors
@@ -116,17 +127,56 @@ class AlternatingParams(_Params):
 
 
 class MLAParams(AlternatingParams):
-    scope: str | float = "head"
+    """MLA (Zhang et al., CVPR 2024); the default is the paper's and released code's method."""
+
+    alternation: Literal["step", "stage"] = Field(
+        "step",
+        description="step: every mini-batch trains each modality in turn (one optimizer step "
+        "each) over ONE shared head, as MLA does; stage: this project's earlier variant, one "
+        "modality per stage with an OWM projector built between stages",
+    )
+    project: bool | None = Field(
+        None,
+        description="apply the OWM projection to the head's gradients. Default: off for "
+        "alternation step, as in the released code (its projector is never applied: the "
+        "parameter-name check it relies on never matches); on for alternation stage",
+    )
+    fusion: Fusion | Literal["entropy_logits"] = Field(
+        "entropy_logits",
+        description="entropy_logits: MLA's test-time fusion, per-sample weights "
+        "softmax(-entropy) on the unimodal head outputs (logits), then softmax",
+    )
+    scope: str | float = Field("head", description="alternation stage only: projected layers")
     alpha: float = Field(
-        1.0, gt=0.0, le=1e6, description="OWM regulariser in P -= k k^T/(alpha + x^T k)"
+        1.0,
+        gt=0.0,
+        le=1e6,
+        description="OWM regulariser in P -= k k^T/(alpha + x^T k); alternation step uses the "
+        "released schedule alpha * 0.1 ** (1 + batch / batches_per_epoch)",
     )
 
     _scope = field_validator("scope")(_check_scope)
 
+    @model_validator(mode="after")
+    def _alternation_defaults(self) -> MLAParams:
+        if self.project is None:
+            self.project = self.alternation == "stage"
+        if self.alternation == "step" and self.scope != "head":
+            raise ValueError(
+                "scope applies to alternation 'stage'; alternation 'step' projects the shared head"
+            )
+        return self
+
 
 class IGMParams(AlternatingParams):
     tau: float = Field(0.4, ge=0.0, le=50.0)
-    gm_scope: str | float = "head"
+    gm_scope: str | float = Field(
+        "head",
+        description="layers under gradient modification: head | all | none | head+K (the head and "
+        "the last K encoder layers) | a fraction f in (0, 1]: the head and the last k encoder "
+        "layers, k chosen so their share of the branch's Linear/Conv weights is nearest f (on a "
+        "tie the smaller share)",
+    )
     sam: Literal["standard", "reference", "none"] = "standard"
     rho: float | None = Field(
         None,
@@ -175,6 +225,12 @@ def _complete_alternating(params: dict[str, Any], modalities: list[str], errors:
 
 
 STAGES = MethodRules("stages", complete=_complete_alternating)
+MLA_RULES = MethodRules(
+    "epochs",
+    schedule_of=lambda params: "stages" if params["alternation"] == "stage" else "epochs",
+    shared_head=lambda params: params["alternation"] == "step",
+    hint=" (method.params.alternation: stage trains in stages)",
+)
 EPOCHS = MethodRules("epochs")
 
 METHODS.register(
@@ -205,11 +261,13 @@ METHODS.register(
 )
 METHODS.register(
     "mla",
-    "Alternation with MLA's orthogonal (OWM) projection of head gradients, really applied.",
+    "MLA (Zhang et al., CVPR 2024): every mini-batch trains each modality in turn over one "
+    "shared head, fused at test time by per-sample entropy weights; OWM projection of the "
+    "head's gradients optional (off, as in the released code); stage-wise variant optional.",
     MLAParams,
-    "igm_core.methods.mla:MLA",
+    "igm_core.methods.mla:make_mla",
     kind="alternating",
-    rules=STAGES,
+    rules=MLA_RULES,
 )
 METHODS.register(
     "igm",

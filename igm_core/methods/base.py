@@ -41,6 +41,11 @@ class StepContext:
     log: bool  # compute gradient statistics on this step
     seed: int  # seeds this step's random draws (mixup, noise), so a resumed run repeats them
     stats: dict[str, float | torch.Tensor] = field(default_factory=dict)
+    batch: int = 0  # mini-batch index within the epoch
+    batches: int = 1  # mini-batches per epoch
+    # steps the optimizer and clears the gradients, for a method that updates more than once per
+    # mini-batch (MLA); the trainer still steps once after `step` returns
+    step_optimizer: Callable[[], None] | None = None
 
     def generator(self, device: torch.device) -> torch.Generator:
         return torch.Generator(device=device).manual_seed(self.seed)
