@@ -59,14 +59,20 @@ def owm_alpha(base: float, batch: int, batches: int) -> float:
 
 
 class _MLAFusion:
+    """MLA's own fusion next to the shared ones (mean, entropy, ...) of the alternating methods."""
+
     params: dict[str, Any]
+    fusions = (*getattr(Alternating, "fusions", ()), "entropy_logits")
 
     def fuse(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.params["fusion"] == "entropy_logits" and len(logits) > 1:
-            return entropy_logit_fusion(logits)
         if self.params["fusion"] == "entropy_logits":
-            return F.softmax(next(iter(logits.values())).float(), dim=1)
+            return entropy_logit_fusion(logits)
         return super().fuse(logits)  # type: ignore[misc]
+
+    def fuse_as(self, logits: dict[str, torch.Tensor], fusion: str) -> torch.Tensor:
+        if fusion == "entropy_logits":
+            return entropy_logit_fusion(logits)
+        return super().fuse_as(logits, fusion)  # type: ignore[misc]
 
 
 class MLAStage(_MLAFusion, Projected):
