@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from igm_core import catalog
 from igm_core.compare import compare_pairs, group_runs, parse_seeds, report_from_results
 from igm_core.compare.report import Run
 from igm_core.trainer import train
@@ -39,10 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FAMILY = ("alternating", "mla", "igm")  # methods that fuse unimodal outputs
 RIVALS = ("joint", "alternating", "mla", "ogm_ge")
 
-# Each setting: the dataset, its modalities, the optimiser and batch, and the alternation's stage
-# lengths. Single-stage methods (joint, ogm_ge, unimodal) train as many epochs as the whole
-# alternation (the same number of passes over the training set; each alternating branch gets
-# 1/M of them), and every method selects its checkpoint on the validation split.
+# Each setting: the dataset, its modalities, the optimiser and batch, and the stage lengths of the
+# staged methods (alternating, igm). Every method gives each modality's branch the same number of
+# passes over the training set, E = sum(stage_epochs) / M: the staged methods train one modality
+# per stage, the others (joint, ogm_ge, unimodal, and mla, which alternates modalities inside every
+# mini-batch) train E epochs. Every method selects its checkpoint on the validation split.
 SETTINGS: dict[str, dict[str, Any]] = {
     "synthetic (imbalanced)": {
         "dataset": {
@@ -66,7 +68,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "modalities": ["top", "bottom", "coarse"],
         "optimizer": {"name": "sgd", "lr": 0.02, "momentum": 0.9, "weight_decay": 1e-4},
         "batch_size": 32,
-        "stage_epochs": [2] * 9,
+        "stage_epochs": [3] * 9,
     },
 }
 
@@ -75,7 +77,7 @@ def specs_for(setting: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """label -> spec (without seed) of every method run on one setting."""
     base = {k: setting[k] for k in ("dataset", "modalities", "optimizer", "batch_size")}
     stages = {"stage_epochs": setting["stage_epochs"]}
-    epochs = {"epochs": sum(setting["stage_epochs"])}
+    epochs = {"epochs": sum(setting["stage_epochs"]) // len(setting["modalities"])}
     out = {"joint": {"method": {"name": "joint"}, "schedule": epochs}}
     for m in setting["modalities"]:
         out[f"unimodal {m}"] = {
@@ -84,7 +86,8 @@ def specs_for(setting: dict[str, Any]) -> dict[str, dict[str, Any]]:
         }
     out["ogm_ge"] = {"method": {"name": "ogm_ge"}, "schedule": epochs}
     for name in FAMILY:
-        out[name] = {"method": {"name": name}, "schedule": stages}
+        form = catalog.method_rules(name).schedule  # of the default parameters
+        out[name] = {"method": {"name": name}, "schedule": stages if form == "stages" else epochs}
     return {label: {"name": label, **copy.deepcopy(base), **spec} for label, spec in out.items()}
 
 
@@ -331,12 +334,15 @@ def main(argv: list[str] | None = None) -> int:
         "How to read it. Every number is a test-set percentage: the mean over seeds and its 95%",
         "Student t-interval (`igm compare`'s statistics, igm_core.compare). Every run selects its",
         "checkpoint on the validation split and is tested once. The alternating-family methods",
-        "(alternating, mla, igm) are trained ONCE per seed with the default fusion (mean, which",
-        "also selects the checkpoint); the four fusions are then scored on that same selected",
-        "model (result.json's `fusions`): `calibrated` fits its per-modality temperatures on the",
-        "validation split. Single-stage methods (joint, ogm_ge, unimodal) train as many epochs as",
-        "the whole alternation. A paired difference compares two methods seed by seed; 'within",
-        "interval' means its 95% interval covers 0: no difference is shown.",
+        "(alternating, mla, igm) are trained ONCE per seed with their default fusion (mean for",
+        "alternating and igm, entropy_logits for mla), which also selects the checkpoint; every",
+        "fusion is then scored on that same selected model (result.json's `fusions`):",
+        "`calibrated` fits its per-modality temperatures on the validation split. Every method",
+        "gives each modality's branch the same number of passes over the training set",
+        "(alternating and igm: one modality per stage; joint, ogm_ge, unimodal and mla, which",
+        "alternates modalities inside each mini-batch: that many epochs). A paired difference",
+        "compares two methods seed by seed; 'within interval' means its 95% interval covers 0:",
+        "no difference is shown.",
         "",
     ]
     text = "\n".join(header + key_tables(summary)) + "\n" + "\n".join(sections)
