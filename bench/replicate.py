@@ -192,7 +192,14 @@ def setting_section(name: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[
     lines = [f"## {name}", ""]
     spec_line = dict(SETTINGS[name])
     lines.append(f"Setting: `{json.dumps(spec_line, separators=(', ', ': '))}`.")
-    lines.append("")
+    per_modality = sum(spec_line["stage_epochs"]) // len(modalities)
+    lines += [
+        "",
+        f"Each modality's branch sees the training set {per_modality} times: joint, ogm_ge,"
+        f" unimodal and mla train {per_modality} epochs; alternating and igm train"
+        f" {len(spec_line['stage_epochs'])} stages of one modality each.",
+        "",
+    ]
     head = "| method [fusion] | fused test acc, % (95% CI) | macro-F1 | " + " | ".join(
         f"{m} acc, %" for m in modalities
     )
@@ -341,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         "gives each modality's branch the same number of passes over the training set",
         "(alternating and igm: one modality per stage; joint, ogm_ge, unimodal and mla, which",
         "alternates modalities inside each mini-batch: that many epochs). A paired difference",
-        "compares two methods seed by seed; 'within interval' means its 95% interval covers 0:",
-        "no difference is shown.",
+        "compares two methods seed by seed (a seed draws the initial weights and the data: the",
+        "synthetic samples, the digits splits and noise); 'within interval' means its 95%",
+        "interval covers 0: no difference is shown.",
         "",
     ]
     text = "\n".join(header + key_tables(summary)) + "\n" + "\n".join(sections)
