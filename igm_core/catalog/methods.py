@@ -227,6 +227,7 @@ def _complete_alternating(params: dict[str, Any], modalities: list[str], errors:
 STAGES = MethodRules("stages", complete=_complete_alternating)
 MLA_RULES = MethodRules(
     "epochs",
+    complete=_complete_alternating,
     schedule_of=lambda params: "stages" if params["alternation"] == "stage" else "epochs",
     shared_head=lambda params: params["alternation"] == "step",
     hint=" (method.params.alternation: stage trains in stages)",
