@@ -145,6 +145,12 @@ def configured(args: argparse.Namespace) -> Settings:
     update: dict[str, object] = {}
     if args.data_dir:
         update["data_dir"] = Path(args.data_dir)
+    # the address it serves is a trusted Host; on every address, so are this machine's names
+    wildcard = args.host in ("0.0.0.0", "::", "")
+    names = [socket.gethostname(), socket.getfqdn()] if wildcard else [args.host]
+    extra = [n for n in dict.fromkeys(names) if n and n not in settings.trusted_hosts]
+    if extra:
+        update["trusted_hosts"] = [*settings.trusted_hosts, *extra]
     if args.data_root:
         roots = [Path(r).expanduser().resolve() for r in args.data_root]
         for given, root in zip(args.data_root, roots, strict=True):

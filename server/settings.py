@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     write_rate_per_minute: int = Field(
         120, ge=1, le=1_000_000, description="writes one API token may make per minute (429)"
     )
+    trusted_hosts: list[str] = Field(
+        ["localhost", "127.0.0.1", "::1"],
+        description="Host headers the API answers (400 otherwise); `igm up --host` adds its "
+        'host; "*" allows any',
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins allowed cross-origin requests (none: CORS stays closed)",
+    )
     mlflow_ui_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s<>\"']{1,500}$",

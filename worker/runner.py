@@ -75,12 +75,15 @@ def _train(
 ) -> tuple[str, dict[str, Any] | None, str | None, str | None]:
     from pydantic import ValidationError
 
+    from igm_core.paths import PathRefused, confine_spec
     from igm_core.spec import ResolvedSpec
     from igm_core.tracking import MlflowTracker
     from igm_core.trainer import train
 
-    try:
-        spec = ResolvedSpec.model_validate(exp.spec)
+    try:  # the paths again, here, before anything opens them (a link may have changed since)
+        spec = ResolvedSpec.model_validate(confine_spec(exp.spec, settings.data_roots))
+    except PathRefused as err:
+        return FAILED, None, f"refused path: {err}", None
     except ValidationError as err:
         return FAILED, None, f"invalid spec: {err}", None
     tags = {
