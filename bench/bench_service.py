@@ -4,8 +4,11 @@
 
 Prints:
 1. POST /experiments, GET /experiments (a page of 50) and GET /experiments/{id} latency, p50/p99,
-   at a fixed concurrency, with 10,000 experiments in PostgreSQL (API served by uvicorn, one
-   process; broker Redis; no worker consumes the bench queue, which is deleted afterwards).
+   and the API's CPU seconds per request (its processes' user + system time over the requests),
+   at fixed concurrencies, with 10,000 experiments in PostgreSQL (API served by uvicorn with
+   --api-workers processes; broker Redis; no worker consumes the bench queue, which is deleted
+   afterwards). --baseline REF serves the API of an older commit too, in the same run and
+   database, one server at a time.
 2. Enqueue-to-start latency (row created -> row claimed by the worker) with an idle worker, on
    Redis and on the embedded filesystem broker.
 3. GET /experiments/{id}/metrics for a 100,000-step history downsampled to 1,000 points.
@@ -66,7 +69,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(settings: Settings, port: int, workers: int = 1) -> subprocess.Popen:
+def serve(settings: Settings, port: int, workers: int = 1, root: Path = ROOT) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
@@ -82,7 +85,7 @@ def serve(settings: Settings, port: int, workers: int = 1) -> subprocess.Popen:
         "--workers",
         str(workers),
     ]
-    proc = subprocess.Popen(cmd, env=worker_env(settings), cwd=ROOT)
+    proc = subprocess.Popen(cmd, env=worker_env(settings), cwd=root)
     for _ in range(200):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code < 600:
@@ -90,6 +93,29 @@ def serve(settings: Settings, port: int, workers: int = 1) -> subprocess.Popen:
         except httpx.HTTPError:
             time.sleep(0.1)
     raise RuntimeError("the API did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (uvicorn's worker processes)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def baseline_tree(ref: str, tmp: Path) -> Path:
+    """The project's files at git `ref`, to serve the API as it was (same venv, same database)."""
+    dest = tmp / "baseline"
+    dest.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
 
 
 def seed(settings: Settings, n: int) -> None:
@@ -117,12 +143,16 @@ def seed(settings: Settings, n: int) -> None:
         s.commit()
 
 
-async def load(base: str, requests: int, concurrency: int, ids: list[str]) -> dict[str, list]:
+async def load(
+    base: str, requests: int, concurrency: int, ids: list[str], pid: int
+) -> tuple[dict[str, list], dict[str, float]]:
+    """Latencies per kind of request, and the server's CPU seconds per request of each kind."""
     lat: dict[str, list[float]] = {
         "POST /experiments": [],
         "GET /experiments?limit=50": [],
         "GET /experiments/{id}": [],
     }
+    cpu: dict[str, float] = {}
     sem = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
 
@@ -141,8 +171,10 @@ async def load(base: str, requests: int, concurrency: int, ids: list[str]) -> di
         for kind in lat:  # warm-up, then the measured requests
             await asyncio.gather(*(one(kind, i) for i in range(20)))
             lat[kind].clear()
+            c0 = cpu_seconds(pid)
             await asyncio.gather(*(one(kind, i) for i in range(requests)))
-    return lat
+            cpu[kind] = (cpu_seconds(pid) - c0) / requests
+    return lat, cpu
 
 
 def bench_api(tmp: Path, args: argparse.Namespace) -> None:
@@ -157,30 +189,43 @@ def bench_api(tmp: Path, args: argparse.Namespace) -> None:
         default_queue=queue,
         queues=[queue],
     )
-    proc = None
+    trees = [("this tree", ROOT)]
+    if args.baseline:
+        trees.insert(0, (f"baseline {args.baseline}", baseline_tree(args.baseline, tmp)))
+    procs: list[subprocess.Popen] = []
     try:
         migrations.upgrade(settings.resolved_database_url())
         seed(settings, 10_000)
-        port = free_port()
-        proc = serve(settings, port, args.api_workers)
         with session_factory(settings.resolved_database_url())() as s:
             ids = [e.id for e in crud.list_experiments(s, limit=200)[0]]
-        for level in (int(c) for c in args.concurrency.split(",")):
-            lat = asyncio.run(load(f"http://127.0.0.1:{port}", args.requests, level, ids))
-            print(
-                f"\n[API] PostgreSQL with 10,000+ experiments, Redis broker, uvicorn "
-                f"({args.api_workers} process(es)), concurrency {level}, "
-                f"{args.requests} requests each"
-            )
-            for kind, xs in lat.items():
-                print(
-                    f"  {kind:28s} p50 {pct(xs, 50) * 1e3:7.2f} ms   "
-                    f"p99 {pct(xs, 99) * 1e3:7.2f} ms"
-                )
+        for workers in (int(w) for w in str(args.api_workers).split(",")):
+            for level in (int(c) for c in args.concurrency.split(",")):
+                for label, root in trees:  # one server at a time, the others stopped
+                    port = free_port()
+                    proc = serve(settings, port, workers, root)
+                    procs.append(proc)
+                    lat, cpu = asyncio.run(
+                        load(f"http://127.0.0.1:{port}", args.requests, level, ids, proc.pid)
+                    )
+                    proc.send_signal(signal.SIGINT)
+                    proc.wait(15)
+                    print(
+                        f"\n[API {label}] PostgreSQL with 10,000+ experiments, Redis broker, "
+                        f"uvicorn ({workers} process(es)), concurrency {level}, "
+                        f"{args.requests} requests each"
+                    )
+                    for kind, xs in lat.items():
+                        print(
+                            f"  {kind:28s} p50 {pct(xs, 50) * 1e3:7.2f} ms   "
+                            f"p99 {pct(xs, 99) * 1e3:7.2f} ms   "
+                            f"server CPU {cpu[kind] * 1e3:5.2f} ms/request",
+                            flush=True,
+                        )
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(15)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                proc.wait(15)
         redis.Redis.from_url(REDIS).delete(queue)
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -304,7 +349,14 @@ def main() -> None:
     parser.add_argument("--concurrency", default="4,8", help="comma-separated levels")
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn processes")
+    parser.add_argument(
+        "--api-workers", default="1", help="uvicorn processes: comma-separated levels"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also serve the API from git REF (same venv and database), before this tree",
+    )
     parser.add_argument("--only", choices=["api", "enqueue", "metrics", "tracking"])
     args = parser.parse_args()
     print(f"IGM Lab service benchmark on {os.cpu_count()} CPUs (loopback only)")

@@ -223,6 +223,73 @@ def list_experiments(
     return list(session.scalars(q.limit(limit).offset(offset))), count
 
 
+# The hot reads of the API (a page of the list, one experiment) fetch plain columns, tags in the
+# same query, and server.fastjson writes the JSON: no ORM objects, no pydantic per row.
+_TAGS = (
+    select(func.aggregate_strings(ExperimentTag.tag, ","))  # tags never hold a comma
+    .where(ExperimentTag.experiment_id == Experiment.id)
+    .correlate(Experiment)
+    .scalar_subquery()
+    .label("tags")
+)
+SUMMARY_COLUMNS = (
+    Experiment.id,
+    Experiment.name,
+    Experiment.status,
+    Experiment.method,
+    Experiment.dataset,
+    _TAGS,
+    Experiment.priority,
+    Experiment.queue,
+    Experiment.sweep_id,
+    Experiment.sweep_values,
+    Experiment.attempts,
+    Experiment.submitted_by,
+    Experiment.progress,
+    Experiment.summary,
+    Experiment.created_at,
+    Experiment.started_at,
+    Experiment.finished_at,
+    Experiment.updated_at,
+)
+DETAIL_COLUMNS = (
+    Experiment.spec,
+    Experiment.spec_hash,
+    Experiment.max_attempts,
+    Experiment.worker,
+    Experiment.cancel_requested,
+    Experiment.error,
+    Experiment.traceback,
+    Experiment.mlflow_run_id,
+    Experiment.heartbeat_at,
+)
+
+
+def list_experiment_rows(
+    session: Session,
+    *,
+    sort: str = "-created_at",
+    limit: int = 50,
+    offset: int = 0,
+    **filters: str | None,
+) -> tuple[list[Any], int]:
+    """list_experiments as rows of SUMMARY_COLUMNS (same filters, order and page)."""
+    filters = {
+        k: filters.get(k) for k in ("status", "method", "dataset", "tag", "text", "sweep_id")
+    }
+    count = session.scalar(_filtered(select(func.count(Experiment.id)), **filters)) or 0
+    column = SORTS[sort.lstrip("-")]
+    order = column.desc() if sort.startswith("-") else column.asc()
+    q = _filtered(select(*SUMMARY_COLUMNS), **filters).order_by(order, Experiment.id)
+    return list(session.execute(q.limit(limit).offset(offset))), count
+
+
+def experiment_row(session: Session, experiment_id: str) -> Any | None:
+    """One experiment as a row of SUMMARY_COLUMNS + DETAIL_COLUMNS, or None."""
+    q = select(*SUMMARY_COLUMNS, *DETAIL_COLUMNS).where(Experiment.id == experiment_id)
+    return session.execute(q).first()
+
+
 def changed_experiments(
     session: Session, *, since: datetime | None, limit: int, **filters: str | None
 ) -> tuple[list[Experiment], int, datetime | None]:

@@ -43,6 +43,30 @@ CeleryDep = Annotated[Celery, Depends(get_celery)]
 MlflowDep = Annotated[MlflowReader, Depends(get_mlflow)]
 
 
+def not_found(experiment_id: str) -> HTTPException:
+    short = ids.too_short(experiment_id)
+    hint = f": give at least {ids.MIN_PREFIX} hex digits of its id" if short else ""
+    return HTTPException(
+        status_code=404, detail=f"experiment {experiment_id[:100]} not found{hint}"
+    )
+
+
+def resolve_experiment_id(session: Session, given: str) -> str:
+    """The full id of the experiment named by its id or a unique prefix of it (server.ids);
+    404 when none matches, 409 when several do. A whole id is not looked up here: the caller's
+    read of the row says whether it exists."""
+    ident = given.strip().lower()
+    if len(ident) == ids.ID_LEN and ids.is_hex(ident):
+        return ident
+    try:
+        full = ids.resolve(session, Experiment, given)
+    except ids.AmbiguousId as err:
+        raise HTTPException(status_code=409, detail=str(err)) from None
+    if full is None:
+        raise not_found(given)
+    return full
+
+
 def get_experiment(experiment_id: str, session: SessionDep) -> Experiment:
     """The experiment named in the path by its id or a unique prefix of it (server.ids);
     404 when none matches, 409 when several do."""
@@ -52,11 +76,7 @@ def get_experiment(experiment_id: str, session: SessionDep) -> Experiment:
         raise HTTPException(status_code=409, detail=str(err)) from None
     exp = crud.get_experiment(session, full) if full else None
     if exp is None:
-        short = ids.too_short(experiment_id)
-        hint = f": give at least {ids.MIN_PREFIX} hex digits of its id" if short else ""
-        raise HTTPException(
-            status_code=404, detail=f"experiment {experiment_id[:100]} not found{hint}"
-        )
+        raise not_found(experiment_id)
     return exp
 
 

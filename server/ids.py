@@ -29,6 +29,10 @@ class AmbiguousId(Exception):
         super().__init__(f"{count} {kind}s have ids starting with {prefix!r}: give more of the id")
 
 
+def is_hex(ident: str) -> bool:
+    return bool(_HEX.match(ident))
+
+
 def too_short(ident: str) -> bool:
     """A hex string too short to be taken as a prefix (the 404 says how long one must be)."""
     return bool(_HEX.match(ident.strip().lower())) and len(ident.strip()) < MIN_PREFIX

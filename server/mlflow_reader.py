@@ -18,11 +18,38 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from server.downsample import downsample
+
 logger = logging.getLogger("server.mlflow_reader")
 
 DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 MAX_ARTIFACTS = 10_000
 NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "ENDPOINT_NOT_FOUND")
+
+
+# server.downsample's contract in SQL: points numbered i = 0..n-1 in step order; the first and
+# the last are kept; inner point i (1..n-2) falls in bucket (i*k - 1) // (n - 2) of k equal
+# buckets (the same bounds as the numpy version), and each bucket keeps its first minimum and
+# first maximum, NULL (NaN) never winning over a number; a history of at most :max points is
+# kept whole. Integer division in both SQLite and PostgreSQL.
+DOWNSAMPLE_SQL = """
+WITH pts AS (
+    SELECT step, CASE WHEN is_nan THEN NULL ELSE value END AS v,
+           ROW_NUMBER() OVER (ORDER BY {order}) - 1 AS i, COUNT(*) OVER () AS n
+    FROM metrics WHERE run_uuid = :run AND key = :key AND step > :after
+), bucketed AS (
+    SELECT step, v, i, n,
+           CASE WHEN n <= :max OR i = 0 OR i = n - 1 THEN -1
+                ELSE (i * :k - 1) / (n - 2) END AS b
+    FROM pts
+), ranked AS (
+    SELECT step, v, i, n, b,
+           ROW_NUMBER() OVER (PARTITION BY b ORDER BY (v IS NULL), v, i) AS lo,
+           ROW_NUMBER() OVER (PARTITION BY b ORDER BY (v IS NULL), v DESC, i) AS hi
+    FROM bucketed
+)
+SELECT step, v, n FROM ranked WHERE b = -1 OR lo = 1 OR hi = 1 ORDER BY i
+"""
 
 
 class MlflowUnavailable(RuntimeError):
@@ -167,6 +194,37 @@ class MlflowReader:
             return history
         newer = history[0] > after_step
         return (history[0][newer], history[1][newer]) if newer.any() else None
+
+    def metric_downsampled(
+        self, run_id: str, key: str, max_points: int, after_step: int | None = None
+    ) -> tuple[list[int], list[float], int] | None:
+        """server.downsample.downsample of metric_history, and the points in the full history;
+        None as metric_history. A database store computes the buckets in SQL (window functions),
+        so only the kept points leave the database; other stores read every point."""
+        if self._store_missing():
+            return None
+        if not self._sql_supported() or max_points < 4:
+            history = self.metric_history(run_id, key, after_step)
+            if history is None:
+                return None
+            return (*downsample(*history, max_points), len(history[0]))
+        order = "step" if self.engine().dialect.name == "sqlite" else "step, timestamp"
+        rows = self._query(
+            DOWNSAMPLE_SQL.format(order=order),
+            {
+                "run": run_id,
+                "key": key,
+                "after": -(2**62) if after_step is None else after_step,
+                "max": max_points,
+                "k": (max_points - 2) // 2,
+            },
+        )
+        if not rows:
+            return None
+        nan = float("nan")
+        steps = [int(r[0]) for r in rows]
+        values = [nan if r[1] is None else float(r[1]) for r in rows]
+        return steps, values, int(rows[0][2])
 
     def _client_history(self, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         try:

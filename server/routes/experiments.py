@@ -13,12 +13,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from igm_core.spec import SpecError, apply_overrides
-from server import auth, crud, run_dirs
+from server import auth, crud, fastjson, run_dirs
 from server.deps import (
     CeleryDep,
     ExperimentDep,
     SessionDep,
     SettingsDep,
+    not_found,
+    resolve_experiment_id,
     sweep_id,
 )
 from server.inputs import (
@@ -123,25 +125,37 @@ def list_experiments(
     check_choice(status, STATUSES, "query.status", "status")
     check_choice(sort, SORT_CHOICES, "query.sort", "sort")
     no_nul(method=method, dataset=dataset, tag=tag, q=q, sweep=sweep)
-    rows, count = crud.list_experiments(
-        session,
-        status=status,
-        method=method,
-        dataset=dataset,
-        tag=tag,
-        text=q,
-        sweep_id=sweep_id(session, sweep),
-        sort=sort,
-        limit=limit,
-        offset=offset,
+    filters = {
+        "status": status,
+        "method": method,
+        "dataset": dataset,
+        "tag": tag,
+        "text": q,
+        "sweep_id": sweep_id(session, sweep),
+    }
+    # the hot read: JSON from selected columns (server.fastjson); the model is the documentation
+    rows, count = crud.list_experiment_rows(
+        session, sort=sort, limit=limit, offset=offset, **filters
     )
-    return ExperimentsPublic(data=[ExperimentSummaryPublic.from_row(e) for e in rows], count=count)
+    body = fastjson.dumps({"data": [fastjson.summary_dict(r) for r in rows], "count": count})
+    if body is not None:
+        return Response(body, media_type="application/json")  # type: ignore[return-value]
+    exps, count = crud.list_experiments(session, sort=sort, limit=limit, offset=offset, **filters)
+    return ExperimentsPublic(data=[ExperimentSummaryPublic.from_row(e) for e in exps], count=count)
 
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic)
-def get_experiment(exp: ExperimentDep, session: SessionDep) -> ExperimentPublic:
+def get_experiment(experiment_id: str, session: SessionDep) -> ExperimentPublic:
     """One experiment in full: resolved spec, state, progress, results, error."""
-    twins = crud.twins(session, spec_hash=exp.spec_hash, exclude_id=exp.id)
+    full = resolve_experiment_id(session, experiment_id)
+    row = crud.experiment_row(session, full)
+    if row is None:
+        raise not_found(experiment_id)
+    twins = crud.twins(session, spec_hash=row.spec_hash, exclude_id=full)
+    body = fastjson.dumps(fastjson.detail_dict(row, twins))
+    if body is not None:
+        return Response(body, media_type="application/json")  # type: ignore[return-value]
+    exp = crud.get_experiment(session, full)
     return ExperimentPublic.from_row(exp, twins=twins)
 
 

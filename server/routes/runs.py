@@ -7,16 +7,14 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from server.deps import ExperimentDep, MlflowDep
-from server.downsample import downsample
 from server.inputs import unprocessable
 from server.mlflow_reader import ArtifactIsDirectory, ArtifactNotFound, MlflowUnavailable
 from server.schemas import ArtifactsPublic, MetricKeysPublic, MetricSeries, MetricsPublic
@@ -24,7 +22,7 @@ from server.schemas import ArtifactsPublic, MetricKeysPublic, MetricSeries, Metr
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 
 MAX_KEYS = 50
-_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
+_EMPTY: tuple[list[int], list[float], int] = ([], [], 0)
 
 
 def _split_keys(keys: Sequence[str]) -> list[str]:
@@ -34,10 +32,9 @@ def _split_keys(keys: Sequence[str]) -> list[str]:
     return out
 
 
-def _series(steps: Any, values: Any, max_points: int) -> MetricSeries:
-    small_steps, small_values = downsample(steps, values, max_points)
-    finite = [v if v == v and abs(v) != float("inf") else None for v in small_values]
-    return MetricSeries(steps=small_steps, values=finite, total=len(steps))
+def _series(steps: list[int], values: list[float], total: int) -> MetricSeries:
+    finite = [v if v == v and abs(v) != float("inf") else None for v in values]
+    return MetricSeries(steps=steps, values=finite, total=total)
 
 
 @router.get(
@@ -65,7 +62,9 @@ def get_metrics(
             return MetricKeysPublic(keys=reader.metric_keys(run_id) if run_id else [])
         metrics = {}
         for key in wanted:
-            history = reader.metric_history(run_id, key, after_step) if run_id else None
+            history = (
+                reader.metric_downsampled(run_id, key, max_points, after_step) if run_id else None
+            )
             if history is None and after_step is not None and run_id:
                 history = _EMPTY
             if history is None:
@@ -73,7 +72,7 @@ def get_metrics(
                     status_code=404,
                     detail=f"metric {key[:250]!r} not found for experiment {exp.id}",
                 )
-            metrics[key] = _series(*history, max_points)
+            metrics[key] = _series(*history)
     except MlflowUnavailable as err:
         raise HTTPException(status_code=503, detail=str(err)) from None
     return MetricsPublic(metrics=metrics)
