@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import yaml
 from fastapi import Depends, HTTPException, Request
 
-from igm_core import paths
+from igm_core import cost, paths
 from igm_core.spec import ResolvedSpec, SpecError, resolve_spec
 from server.guards import JSON_TYPES, YAML_TYPES
 from server.schemas import MAX_TAGS, TAG_PATTERN
@@ -124,7 +124,25 @@ def confine_paths(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 def resolve_checked(raw: dict[str, Any], settings: Settings) -> ResolvedSpec:
     """The resolved spec, or SpecError; nothing outside the data roots is opened."""
-    return resolve_spec(confine_paths(raw, settings))
+    spec = resolve_spec(confine_paths(raw, settings))
+    check_cost(spec, settings)
+    return spec
+
+
+def check_cost(spec: ResolvedSpec, settings: Settings) -> None:
+    """SpecError naming the estimate and the cap when the spec would cost more than this
+    deployment allows (igm_core.cost: data in memory, parameters, steps)."""
+    caps = cost.Caps(
+        max_data_bytes=settings.max_data_bytes,
+        max_parameters=settings.max_parameters,
+        max_steps=settings.max_steps,
+    )
+    try:
+        errors = cost.check(cost.estimate_spec(spec), caps)
+    except (OSError, ValueError, KeyError) as err:  # the meta was readable a moment ago
+        errors = [("dataset.params", f"cannot estimate the cost: {type(err).__name__}")]
+    if errors:
+        raise SpecError(errors)
 
 
 def spec_errors(err: SpecError, prefix: str = "", **extra: Any) -> list[dict[str, Any]]:

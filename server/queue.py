@@ -22,6 +22,9 @@ TASK_NAME = "igm.run_experiment"
 MAX_PRIORITY = 9
 
 
+HARD_LIMIT_GRACE_S = 60
+
+
 def make_celery(settings: Settings) -> Celery:
     url = settings.resolved_broker_url()
     app = Celery("igm_lab", broker=url, set_as_current=False)
@@ -57,17 +60,28 @@ def make_celery(settings: Settings) -> Celery:
         worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        # the worker's default time limits; each message carries its queue's (send_run)
+        task_soft_time_limit=settings.task_time_limit_s,
+        task_time_limit=settings.task_time_limit_s + HARD_LIMIT_GRACE_S,
     )
+    app.conf.igm_time_limits = {q: settings.time_limit_s(q) for q in settings.queues}
+    app.conf.igm_default_time_limit = settings.time_limit_s(settings.default_queue)
     return app
 
 
 def send_run(app: Celery, *, experiment_id: str, queue: str, priority: int) -> None:
     """Enqueue one experiment id; call only after its row is committed."""
     # API priority: higher runs first; Redis orders 0 first
+    soft = (app.conf.get("igm_time_limits") or {}).get(queue) or app.conf.get(
+        "igm_default_time_limit"
+    )
+    # past the soft limit the run raises (recorded as failed); the hard one ends the child
+    limits = {"soft_time_limit": soft, "time_limit": soft + HARD_LIMIT_GRACE_S} if soft else {}
     app.send_task(
         TASK_NAME,
         args=[experiment_id],
         queue=queue,
+        **limits,
         priority=MAX_PRIORITY - max(0, min(priority, MAX_PRIORITY)),
     )
 

@@ -208,6 +208,7 @@ def av_meta(dataset: str, p: AVParams) -> dict[str, Any]:
             VISUAL: (p.frames, 3, p.image_size, p.image_size),
         },
         "n_classes": ann.n_classes,
+        "sizes": {split: len(rows) for split, rows in ann.rows.items()},
     }
 
 

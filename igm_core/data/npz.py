@@ -249,6 +249,7 @@ def read_meta(root: str, n_classes: int | None) -> dict[str, Any]:
         "modalities": list(shapes),
         "shapes": dict(shapes),
         "n_classes": _resolve_classes(files, labels, n_classes),
+        "sizes": {split: len(labels[split]) for split in SPLITS},
     }
 
 
