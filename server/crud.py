@@ -385,6 +385,17 @@ def orphans(session: Session, *, stale_after_s: float, queued: bool = True) -> l
     return list(session.scalars(q))
 
 
+def queued_since(session: Session, *, older_than_s: float) -> list[Experiment]:
+    """Queued rows unchanged for older_than_s (no worker claimed them), oldest first."""
+    before = utcnow() - timedelta(seconds=older_than_s)
+    q = (
+        select(Experiment)
+        .where(Experiment.status == QUEUED, Experiment.updated_at < before)
+        .order_by(Experiment.created_at)
+    )
+    return list(session.scalars(q))
+
+
 def claim(
     session: Session, *, experiment_id: str, worker: str, stale_after_s: float
 ) -> Experiment | None:
@@ -457,10 +468,28 @@ def heartbeat(
     return bool(flag)
 
 
-def set_mlflow_run(session: Session, *, experiment_id: str, run_id: str) -> None:
-    session.execute(
-        update(Experiment).where(Experiment.id == experiment_id).values(mlflow_run_id=run_id)
-    )
+def set_mlflow_run(
+    session: Session,
+    *,
+    experiment_id: str,
+    run_id: str,
+    attempt: int | None = None,
+    from_step: int | None = 0,
+) -> None:
+    """The run of this attempt: the row's current run, appended to its attempt runs (or, for an
+    attempt already listed, its from_step updated: the step its checkpoint resumed from)."""
+    exp = session.get(Experiment, experiment_id, with_for_update=True)
+    if exp is None:
+        return
+    runs = [dict(r) for r in exp.attempt_runs or []]
+    if not runs and exp.mlflow_run_id and exp.mlflow_run_id != run_id:
+        runs.append({"attempt": None, "run_id": exp.mlflow_run_id, "from_step": 0})
+    mine = next((r for r in runs if r["run_id"] == run_id), None)
+    if mine is None:
+        runs.append({"attempt": attempt, "run_id": run_id, "from_step": from_step})
+    else:
+        mine["from_step"] = from_step
+    exp.mlflow_run_id, exp.attempt_runs = run_id, runs
     session.commit()
 
 

@@ -114,7 +114,11 @@ def _lifespan(settings: Settings, check_schema: bool):
         url = settings.resolved_database_url()
         if check_schema:
             migrations.check_schema(url)
-        reader = MlflowReader(settings.resolved_mlflow_uri())
+        reader = MlflowReader(
+            settings.resolved_mlflow_uri(),
+            timeout_s=settings.mlflow_timeout_s,
+            threads=settings.mlflow_threads,
+        )
         local_store = reader.sqlite_path()
         if local_store is not None:  # the embedded store lives in the data directory
             local_store.parent.mkdir(parents=True, exist_ok=True)
