@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-root",
         action="append",
         metavar="DIR",
-        help="a folder that `features` datasets may read from (repeatable; default IGM_DATA_ROOTS)",
+        help="a folder that dataset roots and weights files in specs may lie under "
+        "(repeatable; default IGM_DATA_ROOTS)",
     )
     parser.add_argument("--no-worker", action="store_true", help="serve the API only")
     parser.add_argument(
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def banner(settings: Settings, base_url: str) -> str:
     data = settings.data_dir.resolve()
-    roots = ", ".join(map(str, settings.data_roots)) or "none (features datasets disabled)"
+    roots = ", ".join(map(str, settings.data_roots)) or "none (specs naming a path are refused)"
     text = (
         f"IGM Lab at {base_url} (data: {data}; database "
         f"{settings.resolved_database_url().split('@')[-1]}; broker "
