@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     )
     task_time_limit_s: int = Field(
         7 * 24 * 3600,
-        ge=60,
+        ge=1,
         description="a run's time limit on a queue not in queue_time_limits_s (seconds)",
     )
     queue_time_limits_s: dict[str, int] = Field(
@@ -122,7 +122,7 @@ class Settings(BaseSettings):
 
     def time_limit_s(self, queue: str) -> int:
         """The soft time limit of a run on `queue`; the hard one is a minute later."""
-        return max(60, int(self.queue_time_limits_s.get(queue, self.task_time_limit_s)))
+        return max(1, int(self.queue_time_limits_s.get(queue, self.task_time_limit_s)))
 
     def runs_dir(self) -> Path:
         return self.data_dir.resolve() / "runs"

@@ -5,15 +5,22 @@ message carries its queue's time limit."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from launcher.embedded import ROOT, worker_env
 from server.main import create_app
 from server.settings import Settings
 from tests.service.conftest import make_settings, sqlite_url
+from worker.command import worker_command
 
 SPEC = {"name": "tiny", "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
 NAMES = [f"m{i}" for i in range(8)]
@@ -110,7 +117,53 @@ def _queued_headers(settings: Settings) -> list[dict]:
 def test_messages_carry_their_queue_time_limit(client, settings) -> None:
     assert client.post("/experiments", json=SPEC, params={"queue": "gpu"}).status_code == 201
     assert client.post("/experiments", json=SPEC, params={"queue": "cpu"}).status_code == 201
-    limits = sorted(tuple(h["timelimit"]) for h in _queued_headers(settings))
-    assert limits == [(3660, 3600), (7260, 7200)]  # (hard, soft): gpu has its own
+    headers = _queued_headers(settings)
+    # (hard, soft): the worker stops the run itself at the limit; the hard one is a backstop
+    assert sorted(tuple(h["timelimit"]) for h in headers) == [(3780, None), (7560, None)]
+    assert sorted(h["kwargsrepr"] for h in headers) == [
+        "{'time_limit_s': 3600}",
+        "{'time_limit_s': 7200}",
+    ]
     celery = client.app.state.celery
-    assert celery.conf.task_soft_time_limit == 3600 and celery.conf.task_time_limit == 3660
+    assert celery.conf.task_time_limit == 3780 and celery.conf.task_soft_time_limit is None
+
+
+@pytest.mark.slow
+def test_a_run_past_its_queue_time_limit_fails(tmp_path: Path) -> None:
+    """A real worker process: past the limit the message carries, the run stops at its next
+    step and is recorded as failed with the reason, once (the child is not killed)."""
+    queue = f"t{uuid.uuid4().hex[:10]}"
+    settings = make_settings(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        default_queue=queue,
+        queues=[queue],
+        heartbeat_s=0.5,
+        queue_time_limits_s={queue: 3},
+    )
+    proc = subprocess.Popen(
+        worker_command([queue], f"{queue}@test"),
+        env=worker_env(settings),
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "worker.log", "w"),  # noqa: SIM115 - closed with the process
+    )
+    try:
+        with TestClient(create_app(settings)) as client:
+            long = {**SPEC, "schedule": {"stage_epochs": [500, 500]}}  # minutes on a CPU
+            eid = client.post("/experiments", json=long).json()["id"]
+            deadline = time.monotonic() + 120  # hang guard: the worker starts in seconds
+            while time.monotonic() < deadline:
+                exp = client.get(f"/experiments/{eid}").json()
+                if exp["status"] in ("succeeded", "failed", "cancelled"):
+                    break
+                time.sleep(0.5)
+            assert exp["status"] == "failed", (exp["status"], exp["error"])
+            assert exp["error"].startswith(
+                f"time limit reached: runs on queue '{queue}' may take 3 s"
+            )
+            assert exp["attempts"] == 1
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
