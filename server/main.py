@@ -170,6 +170,11 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             schemas = schema.get("components", {}).get("schemas", {})
             if "ValidationError" in schemas:
                 schemas["ValidationError"] = _ERROR_ITEM
+            if app.state.settings.require_tokens:  # /docs gets an "Authorize" button
+                schema.setdefault("components", {})["securitySchemes"] = {
+                    "token": {"type": "http", "scheme": "bearer", "description": "igm token"}
+                }
+                schema["security"] = [{"token": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 
