@@ -56,7 +56,8 @@ def method_rules(name: str) -> MethodRules:
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no `true` as a batch size, no "3" or 2.5 as an int (an int is a float, though)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 _SCOPE = re.compile(r"^(head|all|none|head\+([1-9][0-9]?))$")
