@@ -58,7 +58,9 @@ class Settings(BaseSettings):
         60.0, gt=0, description="how often the API re-sends the ids of rows whose worker was lost"
     )
     requeue_queued_after_s: float = Field(
-        300.0, gt=0, description="a queued row unclaimed this long is sent to the broker again"
+        300.0,
+        gt=0,
+        description="a queued row unclaimed this long is sent again once its broker queue is empty",
     )
     broker_lost_after_s: float = Field(
         600.0,

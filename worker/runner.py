@@ -4,11 +4,12 @@ Tests call `run` directly (never through Celery's eager mode). The spec stored i
 resolved one: it is rebuilt without reading any data file. Progress and cancel go through
 worker.bridge, which heartbeats from the claim on.
 
-MLflow: a run that starts while the store is unreachable waits for it (backoff up to 30 s,
+MLflow: a run that starts while the store is unreachable waits for it (backoff up to 10 s,
 heartbeating, cancellable) for `mlflow_start_wait_s` before failing; once started, the tracker
 buffers and retries on its own. Each attempt logs to a run of its own, recorded in the row with
 the step it resumed from (server.attempts stitches them); the run of an earlier attempt whose
-worker died (still RUNNING) is ended as KILLED.
+worker died (still RUNNING) is ended as KILLED. At each epoch's end the metrics logged so far are
+sent before the checkpoint is written (for up to FLUSH_BEFORE_CHECKPOINT_S).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from worker.bridge import Bridge
 
 log = logging.getLogger("worker.runner")
 TRACEBACK_CHARS = 20_000
+FLUSH_BEFORE_CHECKPOINT_S = 3.0
 
 
 def git_commit() -> str | None:
@@ -95,7 +97,7 @@ def _train(
     deadline = time.monotonic() + limit_s
     from pydantic import ValidationError
 
-    from igm_core.events import Resumed
+    from igm_core.events import EpochEnd, Resumed
     from igm_core.paths import PathRefused, confine_spec
     from igm_core.spec import ResolvedSpec
     from igm_core.tracking import MlflowTracker
@@ -148,6 +150,11 @@ def _train(
                 log.warning("ended MLflow run %s of an earlier attempt as KILLED", run_id)
 
         def on_event(event: Any) -> None:
+            if isinstance(event, EpochEnd):
+                # the checkpoint is written next: send what was logged up to here first, so an
+                # attempt that resumes from it finds every earlier point in MLflow even when
+                # this process is killed right after (bounded: an outage only delays training)
+                tracker.flush(timeout=FLUSH_BEFORE_CHECKPOINT_S)
             if isinstance(event, Resumed):  # before this attempt logs any metric
                 with sessions() as s:
                     crud.set_mlflow_run(
@@ -188,7 +195,7 @@ def time_limit_error(limit_s: float, queue: str) -> str:
 
 
 def _start_tracker(make: Any, wait_s: float, bridge: Bridge) -> Any:
-    """make() until the MLflow store answers: backoff from 1 s to 30 s, for wait_s seconds at
+    """make() until the MLflow store answers: backoff from 1 s to 10 s, for wait_s seconds at
     most (then its error is raised); None when a cancel is requested meanwhile."""
     from igm_core.tracking import TrackerError
 
@@ -204,4 +211,4 @@ def _start_tracker(make: Any, wait_s: float, bridge: Bridge) -> Any:
         bridge.cancel.wait(min(delay, left))
         if bridge.should_stop():
             return None
-        delay = min(delay * 2, 30.0)
+        delay = min(delay * 2, 10.0)
