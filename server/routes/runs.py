@@ -63,7 +63,9 @@ def get_metrics(
         metrics = {}
         for key in wanted:
             history = (
-                reader.metric_downsampled(run_id, key, max_points, after_step) if run_id else None
+                reader.metric_downsampled(run_id, key, max_points, after_step, exp.attempts)
+                if run_id
+                else None
             )
             if history is None and after_step is not None and run_id:
                 history = _EMPTY
