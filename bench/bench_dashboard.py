@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_service import PG_ADMIN, free_port, serve  # noqa: E402
 
+from igm_core import catalog  # noqa: E402
 from igm_core.spec import resolve_spec  # noqa: E402
 from server import crud, migrations  # noqa: E402
 from server.db import session_factory  # noqa: E402
@@ -65,7 +66,7 @@ WORKER = "bench@dashboard"
 
 
 def spec(name: str, method: str = "igm", seed: int = 0) -> dict[str, Any]:
-    joint = method in ("joint", "ogm_ge")
+    joint = catalog.method_rules(method).schedule == "epochs"  # one stage (MLA: per-step)
     schedule = {"epochs": EPOCHS} if joint else {"stage_epochs": [10] * 10}
     return {
         "name": name,

@@ -22,8 +22,13 @@ def evaluate(
     n_classes: int,
     device: torch.device,
     autocast: Callable,
+    fit_fusion: bool = False,
 ) -> dict[str, Any]:
-    """Fused metrics, each evaluated head's accuracy and confidence, and the predictions."""
+    """Fused metrics, each evaluated head's accuracy and confidence, the predictions and logits.
+
+    fit_fusion: fit the fusion's parameters on this split's labels first (`Method.calibrate`);
+    the trainer asks for it on the validation split only.
+    """
     model.eval()
     mods = method.eval_modalities()
     chunks: dict[str, list[torch.Tensor]] = {m: [] for m in mods}
@@ -34,6 +39,7 @@ def evaluate(
     model.train()
     y = split.y.to(device)
     logits = {m: torch.cat(c) for m, c in chunks.items()}
+    calibration = method.calibrate(logits, y) if fit_fusion else {}
     fused = method.fuse(logits)
     out = metrics.summarize(fused, y, n_classes)
     out["modality_acc"] = {m: metrics.accuracy(v.argmax(1), y) for m, v in logits.items()}
@@ -42,7 +48,37 @@ def evaluate(
     out["preds"] = {"fused": fused.argmax(1).cpu()} | {
         m: v.argmax(1).cpu() for m, v in logits.items()
     }
+    if calibration:
+        out["calibration"] = calibration
+    out["logits"] = logits
     return out
+
+
+def compare_fusions(
+    method: Method,
+    val: dict[str, Any],
+    test: dict[str, Any],
+    val_y: torch.Tensor,
+    test_y: torch.Tensor,
+    n_classes: int,
+) -> dict[str, dict[str, float]]:
+    """Validation and test metrics of every fusion the method offers, on the same logits.
+
+    `val` must come from an evaluation with fit_fusion (the calibrated fusion's temperatures
+    were fitted on its labels); test labels are only scored against.
+    """
+    table = {}
+    for name in method.fusions:
+        pv = method.fuse_as(val["logits"], name)
+        pt = method.fuse_as(test["logits"], name)
+        t = metrics.summarize(pt, test_y.to(pt.device), n_classes)
+        table[name] = {
+            "val_acc": metrics.accuracy(pv.argmax(1), val_y.to(pv.device)),
+            "test_acc": t["acc"],
+            "test_macro_f1": t["macro_f1"],
+            "test_loss": t["loss"],
+        }
+    return table
 
 
 def flat_metrics(prefix: str, ev: dict[str, Any]) -> dict[str, float]:
@@ -63,5 +99,5 @@ def flat_metrics(prefix: str, ev: dict[str, Any]) -> dict[str, float]:
 
 
 def public(ev: dict[str, Any]) -> dict[str, Any]:
-    """An evaluation without its predictions (what history and result.json keep)."""
-    return {k: v for k, v in ev.items() if k != "preds"}
+    """An evaluation without its predictions and logits (what history and result.json keep)."""
+    return {k: v for k, v in ev.items() if k not in ("preds", "logits")}

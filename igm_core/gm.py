@@ -14,6 +14,7 @@ import contextlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 from torch import nn
@@ -244,8 +245,8 @@ def select_layers(branch: dict[str, nn.Module], scope: str | float) -> list[str]
     """Names of the branch layers that take part in gradient modification.
 
     head: the head's layers; all: every Linear/Conv2d; none: nothing; head+K: the head and the
-    last K encoder layers; a fraction f: layers from the output side back until they hold a share
-    f of the branch's weight parameters (at least the head).
+    last K encoder layers; a fraction f: the head and the last k encoder layers (from the output
+    side), see `fraction_depth` for k.
     """
     names = list(branch)
     head = [n for n in names if n.startswith("head.")]
@@ -259,12 +260,29 @@ def select_layers(branch: dict[str, nn.Module], scope: str | float) -> list[str]
     if isinstance(scope, str) and scope.startswith("head+"):
         k = int(scope[5:])
         return encoder[max(0, len(encoder) - k) :] + head
-    total = sum(branch[n].weight.numel() for n in names)
-    chosen = list(head)
-    size = sum(branch[n].weight.numel() for n in head)
-    for n in reversed(encoder):
-        if size >= float(scope) * total:
-            break
-        chosen.insert(0, n)
-        size += branch[n].weight.numel()
-    return chosen
+    sizes = [branch[n].weight.numel() for n in encoder]
+    k = fraction_depth(sum(branch[n].weight.numel() for n in head), sizes, float(scope))
+    return encoder[len(encoder) - k :] + head
+
+
+def fraction_depth(head_size: int, encoder_sizes: list[int], fraction: float) -> int:
+    """How many encoder layers, counted from the output side, a fraction scope adds to the head.
+
+    The share of a selection is its layers' weight elements (Linear and Conv2d weights; biases and
+    norm parameters are not counted) over those of the whole branch. k is chosen so that the share
+    of the head plus the last k encoder layers is nearest the requested fraction; on a tie the
+    smaller k (the smaller share) wins. The head always takes part, so a fraction below the
+    head's own share selects the head alone.
+    """
+    total = head_size + sum(encoder_sizes)
+    target = Fraction(fraction)  # exact arithmetic, so that a tie is a tie
+
+    def gap(size: int) -> Fraction:
+        return abs(Fraction(size, total) - target)
+
+    best_k, best_gap, size = 0, gap(head_size), head_size
+    for k, n in enumerate(reversed(encoder_sizes), start=1):
+        size += n
+        if gap(size) < best_gap:
+            best_k, best_gap = k, gap(size)
+    return best_k

@@ -23,9 +23,17 @@ def assemble(
     transitions: list[dict[str, float]],
     method_diagnostics: dict[str, Any],
     run: dict[str, Any],
+    fusions: dict[str, dict[str, float]] | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """result.json: the spec, validation and test metrics of the selected checkpoint, the
-    selection, the diagnostics and how the run went."""
+    selection, the diagnostics and how the run went; for methods that fuse unimodal outputs, the
+    metrics of every fusion on the selected model (`fusions`) and the validation-fitted
+    parameters of the calibrated one (`calibration`)."""
+    extra: dict[str, Any] = {}
+    if fusions is not None:
+        extra["fusions"] = fusions
+        extra["calibration"] = calibration
     return {
         "spec": spec.to_dict(),
         "spec_hash": spec.hash(),
@@ -49,6 +57,7 @@ def assemble(
             **method_diagnostics,
         },
         "run": run,
+        **extra,
     }
 
 

@@ -36,6 +36,25 @@ __all__ = [
 MAX_STAGES = 1000
 MAX_EPOCHS = 10_000
 
+# Options added after specs were first stored, with the value that behaves as before: at that
+# value they are left out of the hash, so an older spec keeps its hash (a finished run is still
+# found, a checkpoint still resumes) and its behaviour.
+HASH_NEUTRAL: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("method", "params", "fusion_weights"), None),
+    (("schedule", "stage_init"), "last"),
+    (("optimizer", "lr_step_timing"), "after_epoch"),
+)
+
+
+def _hash_view(data: dict[str, Any]) -> dict[str, Any]:
+    for path, default in HASH_NEUTRAL:
+        node: Any = data
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node and node[path[-1]] == default:
+            del node[path[-1]]
+    return data
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -50,6 +69,12 @@ class Schedule(_Strict):
     stage_epochs: list[int] | None = Field(None, min_length=1, max_length=MAX_STAGES)
     modality_order: list[ModalityName] | None = None
     epochs: int | None = Field(None, ge=1, le=MAX_EPOCHS)
+    stage_init: Literal["last", "best"] = Field(
+        "last",
+        description="what a stage starts from: the last weights of the stage before, or the best "
+        "validation-selected weights so far (the IGM authors' rule; with a modality's "
+        "projection then built from those weights)",
+    )
 
 
 class Optimizer(_Strict):
@@ -61,6 +86,12 @@ class Optimizer(_Strict):
         None, ge=1, le=MAX_EPOCHS, description="decay the lr every lr_step epochs of a stage"
     )
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
+    lr_step_timing: Literal["after_epoch", "before_epoch"] = Field(
+        "after_epoch",
+        description="when the per-stage step decay counts an epoch: after it (PyTorch's "
+        "convention: epoch e of a stage trains at lr * gamma^floor(e / lr_step)) or before it "
+        "(the IGM authors' loop: lr * gamma^floor((e + 1) / lr_step), one epoch earlier)",
+    )
 
 
 class ModelSpec(_Strict):
@@ -92,7 +123,7 @@ class Spec(_Strict):
         return self.model_dump(mode="json")
 
     def hash(self) -> str:
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(_hash_view(self.to_dict()), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -181,8 +212,21 @@ def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
     rules = catalog.method_rules(spec.method.name)
     method_dict = rules.complete_params(method_params.model_dump(mode="json"), modalities, errors)
     schedule = _resolve_schedule(
-        spec.schedule, rules.schedule, spec.method.name, modalities, errors
+        spec.schedule, rules.schedule_kind(method_dict), spec.method.name, modalities, errors
     )
+    if rules.hint:  # say how to get the other schedule form
+        errors[:] = [(p, m + rules.hint if " trains in " in m else m) for p, m in errors]
+    shared_head = spec.model.shared_head
+    if rules.needs_shared_head(method_dict):
+        if "shared_head" in spec.model.model_fields_set and not shared_head:
+            errors.append(
+                (
+                    "model.shared_head",
+                    f"method {spec.method.name!r} with these parameters trains one head shared "
+                    "by every modality; leave shared_head out or set it true",
+                )
+            )
+        shared_head = True
 
     encoders: dict[str, Any] = {}
     for m in modalities:
@@ -198,7 +242,7 @@ def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
     for i, h in enumerate(spec.model.head_hidden):
         if not 1 <= h <= 8192:
             errors.append((f"model.head_hidden.{i}", "must lie in [1, 8192]"))
-    if spec.model.shared_head and len({e["params"]["out_dim"] for e in encoders.values()}) > 1:
+    if shared_head and len({e["params"].get("out_dim") for e in encoders.values()}) > 1:
         errors.append(
             ("model.shared_head", "a shared head needs the same encoder out_dim for every modality")
         )
@@ -213,6 +257,7 @@ def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
         schedule=schedule,
     )
     resolved["model"]["encoders"] = encoders
+    resolved["model"]["shared_head"] = shared_head
     return ResolvedSpec.model_validate(resolved)
 
 
@@ -248,7 +293,19 @@ def _resolve_schedule(
         for i, e in enumerate(stage_epochs):
             if not 1 <= e <= MAX_EPOCHS:
                 errors.append((f"schedule.stage_epochs.{i}", f"must lie in [1, {MAX_EPOCHS}]"))
-        return {"stage_epochs": stage_epochs, "modality_order": order, "epochs": None}
+        return {
+            "stage_epochs": stage_epochs,
+            "modality_order": order,
+            "epochs": None,
+            "stage_init": sched.stage_init,
+        }
+    if sched.stage_init != "last":
+        errors.append(
+            (
+                "schedule.stage_init",
+                f"method {method!r} trains in one stage; stage_init applies to staged methods",
+            )
+        )
     for key in ("stage_epochs", "modality_order"):
         if getattr(sched, key) is not None:
             errors.append(
@@ -257,7 +314,12 @@ def _resolve_schedule(
                     f"method {method!r} trains in one stage; give schedule.epochs instead",
                 )
             )
-    return {"stage_epochs": None, "modality_order": None, "epochs": sched.epochs or 10}
+    return {
+        "stage_epochs": None,
+        "modality_order": None,
+        "epochs": sched.epochs or 10,
+        "stage_init": sched.stage_init,
+    }
 
 
 def load_spec_file(path: str | Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import torch
 from igm_core import catalog, checkpoint, events, results
 from igm_core.checkpoint import CHECKPOINT, Best, RunState
 from igm_core.data.base import MultimodalData, Split
-from igm_core.evaluation import evaluate, flat_metrics, public
+from igm_core.evaluation import compare_fusions, evaluate, flat_metrics, public
 from igm_core.methods.base import Method, Stage, StepContext, TransitionData
 from igm_core.models import build_model
 from igm_core.spec import ResolvedSpec, Spec, resolve_spec
@@ -73,6 +73,18 @@ def make_optimizer(spec: Spec, params: list[torch.nn.Parameter]) -> torch.optim.
     if o.name == "adam":
         return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
     return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+
+def make_scheduler(spec: Spec, optimizer: torch.optim.Optimizer) -> Any:
+    """The per-stage step decay: epoch e of a stage trains at lr * gamma^floor((e + k) / lr_step),
+    k = 0 (lr_step_timing after_epoch) or 1 (before_epoch, the IGM authors' loop, which steps
+    its StepLR before each epoch). Stepped once per epoch, after it; reset with the optimizer."""
+    o = spec.optimizer
+    step_size = o.lr_step or 10**9
+    if o.lr_step_timing == "after_epoch":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size, o.lr_gamma)
+    gamma = o.lr_gamma
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: gamma ** ((e + 1) // step_size))
 
 
 def transition_data(split: Split, batch_size: int, device: torch.device) -> TransitionData:
@@ -176,11 +188,11 @@ class Run:
                 device=self.device,
             )
             self.emit(events.Resumed(**vars(self.state.pos)))
-        if self.state.pos.step == 0:
-            self.tracker.log_params(spec.to_dict())
-            self.tracker.set_tags(
-                {"spec_hash": spec.hash(), "method": spec.method.name, "dataset": spec.dataset.name}
-            )
+        # every attempt's run carries the params and tags, a resumed one included
+        self.tracker.log_params(spec.to_dict())
+        self.tracker.set_tags(
+            {"spec_hash": spec.hash(), "method": spec.method.name, "dataset": spec.dataset.name}
+        )
         self.t0, self.steps_at_start, self.last_emit = time.perf_counter(), self.state.pos.step, 0.0
         try:
             for s_idx in range(self.state.pos.stage, len(self.stages)):
@@ -212,8 +224,7 @@ class Run:
         spec, pos, stage = self.spec, self.state.pos, self.stages[s_idx]
         fresh = pos.epoch == 0 and pos.batch == 0
         optimizer = make_optimizer(spec, stage_parameters(self.model, stage))
-        step_size = spec.optimizer.lr_step or 10**9
-        sched = torch.optim.lr_scheduler.StepLR(optimizer, step_size, spec.optimizer.lr_gamma)
+        sched = make_scheduler(spec, optimizer)
         saved = self.state.optimizer
         if not fresh and saved is not None:
             optimizer.load_state_dict(saved["opt"])
@@ -224,6 +235,11 @@ class Run:
         for epoch in range(pos.epoch, stage.epochs):
             self.epoch(s_idx, epoch, optimizer, sched)
         next_stage = self.stages[s_idx + 1] if s_idx + 1 < len(self.stages) else None
+        best = self.state.best.state
+        if spec.schedule.stage_init == "best" and next_stage is not None and best is not None:
+            # the next stage (and the projection built for it) starts from the best weights so
+            # far: the best score is kept over the whole run, never reset per stage
+            self.model.load_state_dict(best)
         transition = transition_data(self.train_split, spec.batch_size, self.device)
         info = self.method.on_stage_end(stage, next_stage, transition)
         if info:
@@ -244,13 +260,29 @@ class Run:
             start=pos.batch,
             device=self.device,
         )
+        lr = optimizer.param_groups[0]["lr"]  # this epoch's (the scheduler steps at its end)
+        n_batches = self.train_split.num_batches(spec.batch_size)
+
+        def step_optimizer() -> None:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
         for b, (xs, y) in enumerate(batches, start=pos.batch):
             if self.stop():
                 pos.batch = b
                 self.save(optimizer, sched)
                 raise _Stop
             log = pos.step % spec.log_every == 0
-            ctx = StepContext(stage, epoch, pos.step, log, derive_seed(spec.seed, pos.step))
+            ctx = StepContext(
+                stage,
+                epoch,
+                pos.step,
+                log,
+                derive_seed(spec.seed, pos.step),
+                batch=b,
+                batches=n_batches,
+                step_optimizer=step_optimizer,
+            )
             optimizer.zero_grad(set_to_none=True)
             loss = self.method.step(xs, y, ctx)
             optimizer.step()
@@ -262,7 +294,7 @@ class Run:
             self.progress(s_idx, epoch)
         sched.step()
         pos.epoch, pos.batch = epoch + 1, 0
-        self.validate(s_idx, epoch, float(loss_sum) / max(loss_n, 1), optimizer)
+        self.validate(s_idx, epoch, float(loss_sum) / max(loss_n, 1), lr)
         self.save(optimizer, sched)
 
     def log_step(self, stage: Stage, loss: torch.Tensor, ctx: StepContext) -> None:
@@ -295,19 +327,18 @@ class Run:
             )
         )
 
-    def validate(
-        self, s_idx: int, epoch: int, train_loss: float, optimizer: torch.optim.Optimizer
-    ) -> None:
+    def validate(self, s_idx: int, epoch: int, train_loss: float, lr: float) -> None:
         """Evaluate the validation split, log it, and keep the model if it is the best so far."""
         state, stage = self.state, self.stages[s_idx]
-        ev = self.evaluate("val")
+        # a fusion with parameters (calibrated) is fitted here, so selection uses it as configured
+        ev = self.evaluate("val", fit_fusion=self.method.calibrates)
         state.history.append(
             {
                 "stage": s_idx,
                 "epoch": epoch,
                 "modalities": list(stage.modalities),
                 "train_loss": train_loss,
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": lr,
                 **public(ev),
             }
         )
@@ -328,7 +359,9 @@ class Run:
             )
         )
 
-    def evaluate(self, split: str) -> dict[str, Any]:
+    def evaluate(self, split: str, fit_fusion: bool = False) -> dict[str, Any]:
+        if fit_fusion and split != "val":
+            raise ValueError("fusion parameters are fitted on the validation split only")
         return evaluate(
             self.model,
             self.method,
@@ -336,6 +369,7 @@ class Run:
             self.data.n_classes,
             self.device,
             self.autocast,
+            fit_fusion=fit_fusion,
         )
 
     # ------------------------------------------------------------------------- the end
@@ -346,7 +380,22 @@ class Run:
         final_state = copy.deepcopy(self.model.state_dict())
         if state.best.state is not None:
             self.model.load_state_dict(state.best.state)
+        fusions, calibration = None, None
+        if self.method.fusions:
+            # fit the fusion parameters on the selected model's validation logits; then every
+            # fusion is scored on the same test logits (test labels are only scored against)
+            val = self.evaluate("val", fit_fusion=True)
+            calibration = val.get("calibration")
         test = self.evaluate("test")
+        if self.method.fusions:
+            fusions = compare_fusions(
+                self.method,
+                val,
+                test,
+                self.data.splits["val"].y,
+                self.data.splits["test"].y,
+                self.data.n_classes,
+            )
         result = results.assemble(
             spec=self.spec,
             best=state.best,
@@ -356,6 +405,8 @@ class Run:
             history=state.history,
             transitions=state.transitions,
             method_diagnostics=self.method.diagnostics(),
+            fusions=fusions,
+            calibration=calibration,
             run={
                 "wall_time_s": state.elapsed + time.perf_counter() - self.t0,
                 "steps": state.pos.step,

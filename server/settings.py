@@ -37,6 +37,26 @@ class Settings(BaseSettings):
     reconcile_s: float = Field(
         60.0, gt=0, description="how often the API re-sends the ids of rows whose worker was lost"
     )
+    requeue_queued_after_s: float = Field(
+        300.0, gt=0, description="a queued row unclaimed this long is sent to the broker again"
+    )
+    broker_lost_after_s: float = Field(
+        600.0,
+        gt=0,
+        description="/health reports lost broker messages when a row has been queued this long "
+        "while the broker's queues are empty",
+    )
+    mlflow_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="the API's limit on one call to the MLflow store"
+    )
+    mlflow_threads: int = Field(
+        8, ge=1, le=64, description="MLflow calls the API runs at once (more wait, then 503)"
+    )
+    mlflow_start_wait_s: float = Field(
+        600.0,
+        ge=0,
+        description="how long a worker waits for an unreachable MLflow store before a run fails",
+    )
     visibility_timeout_s: int = Field(14 * 24 * 3600, ge=60)
     broker_poll_s: float = Field(0.1, gt=0, description="embedded broker polling interval")
     worker_max_tasks_per_child: int = Field(1, ge=1)

@@ -164,3 +164,55 @@ def test_projection_of_a_wide_nearly_singular_layer() -> None:
     assert info["min_gain"] == pytest.approx(math.exp(-0.4))
     v = base[0] / base.norm()
     assert float(v @ proj.apply(v[None])[0]) == pytest.approx(math.exp(-0.4), abs=1e-4)
+
+
+def _shares(branch: dict[str, nn.Module], f: float) -> tuple[float, list[float], float]:
+    """Selected share for f, the share of each head + last-k choice, the largest layer's share."""
+    names = list(branch)
+    size = {n: branch[n].weight.numel() for n in names}
+    total = sum(size.values())
+    enc = [n for n in names if n.startswith("encoder.")]
+    head = sum(size[n] for n in names if n.startswith("head."))
+    chosen = gm.select_layers(branch, f)
+    # the selection is the head plus a suffix of the encoder layers, in branch order
+    k = len(chosen) - (len(names) - len(enc))
+    assert chosen == enc[len(enc) - k :] + [n for n in names if n.startswith("head.")]
+    options = [
+        (head + sum(size[n] for n in enc[len(enc) - j :])) / total for j in range(len(enc) + 1)
+    ]
+    share = sum(size[n] for n in chosen) / total
+    return share, options, max(size[n] for n in enc) / total
+
+
+@pytest.mark.parametrize("encoder", ["resnet18", "mlp"])
+def test_fraction_scope_selects_the_nearest_share(encoder: str) -> None:
+    from igm_core.models import MLPEncoder, MultimodalModel
+    from igm_core.resnet import ResNet18Encoder
+
+    enc = (
+        ResNet18Encoder((1, 64, 64))
+        if encoder == "resnet18"
+        else MLPEncoder((256,), [512, 512, 256, 128], 128)
+    )
+    branch = MultimodalModel({"a": enc}, [256, 64], 6).branch_modules("a")
+    for f in (0.05, 0.1, 0.3, 0.5, 0.65, 0.9, 1.0):
+        share, options, layer = _shares(branch, f)
+        # nearest of every head + last-k choice (ties to the smaller share) ...
+        assert abs(share - f) == min(abs(o - f) for o in options), (encoder, f, share)
+        # ... so within half a layer of the target, once the target is above the head's share
+        if f >= options[0]:
+            assert abs(share - f) <= layer / 2 + 1e-12, (encoder, f, share)
+    if encoder == "resnet18":  # the old rule overshot: 0.3 -> 43%, 0.5 -> 65%
+        assert _shares(branch, 0.3)[0] == pytest.approx(0.225, abs=0.01)
+        assert _shares(branch, 0.5)[0] == pytest.approx(0.435, abs=0.01)
+
+
+def test_fraction_scope_tie_goes_to_the_smaller_share() -> None:
+    branch = {
+        "encoder.0": nn.Linear(10, 10),  # 100
+        "encoder.1": nn.Linear(10, 10),  # 100
+        "head.0": nn.Linear(10, 10),  # 100: shares 1/3, 2/3, 1
+    }
+    assert gm.select_layers(branch, 0.5) == ["head.0"]  # 1/3 and 2/3 are equally near
+    assert gm.select_layers(branch, 0.51) == ["encoder.1", "head.0"]
+    assert gm.fraction_depth(100, [100, 100], 0.5) == 0

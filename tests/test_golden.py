@@ -18,7 +18,7 @@ import pytest
 from igm_core import catalog
 from igm_core.tracking import JsonlTracker, read_jsonl_metrics
 from igm_core.trainer import train
-from tests.specs import spec_for
+from tests.specs import schedule_kind, spec_for
 
 GOLDEN = Path(__file__).with_name("golden.json")
 STEPS = (1, 24, 25, 48, 49, 72, 73, 96)  # first and last step of each 24-step stage
@@ -33,13 +33,14 @@ def case(name: str, **params: Any) -> dict[str, Any]:
         name,
         method={"name": name, "params": params},
         optimizer={"lr": 0.1},
-        schedule=SCHEDULES[catalog.method_rules(name).schedule],
+        schedule=SCHEDULES[schedule_kind(name, params)],
     )
 
 
 CASES: dict[str, dict[str, Any]] = {name: case(name) for name in catalog.METHODS.names()}
 CASES["igm-reference"] = case("igm", sam="reference")
 CASES["igm-no-sam"] = case("igm", sam="none")
+CASES["mla-stage"] = case("mla", alternation="stage", fusion="mean")  # the earlier MLA
 
 
 def run_case(spec: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
@@ -88,6 +89,6 @@ def test_the_tolerance_tells_the_methods_apart() -> None:
     """A change as small as switching the gradient modification off moves a stored loss by many
     times the tolerance, so the test above would catch it."""
     stored = json.loads(GOLDEN.read_text())
-    for a, b in (("igm", "alternating"), ("igm", "igm-no-sam"), ("mla", "alternating")):
+    for a, b in (("igm", "alternating"), ("igm", "igm-no-sam"), ("mla-stage", "alternating")):
         gap = max(abs(stored[a]["losses"][s] - stored[b]["losses"][s]) for s in stored[a]["losses"])
         assert gap > 20 * LOSS_TOL, (a, b, gap)

@@ -154,7 +154,7 @@ def test_model_selection_uses_validation_and_tests_once(tmp_path) -> None:
 @pytest.mark.parametrize("method", ["igm", "mla"])
 def test_projection_really_applies(method: str, tmp_path) -> None:
     tracker = JsonlTracker(tmp_path / "m.jsonl")
-    params = {"tau": 2.0} if method == "igm" else {}
+    params = {"tau": 2.0} if method == "igm" else {"alternation": "stage"}  # MLA's stage variant
     spec = spec_for(method, method={"name": method, "params": params})
     r = train(spec, tracker=tracker).result
     h = read_jsonl_metrics(tmp_path / "m.jsonl")

@@ -25,11 +25,22 @@ Errors = list[tuple[str, str]]
 
 @dataclass(frozen=True)
 class MethodRules:
-    schedule: Literal["stages", "epochs"]
+    schedule: Literal["stages", "epochs"]  # with the default parameters
     # (params, spec modalities, errors) -> params with the spec-dependent defaults filled in
     complete: Callable[[dict[str, Any], list[str], Errors], dict[str, Any]] | None = None
     # (resolved params, spec modalities) -> the modalities trained and evaluated
     uses: Callable[[dict[str, Any], list[str]], list[str]] | None = None
+    # (resolved params) -> the schedule form, where a parameter changes it
+    schedule_of: Callable[[dict[str, Any]], Literal["stages", "epochs"]] | None = None
+    # (resolved params) -> does the method train one head shared by every modality?
+    shared_head: Callable[[dict[str, Any]], bool] | None = None
+    hint: str = ""  # appended to a schedule error: how to get the other schedule form
+
+    def schedule_kind(self, params: dict[str, Any]) -> Literal["stages", "epochs"]:
+        return self.schedule_of(params) if self.schedule_of else self.schedule
+
+    def needs_shared_head(self, params: dict[str, Any]) -> bool:
+        return bool(self.shared_head and self.shared_head(params))
 
     def complete_params(
         self, params: dict[str, Any], modalities: list[str], errors: Errors
@@ -64,7 +75,8 @@ def _check_scope(value: str | float) -> str | float:
     )
 
 
-Fusion = Literal["mean", "entropy"]
+# the late-fusion rules of igm_core/methods/fusion.py (kept here: this module is torch-free)
+Fusion = Literal["mean", "entropy", "geometric", "calibrated"]
 
 
 class JointParams(_Params):
@@ -88,21 +100,83 @@ def _complete_unimodal(params: dict[str, Any], modalities: list[str], errors: Er
 
 
 class AlternatingParams(_Params):
-    fusion: Fusion = "mean"
+    fusion: Fusion = Field(
+        "mean",
+        description="late fusion at evaluation: mean or entropy-weighted mean of the unimodal "
+        "softmaxes, geometric (softmax of the weighted mean log-softmax, a product of experts), "
+        "or calibrated (a product of experts with per-modality temperatures fitted on the "
+        "validation split)",
+    )
+    fusion_weights: dict[ModalityName, float] | None = Field(
+        None, description="geometric fusion only: a weight per modality (default: equal)"
+    )
+
+    @field_validator("fusion_weights")
+    @classmethod
+    def _positive_weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for m, w in (value or {}).items():
+            if not 0.0 < w <= 1e6:
+                raise ValueError(f"the weight of {m!r} must lie in (0, 1e6], got {w}")
+        return value
+
+    @model_validator(mode="after")
+    def _weights_need_geometric(self) -> AlternatingParams:
+        if self.fusion_weights is not None and self.fusion != "geometric":
+            raise ValueError("fusion_weights applies to fusion 'geometric' only")
+        return self
 
 
 class MLAParams(AlternatingParams):
-    scope: str | float = "head"
+    """MLA (Zhang et al., CVPR 2024); the default is the paper's and released code's method."""
+
+    alternation: Literal["step", "stage"] = Field(
+        "step",
+        description="step: every mini-batch trains each modality in turn (one optimizer step "
+        "each) over ONE shared head, as MLA does; stage: this project's earlier variant, one "
+        "modality per stage with an OWM projector built between stages",
+    )
+    project: bool | None = Field(
+        None,
+        description="apply the OWM projection to the head's gradients. Default: off for "
+        "alternation step, as in the released code (its projector is never applied: the "
+        "parameter-name check it relies on never matches); on for alternation stage",
+    )
+    fusion: Fusion | Literal["entropy_logits"] = Field(
+        "entropy_logits",
+        description="entropy_logits: MLA's test-time fusion, per-sample weights "
+        "softmax(-entropy) on the unimodal head outputs (logits), then softmax",
+    )
+    scope: str | float = Field("head", description="alternation stage only: projected layers")
     alpha: float = Field(
-        1.0, gt=0.0, le=1e6, description="OWM regulariser in P -= k k^T/(alpha + x^T k)"
+        1.0,
+        gt=0.0,
+        le=1e6,
+        description="OWM regulariser in P -= k k^T/(alpha + x^T k); alternation step uses the "
+        "released schedule alpha * 0.1 ** (1 + batch / batches_per_epoch)",
     )
 
     _scope = field_validator("scope")(_check_scope)
 
+    @model_validator(mode="after")
+    def _alternation_defaults(self) -> MLAParams:
+        if self.project is None:
+            self.project = self.alternation == "stage"
+        if self.alternation == "step" and self.scope != "head":
+            raise ValueError(
+                "scope applies to alternation 'stage'; alternation 'step' projects the shared head"
+            )
+        return self
+
 
 class IGMParams(AlternatingParams):
     tau: float = Field(0.4, ge=0.0, le=50.0)
-    gm_scope: str | float = "head"
+    gm_scope: str | float = Field(
+        "head",
+        description="layers under gradient modification: head | all | none | head+K (the head and "
+        "the last K encoder layers) | a fraction f in (0, 1]: the head and the last k encoder "
+        "layers, k chosen so their share of the branch's Linear/Conv weights is nearest f (on a "
+        "tie the smaller share)",
+    )
     sam: Literal["standard", "reference", "none"] = "standard"
     rho: float | None = Field(
         None,
@@ -131,9 +205,32 @@ class OGMGEParams(_Params):
     modulation_start: int = Field(0, ge=0, le=100_000, description="first modulated epoch")
     modulation_end: int | None = Field(None, ge=0, le=100_000, description="last modulated epoch")
     ge: bool = Field(True, description="generalization enhancement: Gaussian noise on gradients")
+    coefficient: Literal["paper", "continuous"] = Field(
+        "paper",
+        description="paper: 1 - tanh(alpha r) for the dominant modality (r > 1), as Eq. 10 and "
+        "the released code; continuous: 1 - tanh(alpha (r - 1)), a variant, not the baseline",
+    )
 
 
-STAGES = MethodRules("stages")
+def _complete_alternating(params: dict[str, Any], modalities: list[str], errors: Errors) -> dict:
+    for m in params.get("fusion_weights") or {}:
+        if m not in modalities:
+            errors.append(
+                (
+                    f"method.params.fusion_weights.{m}",
+                    f"{m!r} is not one of the spec's modalities: {', '.join(modalities)}",
+                )
+            )
+    return params
+
+
+STAGES = MethodRules("stages", complete=_complete_alternating)
+MLA_RULES = MethodRules(
+    "epochs",
+    schedule_of=lambda params: "stages" if params["alternation"] == "stage" else "epochs",
+    shared_head=lambda params: params["alternation"] == "step",
+    hint=" (method.params.alternation: stage trains in stages)",
+)
 EPOCHS = MethodRules("epochs")
 
 METHODS.register(
@@ -164,11 +261,13 @@ METHODS.register(
 )
 METHODS.register(
     "mla",
-    "Alternation with MLA's orthogonal (OWM) projection of head gradients, really applied.",
+    "MLA (Zhang et al., CVPR 2024): every mini-batch trains each modality in turn over one "
+    "shared head, fused at test time by per-sample entropy weights; OWM projection of the "
+    "head's gradients optional (off, as in the released code); stage-wise variant optional.",
     MLAParams,
-    "igm_core.methods.mla:MLA",
+    "igm_core.methods.mla:make_mla",
     kind="alternating",
-    rules=STAGES,
+    rules=MLA_RULES,
 )
 METHODS.register(
     "igm",
@@ -182,7 +281,8 @@ METHODS.register(
 METHODS.register(
     "ogm_ge",
     "Joint training with on-the-fly gradient modulation and generalization enhancement "
-    "(Peng et al., CVPR 2022), extended to any number of modalities.",
+    "(Peng et al., CVPR 2022): the dominant modality's encoder weight gradients scaled by "
+    "1 - tanh(alpha r), plus Gaussian noise; extended to any number of modalities.",
     OGMGEParams,
     "igm_core.methods.ogm_ge:OGMGE",
     kind="joint",

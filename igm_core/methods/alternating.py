@@ -11,17 +11,20 @@ import torch
 from torch.nn import functional as F
 
 from igm_core.methods.base import Method, Stage, StepContext
-from igm_core.methods.fusion import fuse_probs
+from igm_core.methods.fusion import FUSIONS, fit_temperatures, fuse_probs
 
 PLASTICITY_LAYER = "head.0"
 
 
 class Alternating(Method):
+    fusions = FUSIONS
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._last_grad: torch.Tensor | None = None
         self._switch_pending = False
         self.plasticity: list[dict[str, Any]] = []
+        self.temperatures: dict[str, float] | None = None  # fitted by calibrate (validation)
 
     def stages(self) -> list[Stage]:
         sched = self.spec.schedule
@@ -29,7 +32,19 @@ class Alternating(Method):
         return [Stage(i, (order[i % len(order)],), e) for i, e in enumerate(sched.stage_epochs)]
 
     def fuse(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
-        return fuse_probs(logits, self.params["fusion"])
+        return self.fuse_as(logits, self.params["fusion"])
+
+    def fuse_as(self, logits: dict[str, torch.Tensor], fusion: str) -> torch.Tensor:
+        weights = self.params.get("fusion_weights")
+        return fuse_probs(logits, fusion, weights=weights, temperatures=self.temperatures)
+
+    @property
+    def calibrates(self) -> bool:
+        return self.params["fusion"] == "calibrated"
+
+    def calibrate(self, logits: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, Any]:
+        self.temperatures = fit_temperatures(logits, y)
+        return {"temperatures": dict(self.temperatures)}
 
     def on_stage_start(self, stage: Stage, fresh: bool = True) -> None:
         self._switch_pending = fresh and stage.index > 0

@@ -41,6 +41,11 @@ class StepContext:
     log: bool  # compute gradient statistics on this step
     seed: int  # seeds this step's random draws (mixup, noise), so a resumed run repeats them
     stats: dict[str, float | torch.Tensor] = field(default_factory=dict)
+    batch: int = 0  # mini-batch index within the epoch
+    batches: int = 1  # mini-batches per epoch
+    # steps the optimizer and clears the gradients, for a method that updates more than once per
+    # mini-batch (MLA); the trainer still steps once after `step` returns
+    step_optimizer: Callable[[], None] | None = None
 
     def generator(self, device: torch.device) -> torch.Generator:
         return torch.Generator(device=device).manual_seed(self.seed)
@@ -100,9 +105,25 @@ class Method(ABC):
         return {}
 
     # -- evaluation
+    # late-fusion rules the method can compare on one trained model (result["fusions"])
+    fusions: tuple[str, ...] = ()
+
     def fuse(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
         """Fused class probabilities from per-modality logits (default: softmax of mean logits)."""
         return F.softmax(torch.stack([v.float() for v in logits.values()]).mean(0), dim=1)
+
+    def fuse_as(self, logits: dict[str, torch.Tensor], fusion: str) -> torch.Tensor:
+        """Fused probabilities by one of `fusions` (whatever the configured one is)."""
+        raise ValueError(f"{type(self).__name__} offers no choice of fusion")
+
+    @property
+    def calibrates(self) -> bool:
+        """Does the configured fusion need `calibrate` on the validation split before `fuse`?"""
+        return False
+
+    def calibrate(self, logits: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, Any]:
+        """Fit the fusion's parameters on VALIDATION logits and labels; what was fitted."""
+        return {}
 
     def diagnostics(self) -> dict[str, Any]:
         """Method-specific diagnostics for result.json."""

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from igm_core import gm
 from igm_core.methods.base import StepContext
 from igm_core.methods.projected import Projected
-from igm_core.methods.sam import forward_with, unit_steps
+from igm_core.methods.sam import forward_with, frozen_running_stats, unit_steps
 
 
 class IGM(Projected):
@@ -61,7 +61,9 @@ class IGM(Projected):
     ) -> torch.Tensor:
         """min max_{||eps|| <= rho} L: the gradient at theta + rho g/||g|| (one global norm).
 
-        theta is restored exactly (from a copy) before the optimizer steps.
+        theta is restored exactly (from a copy) before the optimizer steps. The perturbed pass
+        leaves batch-norm running statistics untouched: one update per step, from the pass at
+        theta, as the common SAM implementations do.
         """
         params = self.model.branch_parameters(m)
         loss = self.ce(m, x, y)
@@ -74,8 +76,9 @@ class IGM(Projected):
             torch._foreach_add_(params, eps)
         for p in params:
             p.grad = None
-        perturbed = self.ce(m, x, y)
-        perturbed.backward()
+        with frozen_running_stats(self.model.encoders[m], self.model.head_of(m)):
+            perturbed = self.ce(m, x, y)
+            perturbed.backward()
         with torch.no_grad():
             torch._foreach_copy_(params, backup)
         if ctx.log:
@@ -90,7 +93,8 @@ class IGM(Projected):
         Per-tensor normalised perturbations rho g/||g|| of the mixup loss's gradient; the head is
         re-run on the (mixed-input) features with perturbed weights; the perturbation stays in the
         parameters when the optimizer steps. The encoder is perturbed only when rho_encoder > 0,
-        which costs one more encoder backward pass.
+        which costs one more encoder backward pass. The encoder runs forward once (on the mixed
+        input), so batch-norm running statistics are updated once per step here too.
         """
         p = self.params
         encoder, head = self.model.encoders[m], self.model.head_of(m)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch.nn import functional as F
 
@@ -27,3 +30,33 @@ def forward_with(
                 x = F.relu(x)
         return x
     return torch.func.functional_call(head, weights, (x,))
+
+
+@contextlib.contextmanager
+def frozen_running_stats(*modules: torch.nn.Module) -> Iterator[None]:
+    """Forward passes inside leave normalisation running statistics as they were.
+
+    SAM's second (perturbed) forward runs in training mode, so batch norm still normalises by the
+    batch's own statistics, as it should; but it would also fold that batch into running_mean and
+    running_var a second time and advance num_batches_tracked by 2 per step. Saving and restoring
+    the buffers keeps one update per optimizer step (setting momentum to 0 instead would still
+    advance the counter, which a cumulative-average norm, momentum None, divides by).
+    """
+    norms = [
+        m
+        for module in modules
+        for m in module.modules()
+        if getattr(m, "track_running_stats", False) and getattr(m, "running_mean", None) is not None
+    ]
+    saved = [
+        (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+        for m in norms
+    ]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, (mean, var, count) in zip(norms, saved, strict=True):
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)

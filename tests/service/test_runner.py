@@ -121,6 +121,10 @@ def test_cancel_while_running_then_retry_resumes(settings) -> None:
         second.mlflow_run_id, "train/strong/loss"
     )
     assert history and min(m.step for m in history) > stopped_at
+    # ... and carries the spec's params and the tags like the first attempt's run
+    params = MlflowClient(settings.resolved_mlflow_uri()).get_run(second.mlflow_run_id).data
+    assert params.params["batch_size"] == "32" and params.tags["igm.attempt"] == "2"
+    assert params.tags["spec_hash"] == second.spec_hash
 
 
 def test_runtime_failure_is_recorded_with_traceback(settings) -> None:

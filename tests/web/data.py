@@ -14,16 +14,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from igm_core.spec import resolve_spec
 from server import crud
 from server.settings import Settings
+from tests.specs import schedule_kind
 
 WORKER = "tests@dashboard"
 
 
 def spec(name: str, **changes: Any) -> dict[str, Any]:
+    method = changes.get("method", {"name": "igm"})
+    staged = schedule_kind(method["name"], method.get("params")) == "stages"
     base = {
         "name": name,
         "dataset": {"name": "synthetic"},
         "method": {"name": "igm"},
-        "schedule": {"stage_epochs": [2, 2]},
+        "schedule": {"stage_epochs": [2, 2]} if staged else {"epochs": 2},
     }
     return {**base, **changes}
 

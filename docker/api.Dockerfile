@@ -1,0 +1,20 @@
+# IGM Lab API image: the API with its dashboard, and the MLflow tracking server (docker-compose.yml
+# runs both from it). No torch: `pip install ".[server]"`.
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends curl \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml setup.py README.md ./
+COPY build_backend build_backend
+COPY igm_core igm_core
+COPY server server
+COPY worker worker
+COPY igm_client igm_client
+COPY launcher launcher
+COPY web web
+COPY alembic alembic
+COPY alembic.ini ./
+COPY configs configs
+RUN pip install --no-cache-dir ".[server]" \
+    && ! python -c "import torch" 2>/dev/null
+ENV IGM_DATA_DIR=/data PYTHONUNBUFFERED=1
