@@ -43,6 +43,7 @@ HASH_NEUTRAL: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("method", "params", "fusion_weights"), None),
     (("schedule", "stage_init"), "last"),
     (("optimizer", "lr_step_timing"), "after_epoch"),
+    (("dataset", "params", "augment"), "cpu"),
 )
 
 
