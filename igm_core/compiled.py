@@ -43,6 +43,9 @@ class CompiledStep:
         self.step, self.model, self.mode = step, model, mode
         self.modules = list(model.encoders.values())
         self.active = True
+        # SAM takes a second gradient through a retained graph (retain_graph=True), which the
+        # compiled backward's donated buffers forbid
+        torch._functorch.config.donated_buffer = False
         for module in self.modules:
             module.compile(mode=MODES[mode], dynamic=False, backend=backend)
 
