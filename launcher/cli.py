@@ -1,6 +1,6 @@
 """The `igm` entry point: one command line for the service, the client and the library.
 
-- service: `igm up` (API and a worker on this machine), `igm worker`, `igm db`;
+- service: `igm up` (API and a worker on this machine), `igm worker`, `igm db`, `igm token`;
 - `igm compare`: result.json files here, or experiments through the server (launcher.compare);
 - remote: submit, sweep, ls, show, cancel, retry, rm, logs, login, logout (igm_client.cli);
 - local: train, validate, prepare, export-features, methods, datasets, encoders
@@ -17,6 +17,7 @@ SERVICE = {
     "up": "start the service on this machine: API and a worker (embedded stores by default)",
     "worker": "run a worker (one per GPU: --gpu N) against the configured services",
     "db": "the service database schema: upgrade, check, current",
+    "token": "API tokens of the server: create --name NAME [--read-only], ls, revoke NAME",
 }
 RESULTS = {
     "compare": "seed statistics and paired differences: result.json files, or ids, --tag, --sweep",
@@ -39,6 +40,8 @@ def _service_entry(command: str) -> Callable[[list[str]], int]:
         from launcher.compare import main
     elif command == "worker":
         from worker.__main__ import main
+    elif command == "token":
+        from launcher.tokens import main
     else:
         from launcher.db import main
     return main

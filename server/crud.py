@@ -54,6 +54,7 @@ def _experiment(
     max_attempts: int,
     sweep_id: str | None,
     sweep_values: dict[str, Any] | None = None,
+    submitted_by: str = "local",
 ) -> Experiment:
     now = utcnow()
     exp = Experiment(
@@ -68,6 +69,7 @@ def _experiment(
         queue=queue,
         sweep_id=sweep_id,
         sweep_values=sweep_values,
+        submitted_by=submitted_by,
         attempts=0,
         max_attempts=max_attempts,
         cancel_requested=False,
@@ -86,6 +88,7 @@ def create_experiment(
     tags: list[str] = (),
     queue: str,
     max_attempts: int,
+    submitted_by: str = "local",
 ) -> Experiment:
     exp = _experiment(
         spec,
@@ -94,6 +97,7 @@ def create_experiment(
         queue=queue,
         max_attempts=max_attempts,
         sweep_id=None,
+        submitted_by=submitted_by,
     )
     session.add(exp)
     session.commit()
@@ -113,6 +117,7 @@ def create_sweep(
     max_attempts: int,
     random: dict[str, Any] | None = None,
     values: list[dict[str, Any]] | None = None,
+    submitted_by: str = "local",
 ) -> tuple[Sweep, list[Experiment]]:
     """One experiment per spec, grouped under a new sweep, committed together; `values` are the
     swept values of each point, kept with its experiment."""
@@ -136,6 +141,7 @@ def create_sweep(
             max_attempts=max_attempts,
             sweep_id=sweep.id,
             sweep_values=point,
+            submitted_by=submitted_by,
         )
         for s, point in zip(specs, values or [None] * len(specs), strict=True)
     ]
@@ -238,6 +244,7 @@ SUMMARY_COLUMNS = (
     Experiment.sweep_id,
     Experiment.sweep_values,
     Experiment.attempts,
+    Experiment.submitted_by,
     Experiment.progress,
     Experiment.summary,
     Experiment.created_at,
@@ -378,6 +385,17 @@ def orphans(session: Session, *, stale_after_s: float, queued: bool = True) -> l
     return list(session.scalars(q))
 
 
+def queued_since(session: Session, *, older_than_s: float) -> list[Experiment]:
+    """Queued rows unchanged for older_than_s (no worker claimed them), oldest first."""
+    before = utcnow() - timedelta(seconds=older_than_s)
+    q = (
+        select(Experiment)
+        .where(Experiment.status == QUEUED, Experiment.updated_at < before)
+        .order_by(Experiment.created_at)
+    )
+    return list(session.scalars(q))
+
+
 def claim(
     session: Session, *, experiment_id: str, worker: str, stale_after_s: float
 ) -> Experiment | None:
@@ -450,10 +468,28 @@ def heartbeat(
     return bool(flag)
 
 
-def set_mlflow_run(session: Session, *, experiment_id: str, run_id: str) -> None:
-    session.execute(
-        update(Experiment).where(Experiment.id == experiment_id).values(mlflow_run_id=run_id)
-    )
+def set_mlflow_run(
+    session: Session,
+    *,
+    experiment_id: str,
+    run_id: str,
+    attempt: int | None = None,
+    from_step: int | None = 0,
+) -> None:
+    """The run of this attempt: the row's current run, appended to its attempt runs (or, for an
+    attempt already listed, its from_step updated: the step its checkpoint resumed from)."""
+    exp = session.get(Experiment, experiment_id, with_for_update=True)
+    if exp is None:
+        return
+    runs = [dict(r) for r in exp.attempt_runs or []]
+    if not runs and exp.mlflow_run_id and exp.mlflow_run_id != run_id:
+        runs.append({"attempt": None, "run_id": exp.mlflow_run_id, "from_step": 0})
+    mine = next((r for r in runs if r["run_id"] == run_id), None)
+    if mine is None:
+        runs.append({"attempt": attempt, "run_id": run_id, "from_step": from_step})
+    else:
+        mine["from_step"] = from_step
+    exp.mlflow_run_id, exp.attempt_runs = run_id, runs
     session.commit()
 
 

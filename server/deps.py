@@ -92,3 +92,13 @@ def sweep_id(session: Session, given: str | None) -> str | None:
 
 
 ExperimentDep = Annotated[Experiment, Depends(get_experiment)]
+
+
+def get_experiment_row(exp: ExperimentDep, session: SessionDep) -> Experiment:
+    """The experiment, with the request's database connection released: for routes that go on
+    to call MLflow, which may be slow or down (the row stays readable, detached)."""
+    session.close()
+    return exp
+
+
+ExperimentRowDep = Annotated[Experiment, Depends(get_experiment_row)]

@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import migrations, reconcile
+from server import auth, migrations, reconcile
 from server.db import session_factory
 from server.mlflow_reader import MlflowReader
 from server.queue import make_celery
@@ -96,6 +96,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+async def _page_auth(request: Request, _exc: Exception) -> HTMLResponse:
+    """A dashboard page without a usable token: the page that asks for one."""
+    return pages.sign_in_page(request)
+
+
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal server error"}, status_code=500)
@@ -107,7 +112,11 @@ def _lifespan(settings: Settings, check_schema: bool):
         url = settings.resolved_database_url()
         if check_schema:
             migrations.check_schema(url)
-        reader = MlflowReader(settings.resolved_mlflow_uri())
+        reader = MlflowReader(
+            settings.resolved_mlflow_uri(),
+            timeout_s=settings.mlflow_timeout_s,
+            threads=settings.mlflow_threads,
+        )
         local_store = reader.sqlite_path()
         if local_store is not None:  # the embedded store lives in the data directory
             local_store.parent.mkdir(parents=True, exist_ok=True)
@@ -138,9 +147,13 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
         lifespan=_lifespan(settings, check_schema),
         docs_url=None,  # /docs and /redoc come from server.routes.docs: vendored, no CDN
         redoc_url=None,
+        dependencies=[Depends(auth.check_access)],  # every route: tokens, when required
     )
+    app.state.settings = settings
+    app.state.rate_limiter = auth.RateLimiter(settings.write_rate_per_minute)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(auth.PageAuthRequired, _page_auth)
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(sweeps.router)
     app.include_router(live.router)  # before experiments: /experiments/changes is no id

@@ -5,16 +5,28 @@ on SQLite), so when the tracking URI is a database URI the histories and keys ar
 SQL query each from MLflow's `metrics` / `latest_metrics` tables over a raw DB-API cursor. Other
 URIs (an MLflow server over http(s), file stores) go through MlflowClient. mlflow itself is
 imported lazily: `import mlflow` costs about a second and most requests never need it.
+
+Outages: routes call the store through `await reader.call(fn, ...)`, which runs the call on a small
+pool of threads of its own (never the pool that serves every other route) and gives up after
+`timeout_s` with MlflowUnavailable (the routes answer 503). After a failure the store counts as
+down for a moment (`RETRY_AFTER_S`): calls then fail at once instead of piling up. HTTP calls of
+MlflowClient are bounded too (one try, `timeout_s` seconds), so a dead server frees its threads.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import os
 import posixpath
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -27,6 +39,8 @@ DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 MAX_ARTIFACTS = 10_000
 CACHE_ENTRIES = 512  # downsampled histories (about 1,000 points each) kept by MlflowReader
 NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "ENDPOINT_NOT_FOUND")
+RETRY_AFTER_S = 2.0  # after a failed call, the store counts as down this long
+T = TypeVar("T")
 
 
 # server.downsample's contract in SQL: points numbered i = 0..n-1 in step order; the first and
@@ -88,15 +102,44 @@ def _sqlalchemy_url(uri: str) -> str:
 class MlflowReader:
     """Reads runs of one tracking store; safe to share between request threads."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, *, timeout_s: float = 10.0, threads: int = 8) -> None:
         self.tracking_uri = tracking_uri
         self.scheme = _scheme(tracking_uri)
+        self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._engine: Any = None
         self._client: Any = None
         self._cache: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
         # SQL buckets on server databases; on SQLite reading the points is faster (see below)
         self.sql_downsample = self.is_database and self.scheme != "sqlite"
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="mlflow-reader")
+        self._down_until = 0.0
+        self._down_reason = ""
+
+    # --------------------------------------------------------------------------- bounded calls
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` (a method of this reader) on the reader's own threads, within
+        timeout_s; MlflowUnavailable when the store fails, is slow, or failed a moment ago."""
+        if time.monotonic() < self._down_until:
+            raise MlflowUnavailable(f"the MLflow store is unavailable: {self._down_reason}")
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        try:
+            # a call still waiting for a thread is dropped when the request gives up
+            return await asyncio.wait_for(future, self.timeout_s)
+        except TimeoutError:
+            self._mark_down(f"no answer within {self.timeout_s:g} s")
+            raise MlflowUnavailable(
+                f"the MLflow store did not answer within {self.timeout_s:g} s"
+            ) from None
+        except MlflowUnavailable as err:
+            self._mark_down(str(err)[:300])
+            raise
+
+    def _mark_down(self, reason: str) -> None:
+        self._down_until = time.monotonic() + RETRY_AFTER_S
+        self._down_reason = reason
 
     # --------------------------------------------------------------------------- plumbing
 
@@ -121,12 +164,24 @@ class MlflowReader:
             if self._engine is None:
                 from sqlalchemy import create_engine
 
-                self._engine = create_engine(_sqlalchemy_url(self.tracking_uri), pool_pre_ping=True)
+                url = _sqlalchemy_url(self.tracking_uri)
+                # a database that does not answer fails the connection within the timeout
+                args = {"connect_timeout": max(1, round(self.timeout_s))}
+                self._engine = create_engine(
+                    url,
+                    pool_pre_ping=True,
+                    connect_args=args if url.startswith("postgresql") else {},
+                )
             return self._engine
 
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
+                if self.scheme in ("http", "https"):
+                    # read at every request by MlflowClient; this process only reads from the
+                    # server: one try per call, bounded, rather than 7 retries over minutes
+                    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, round(self.timeout_s)))
+                    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
                 from mlflow.tracking import MlflowClient
 
                 self._client = MlflowClient(self.tracking_uri)
@@ -213,7 +268,6 @@ class MlflowReader:
         key: str,
         max_points: int,
         after_step: int | None = None,
-        generation: Any = None,
     ) -> tuple[list[int], list[float], int] | None:
         """server.downsample.downsample of metric_history, and the points in the full history;
         None as metric_history.
@@ -223,12 +277,12 @@ class MlflowReader:
         key instead of ~50 ms. On SQLite the same SQL ran 4-5x slower than reading the points
         (SQLite sorts the windows in the API process), so there the points are read and
         downsampled here (`sql_downsample` chooses). Whole histories (no after_step) of a
-        database store are cached per (run, key, max_points, generation): the caller's
-        `generation` changes when a run may rewrite old steps (a new attempt), and the key's row
-        in MLflow's latest_metrics, one primary-key read, says whether points were added."""
+        database store are cached per (run, key, max_points): a run only grows (a resumed
+        attempt logs into a run of its own, server.attempts), and the key's row in MLflow's
+        latest_metrics, one primary-key read, says whether points were added since."""
         if self._store_missing():
             return None
-        cacheable = after_step is None and generation is not None and self._sql_supported()
+        cacheable = after_step is None and self._sql_supported()
         if cacheable:
             probe = self._query(
                 "SELECT step, timestamp, value, is_nan FROM latest_metrics "
@@ -238,7 +292,7 @@ class MlflowReader:
             if not probe:
                 return None
             token = tuple(probe[0])
-            ckey = (run_id, key, max_points, generation)
+            ckey = (run_id, key, max_points)
             with self._lock:
                 hit = self._cache.get(ckey)
                 if hit is not None and hit[0] == token:
@@ -374,6 +428,7 @@ class MlflowReader:
         return Path(local)
 
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()

@@ -62,7 +62,12 @@ class Experiment(Base):
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
-    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))  # the latest attempt's
+    # the API token's name, or "local" on a server that runs without tokens
+    submitted_by: Mapped[str | None] = mapped_column(String(64), index=True)
+    # every attempt's run: [{"attempt": n, "run_id": ..., "from_step": the step it resumed from
+    # (0: from the start; None: not known yet, nothing logged)}], in attempt order
+    attempt_runs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
@@ -82,6 +87,12 @@ class Experiment(Base):
     def tag_names(self) -> list[str]:
         return [t.tag for t in self.tags]
 
+    def runs(self) -> list[tuple[str, int | None]]:
+        """(MLflow run id, step it resumed from) of each attempt that has a run, in order."""
+        if self.attempt_runs:
+            return [(r["run_id"], r.get("from_step")) for r in self.attempt_runs]
+        return [(self.mlflow_run_id, 0)] if self.mlflow_run_id else []
+
 
 class ExperimentTag(Base):
     __tablename__ = "experiment_tags"
@@ -90,3 +101,17 @@ class ExperimentTag(Base):
         ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
     )
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class ApiToken(Base):
+    """An API token: only the SHA-256 of its secret is kept (the secret is shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -72,6 +72,19 @@ def send_run(app: Celery, *, experiment_id: str, queue: str, priority: int) -> N
     )
 
 
+def waiting(app: Celery, queue: str) -> int:
+    """How many messages wait in the broker's queue (0 when the broker does not know the queue,
+    e.g. a Redis restarted empty); raises when the broker cannot be reached."""
+    from kombu.exceptions import ChannelError
+
+    with app.connection_for_read() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=2.0)
+        try:
+            return int(conn.default_channel.queue_declare(queue=queue, passive=True)[1])
+        except ChannelError:
+            return 0
+
+
 def enqueue(celery: Celery, experiments: Sequence[Any]) -> str | None:
     """Send one task per (committed) experiment; a warning when the broker refused."""
     for i, exp in enumerate(experiments):

@@ -3,48 +3,92 @@
 The broker carries only ids. A message is lost when the broker restarts without persistence, and a
 running experiment's message sits unacknowledged when its worker dies (Redis redelivers it only
 after the visibility timeout, which is days for long GPU jobs). The API re-sends, at start, the ids
-of queued rows and of running rows whose worker went silent, then every `reconcile_s` seconds the
-latter. Duplicates are harmless: a worker that cannot claim a row skips it.
+of queued rows and of running rows whose worker went silent; then every `reconcile_s` seconds the
+latter, and the queued rows no worker claimed for `requeue_queued_after_s` when their queue in the
+broker holds fewer messages than there are such rows (so a long, healthy backlog is not sent
+again and again; a loss hidden by newer messages shows once those rows are old too).
+Duplicates are harmless: a worker that cannot claim a row skips it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from server import crud
-from server.queue import send_run
+from server.models import Experiment
+from server.queue import send_run, waiting
 from server.settings import Settings
 
 logger = logging.getLogger("server.reconcile")
 
 
-def requeue(
-    settings: Settings, sessions: sessionmaker[Session], celery: Celery, *, queued: bool
-) -> int:
-    """Send the ids of orphaned rows again; returns how many were sent."""
-    with sessions() as s:
-        rows = crud.orphans(s, stale_after_s=settings.stale_after_s, queued=queued)
+def _send(celery: Celery, rows: list[Experiment], why: str) -> int:
     for exp in rows:
         send_run(celery, experiment_id=exp.id, queue=exp.queue, priority=exp.priority)
     if rows:
-        logger.warning(
-            "sent %d experiment id(s) again: %s", len(rows), ", ".join(e.id for e in rows[:10])
-        )
+        ids = ", ".join(e.id for e in rows[:10])
+        logger.warning("sent %d experiment id(s) again (%s): %s", len(rows), why, ids)
     return len(rows)
+
+
+def requeue(
+    settings: Settings, sessions: sessionmaker[Session], celery: Celery, *, queued: bool
+) -> int:
+    """Send the ids of orphaned rows again (with queued=True every queued row); returns how many
+    were sent."""
+    with sessions() as s:
+        rows = crud.orphans(s, stale_after_s=settings.stale_after_s, queued=queued)
+    return _send(celery, rows, "worker lost" if not queued else "start-up")
+
+
+def requeue_unclaimed(settings: Settings, sessions: sessionmaker[Session], celery: Celery) -> int:
+    """Re-send queued rows unclaimed for requeue_queued_after_s, per queue whose broker queue
+    holds fewer messages than there are such rows; returns how many were sent."""
+    with sessions() as s:
+        stale = crud.queued_since(s, older_than_s=settings.requeue_queued_after_s)
+    by_queue: dict[str, list[Experiment]] = defaultdict(list)
+    for exp in stale:
+        by_queue[exp.queue].append(exp)
+    sent = 0
+    for queue, rows in by_queue.items():
+        if waiting(celery, queue) < len(rows):
+            sent += _send(celery, rows, f"unclaimed, broker queue {queue!r} short")
+    return sent
+
+
+def lost_messages(
+    settings: Settings, sessions: sessionmaker[Session], celery: Celery
+) -> str | None:
+    """What /health reports when the broker lost messages: rows queued for broker_lost_after_s
+    while their broker queue is empty; None when there are none."""
+    with sessions() as s:
+        old = crud.queued_since(s, older_than_s=settings.broker_lost_after_s)
+    queues = sorted({e.queue for e in old})
+    empty = [q for q in queues if waiting(celery, q) == 0]
+    if not empty:
+        return None
+    n = sum(1 for e in old if e.queue in empty)
+    return (
+        f"{n} experiment(s) queued for over {settings.broker_lost_after_s:g} s while the broker "
+        f"queue(s) {', '.join(empty)} are empty: messages were lost (the API re-sends them)"
+    )
 
 
 async def reconcile_forever(
     settings: Settings, sessions: sessionmaker[Session], celery: Celery
 ) -> None:
-    """At start: queued and lost rows; then every reconcile_s seconds: lost rows."""
+    """At start: queued and lost rows; then every reconcile_s seconds: lost and unclaimed rows."""
     queued = True
     while True:
         try:
             await asyncio.to_thread(requeue, settings, sessions, celery, queued=queued)
+            if not queued:
+                await asyncio.to_thread(requeue_unclaimed, settings, sessions, celery)
             queued = False
         except Exception:  # the database or broker may be down for a while: try again later
             logger.exception("re-sending orphaned experiments failed")

@@ -48,6 +48,9 @@ class ExperimentSummaryPublic(BaseModel):
         None, description="for a sweep's experiment: the swept keys and their values"
     )
     attempts: int
+    submitted_by: str | None = Field(
+        None, description='the API token\'s name, or "local" on a server without tokens'
+    )
     progress: dict[str, Any] | None = Field(
         description="as the worker last wrote it: stage, n_stages, epoch, epochs, step, "
         "total_steps, fraction, eta_s (seconds left), val_acc, ..."

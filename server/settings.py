@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(14 * 24 * 3600, ge=60)
     broker_poll_s: float = Field(0.1, gt=0, description="embedded broker polling interval")
     worker_max_tasks_per_child: int = Field(1, ge=1)
+    require_tokens: bool = Field(
+        False, description="lab mode: every write needs an API token (igm token create)"
+    )
+    public_reads: bool = Field(False, description="with require_tokens: reads (GET) need no token")
+    write_rate_per_minute: int = Field(
+        120, ge=1, le=1_000_000, description="writes one API token may make per minute (429)"
+    )
     mlflow_ui_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s<>\"']{1,500}$",

@@ -177,7 +177,8 @@ def test_mlflow_round_trip(store, tmp_path: Path) -> None:
     tracker.finish()
     tracker.finish()  # idempotent
 
-    assert caller_s < 1.0, f"log_metrics took {caller_s:.3f} s of caller time for 3,000 values"
+    # a guard, not a speed figure: a call that waited for the store would take far longer
+    assert caller_s < 5.0, f"log_metrics took {caller_s:.3f} s of caller time for 3,000 values"
     assert sum(counting.metric_batches) == 3000
     assert max(counting.metric_batches) <= 1000 and len(counting.metric_batches) <= 30
     client = mlflow_tracking.MlflowClient(uri)
@@ -248,7 +249,7 @@ def test_locked_store_keeps_the_data(store) -> None:
         start = time.perf_counter()
         for step in range(500):
             tracker.log_metrics({"a": float(step), "b": -float(step)}, step)
-        assert time.perf_counter() - start < 1.0
+        assert time.perf_counter() - start < 5.0  # the lock waits 30 s: these calls did not
         time.sleep(0.5)
         assert not tracker.flush(timeout=0.1)  # still waiting, nothing lost
     finally:
@@ -296,7 +297,7 @@ def test_store_down_after_start(store, caplog) -> None:
         start = time.perf_counter()
         for step in range(1000):  # 3,000 values, more than max_queue
             tracker.log_metrics({"a": 1.0, "b": 2.0, "c": 3.0}, step)
-        assert time.perf_counter() - start < 1.0
+        assert time.perf_counter() - start < 5.0  # the store's client retries for minutes
         assert tracker.dropped >= 1000
         start = time.perf_counter()
         tracker.finish(timeout=2)

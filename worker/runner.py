@@ -2,13 +2,20 @@
 
 Tests call `run` directly (never through Celery's eager mode). The spec stored in the row is the
 resolved one: it is rebuilt without reading any data file. Progress and cancel go through
-worker.bridge.
+worker.bridge, which heartbeats from the claim on.
+
+MLflow: a run that starts while the store is unreachable waits for it (backoff up to 30 s,
+heartbeating, cancellable) for `mlflow_start_wait_s` before failing; once started, the tracker
+buffers and retries on its own. Each attempt logs to a run of its own, recorded in the row with
+the step it resumed from (server.attempts stitches them); the run of an earlier attempt whose
+worker died (still RUNNING) is ended as KILLED.
 """
 
 from __future__ import annotations
 
 import logging
 import subprocess
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -17,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server import crud
 from server.db import session_factory
-from server.models import CANCELLED, FAILED, SUCCEEDED
+from server.models import CANCELLED, FAILED, SUCCEEDED, Experiment
 from server.settings import Settings
 from worker.bridge import Bridge
 
@@ -71,10 +78,11 @@ def run(experiment_id: str, *, settings: Settings, worker: str) -> str:
 
 
 def _train(
-    exp: Any, settings: Settings, sessions: sessionmaker[Session], worker: str
+    exp: Experiment, settings: Settings, sessions: sessionmaker[Session], worker: str
 ) -> tuple[str, dict[str, Any] | None, str | None, str | None]:
     from pydantic import ValidationError
 
+    from igm_core.events import Resumed
     from igm_core.spec import ResolvedSpec
     from igm_core.tracking import MlflowTracker
     from igm_core.trainer import train
@@ -93,23 +101,51 @@ def _train(
     }
     if commit := git_commit():
         tags["git.commit"] = commit
-    tracker = MlflowTracker(
-        settings.resolved_mlflow_uri(),
-        settings.project,
-        run_name=f"{exp.name} #{exp.attempts}",
-        tags=tags,
-        artifact_location=settings.mlflow_artifact_root(),
-    )
-    with sessions() as s:
-        crud.set_mlflow_run(s, experiment_id=exp.id, run_id=tracker.run_id)
+    ckpt = settings.runs_dir() / exp.id / "checkpoint.pt"
+    # 0: this attempt starts from scratch; None until the trainer says where it resumed
+    from_step = None if ckpt.exists() else 0
+    earlier = [run_id for run_id, _ in exp.runs()]
     with Bridge(sessions, exp.id, worker, settings.heartbeat_s) as bridge:
         bridge.beat()
+        tracker = _start_tracker(
+            lambda: MlflowTracker(
+                settings.resolved_mlflow_uri(),
+                settings.project,
+                run_name=f"{exp.name} #{exp.attempts}",
+                tags=tags,
+                artifact_location=settings.mlflow_artifact_root(),
+                # a run that ends during an outage waits for MLflow as long as a start would
+                finish_timeout=max(30.0, settings.mlflow_start_wait_s),
+            ),
+            settings.mlflow_start_wait_s,
+            bridge,
+        )
+        if tracker is None:
+            return CANCELLED, None, None, None
+        with sessions() as s:
+            crud.set_mlflow_run(
+                s, experiment_id=exp.id, run_id=tracker.run_id, attempt=exp.attempts,
+                from_step=from_step,
+            )  # fmt: skip
+        for run_id in earlier:  # an earlier attempt's worker died with its run open
+            if tracker.end_other_run(run_id, "KILLED"):
+                log.warning("ended MLflow run %s of an earlier attempt as KILLED", run_id)
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, Resumed):  # before this attempt logs any metric
+                with sessions() as s:
+                    crud.set_mlflow_run(
+                        s, experiment_id=exp.id, run_id=tracker.run_id, attempt=exp.attempts,
+                        from_step=event.step,
+                    )  # fmt: skip
+            bridge.on_event(event)
+
         result = train(
             spec,
             out_dir=settings.runs_dir() / exp.id,
             tracker=tracker,
             should_stop=bridge.should_stop,
-            on_event=bridge.on_event,
+            on_event=on_event,
         )
     if result.status == "stopped":
         return CANCELLED, None, None, None
@@ -121,3 +157,23 @@ def _train(
         "run": r["run"],
     }
     return SUCCEEDED, summary, None, None
+
+
+def _start_tracker(make: Any, wait_s: float, bridge: Bridge) -> Any:
+    """make() until the MLflow store answers: backoff from 1 s to 30 s, for wait_s seconds at
+    most (then its error is raised); None when a cancel is requested meanwhile."""
+    from igm_core.tracking import TrackerError
+
+    deadline, delay = time.monotonic() + wait_s, 1.0
+    while True:
+        try:
+            return make()
+        except TrackerError as err:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            log.warning("MLflow is not reachable (%s); trying again in %.0f s", err, delay)
+        bridge.cancel.wait(min(delay, left))
+        if bridge.should_stop():
+            return None
+        delay = min(delay * 2, 30.0)

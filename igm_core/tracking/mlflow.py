@@ -150,6 +150,18 @@ class MlflowTracker:
         tags = {mlflow_key(k): str(v)[:_MAX_TAG_VALUE_LEN] for k, v in (tags or {}).items()}
         return client.create_run(experiment_id, tags=tags, run_name=run_name).info.run_id
 
+    def end_other_run(self, run_id: str, status: str = "KILLED") -> bool:
+        """Mark another run of this store `status` if it is still RUNNING (an earlier attempt
+        whose process died); True when it was ended. Synchronous; never raises."""
+        try:
+            if self._client.get_run(run_id).info.status != "RUNNING":
+                return False
+            self._client.set_terminated(run_id, status=status)
+            return True
+        except Exception as exc:
+            logger.warning("could not end MLflow run %s as %s: %s", run_id, status, exc)
+            return False
+
     # --- called by the training side: cheap, never raise --------------------------------------
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:

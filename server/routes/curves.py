@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from starlette.concurrency import run_in_threadpool
 
 from igm_core.compare import group_runs
 from igm_core.compare.report import Run
-from server import curves, queries
+from server import attempts, curves, queries
 from server.deps import MlflowDep, SessionDep
 from server.inputs import no_nul, unprocessable
-from server.mlflow_reader import MlflowUnavailable
+from server.mlflow_reader import MlflowReader, MlflowUnavailable
+from server.models import Experiment
 from server.schemas import CurveGroup, CurveRun, CurvesPublic
 
 router = APIRouter(tags=["compare"])
@@ -32,7 +34,7 @@ def _default_keys(keys: list[str]) -> list[str]:
 
 
 @router.get("/compare/curves", response_model=CurvesPublic)
-def compare_curves(
+async def compare_curves(
     session: SessionDep,
     reader: MlflowDep,
     ids: Annotated[
@@ -63,35 +65,14 @@ def compare_curves(
     )
     if len(asked) > MAX_CURVE_KEYS:
         raise unprocessable("query.keys", f"at most {MAX_CURVE_KEYS} keys, got {len(asked)}")
-    exps, matched = queries.runs_with_metrics(session, ids=wanted, tag=tag, sweep_id=sweep)
+    exps, matched = await run_in_threadpool(
+        queries.runs_with_metrics, session, ids=wanted, tag=tag, sweep_id=sweep
+    )
+    await run_in_threadpool(session.close)  # MLflow may be slow: hold no database connection
     try:
-        run_keys = {e.id: set(reader.metric_keys(e.mlflow_run_id)) for e in exps}
-        every = sorted(set().union(*run_keys.values())) if run_keys else []
-        shown = asked or _default_keys(every)
-        groups = group_runs(Run(Path(e.id), {"spec": e.spec}) for e in exps)
-        by_id = {e.id: e for e in exps}
-        out = []
-        for g in groups:
-            members = [by_id[str(r.path)] for r in g.runs]
-            bands = {}
-            for key in shown:
-                histories = [
-                    h
-                    for e in members
-                    if key in run_keys[e.id]
-                    and (h := reader.metric_history(e.mlflow_run_id, key)) is not None
-                ]
-                bands[key] = curves.band(histories, max_points)
-            out.append(
-                CurveGroup(
-                    label=g.label,
-                    method=g.spec.get("method", {}).get("name"),
-                    dataset=g.spec.get("dataset", {}).get("name"),
-                    ids=[e.id for e in members],
-                    seeds=sorted({r.seed for r in g.runs}),
-                    curves=bands,
-                )
-            )
+        every, shown, groups, out = await reader.call(
+            _curve_groups, reader, exps, asked, max_points
+        )
     except MlflowUnavailable as err:
         raise HTTPException(status_code=503, detail=str(err)) from None
     label_of = {str(r.path): g.label for g in groups for r in g.runs}
@@ -109,3 +90,38 @@ def compare_curves(
         matched=matched,
         spec_differences=curves.spec_differences([e.spec for e in exps]),
     )
+
+
+def _curve_groups(
+    reader: MlflowReader, exps: list[Experiment], asked: list[str], max_points: int
+) -> tuple[list[str], list[str], list, list[CurveGroup]]:
+    """Every key, the keys shown, the seed groups and their curves (MLflow calls: run through
+    MlflowReader.call). A resumed experiment's histories are stitched across its attempts."""
+    run_keys = {e.id: set(attempts.metric_keys(reader, e.runs())) for e in exps}
+    every = sorted(set().union(*run_keys.values())) if run_keys else []
+    shown = asked or _default_keys(every)
+    groups = group_runs(Run(Path(e.id), {"spec": e.spec}) for e in exps)
+    by_id = {e.id: e for e in exps}
+    out = []
+    for g in groups:
+        members = [by_id[str(r.path)] for r in g.runs]
+        bands = {}
+        for key in shown:
+            histories = [
+                h
+                for e in members
+                if key in run_keys[e.id]
+                and (h := attempts.metric_history(reader, e.runs(), key)) is not None
+            ]
+            bands[key] = curves.band(histories, max_points)
+        out.append(
+            CurveGroup(
+                label=g.label,
+                method=g.spec.get("method", {}).get("name"),
+                dataset=g.spec.get("dataset", {}).get("name"),
+                ids=[e.id for e in members],
+                seeds=sorted({r.seed for r in g.runs}),
+                curves=bands,
+            )
+        )
+    return every, shown, groups, out

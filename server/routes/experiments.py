@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from igm_core.spec import SpecError, apply_overrides
-from server import crud, fastjson, run_dirs
+from server import auth, crud, fastjson, run_dirs
 from server.deps import (
     CeleryDep,
     ExperimentDep,
@@ -58,6 +58,7 @@ SPEC_BODY = {
 
 @router.post("", status_code=201, response_model=ExperimentCreated, openapi_extra=SPEC_BODY)
 def create_experiment(
+    request: Request,
     raw: SpecBodyDep,
     session: SessionDep,
     settings: SettingsDep,
@@ -90,6 +91,7 @@ def create_experiment(
         tags=tag_list,
         queue=queue,
         max_attempts=settings.max_attempts,
+        submitted_by=auth.submitter(request),
     )
     warning = enqueue(celery, [exp])
     twins = crud.twins(session, spec_hash=exp.spec_hash, exclude_id=exp.id)

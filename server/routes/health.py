@@ -1,12 +1,14 @@
 """GET /health: can the service reach its database, its broker and its MLflow store?
 
-200 with status "ok" when all three answer, 503 with status "degraded" otherwise; each part says
-what it found. Every check is bounded by a short timeout so that a dead dependency cannot hang
-the probe for long.
+200 with status "ok" when all three answer (and the broker has not lost the messages of
+experiments queued long ago: server.reconcile.lost_messages), 503 with status "degraded"
+otherwise; each part says what it found. Every check is bounded by a short timeout so that a
+dead dependency cannot hang the probe for long.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -18,14 +20,15 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from server import migrations
-from server.db import get_engine
+from server import migrations, reconcile
+from server.db import get_engine, session_factory
 from server.deps import CeleryDep, MlflowDep, SettingsDep
 from server.mlflow_reader import MlflowReader
 from server.schemas import CheckPublic, HealthPublic
 from server.settings import Settings
 
 router = APIRouter(tags=["health"])
+logger = logging.getLogger("server.health")
 
 TIMEOUT_S = 2.0
 
@@ -66,6 +69,14 @@ def check_broker(celery: Celery, settings: Settings) -> CheckPublic:
             where = conn.as_uri()
     except Exception as exc:
         return CheckPublic(ok=False, detail=f"cannot reach {_redact(url)}: {_first_line(exc)}")
+    try:
+        sessions = session_factory(settings.resolved_database_url())
+        lost = reconcile.lost_messages(settings, sessions, celery)
+    except Exception as exc:  # the database check reports a database that is down
+        logger.warning("could not compare the queues with the table: %s", exc)
+        lost = None
+    if lost:
+        return CheckPublic(ok=False, detail=lost)
     return CheckPublic(ok=True, detail=f"connected to {where}")
 
 

@@ -10,15 +10,15 @@ request, so the feed is polled with fetch rather than EventSource.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query
 
 from server import crud, timeline
-from server.deps import ExperimentDep, MlflowDep, SessionDep, SettingsDep
+from server.deps import ExperimentRowDep, MlflowDep, SessionDep, SettingsDep
 from server.inputs import check_choice, no_nul, unprocessable
-from server.mlflow_reader import MlflowUnavailable
+from server.mlflow_reader import MlflowReader, MlflowUnavailable
 from server.models import STATUSES
 from server.schemas import ChangesPublic, ExperimentSummaryPublic, TimelinePublic
 
@@ -93,12 +93,12 @@ def _mlflow_url(base: str | None, experiment_id: str | None, run_id: str) -> str
 
 
 @router.get("/{experiment_id}/timeline", response_model=TimelinePublic)
-def experiment_timeline(
-    exp: ExperimentDep, reader: MlflowDep, settings: SettingsDep
+async def experiment_timeline(
+    exp: ExperimentRowDep, reader: MlflowDep, settings: SettingsDep
 ) -> TimelinePublic:
     """The experiment's stages (modalities trained, step ranges), the step at each epoch's end,
     and its clock (steps -> seconds since its first point); estimated ranges where the run has
-    not reached them yet."""
+    not reached them yet. 503 when MLflow does not answer within the configured timeout."""
     run_id = exp.mlflow_run_id
     total = (exp.progress or {}).get("total_steps")
     ends: list[int] = []
@@ -106,14 +106,10 @@ def experiment_timeline(
     info = None
     if run_id:
         try:
-            points = reader.metric_times(run_id, timeline.EPOCH_KEY)
-            ends = [step for step, _ in points]
-            for key in reader.metric_keys(run_id):
-                if key.startswith(CLOCK_KEYS):
-                    points += reader.metric_times(run_id, key, last_only=True)
-            info = reader.run_info(run_id)
+            points, epochs, info = await reader.call(_run_clock, reader, run_id)
         except MlflowUnavailable as err:
             raise HTTPException(status_code=503, detail=str(err)) from None
+        ends = [step for step, _ in points[:epochs]]
     plan = timeline.build(exp.spec, ends, total if isinstance(total, int) else None)
     clock = timeline.clock(points, info["start_time"] if info else None)
     experiment_id = info["experiment_id"] if info else None
@@ -123,3 +119,16 @@ def experiment_timeline(
         mlflow_run_id=run_id,
         mlflow_url=_mlflow_url(settings.mlflow_ui_url, experiment_id, run_id) if run_id else None,
     )
+
+
+def _run_clock(
+    reader: MlflowReader, run_id: str
+) -> tuple[list[tuple[int, int]], int, dict[str, Any] | None]:
+    """The (step, ms) points of the epoch ends then each clock key's last point, how many of
+    them are epoch ends, and the run's info."""
+    points = reader.metric_times(run_id, timeline.EPOCH_KEY)
+    epochs = len(points)
+    for key in reader.metric_keys(run_id):
+        if key.startswith(CLOCK_KEYS):
+            points += reader.metric_times(run_id, key, last_only=True)
+    return points, epochs, reader.run_info(run_id)

@@ -136,3 +136,9 @@ def compare_page(
         chosen=chosen,
         twin=f"/compare?{query}" if query else "/compare",
     )
+
+
+def sign_in_page(request: Request) -> HTMLResponse:
+    """401 for a page asked for without a usable token: its script asks for one (kept for the
+    browser session), then loads the page again with it."""
+    return _page(request, "sign_in.html", status_code=401, twin="/experiments")

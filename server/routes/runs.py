@@ -1,4 +1,10 @@
-"""An experiment's MLflow run: its metric histories (downsampled on the server) and artifacts."""
+"""An experiment's MLflow runs: its metric histories (downsampled on the server, stitched across
+attempts by server.attempts) and artifacts.
+
+These routes call MLflow, which may be slow or down: they release the database connection first
+(ExperimentRowDep), run their MLflow calls through MlflowReader.call (its own threads, a
+timeout) and answer 503 when MLflow does not answer; the other routes never wait for it.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +20,15 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from server.deps import ExperimentDep, MlflowDep
+from server import attempts
+from server.deps import ExperimentRowDep, MlflowDep
 from server.inputs import unprocessable
-from server.mlflow_reader import ArtifactIsDirectory, ArtifactNotFound, MlflowUnavailable
+from server.mlflow_reader import (
+    ArtifactIsDirectory,
+    ArtifactNotFound,
+    MlflowReader,
+    MlflowUnavailable,
+)
 from server.schemas import ArtifactsPublic, MetricKeysPublic, MetricSeries, MetricsPublic
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -42,8 +54,8 @@ def _series(steps: list[int], values: list[float], total: int) -> MetricSeries:
     response_model=MetricKeysPublic | MetricsPublic,
     responses={404: {"description": "unknown experiment or metric key"}},
 )
-def get_metrics(
-    exp: ExperimentDep,
+async def get_metrics(
+    exp: ExperimentRowDep,
     reader: MlflowDep,
     keys: Annotated[list[str] | None, Query(description="repeatable or comma-separated")] = None,
     max_points: Annotated[int, Query(ge=1, le=10_000)] = 1000,
@@ -54,39 +66,52 @@ def get_metrics(
     """Without keys: the run's metric keys. With keys: each history, downsampled on the server
     to at most max_points points (first, last and each bucket's min and max kept); with
     after_step, only the points logged at later steps (an open chart appends them; `total` then
-    counts those), and a key with none of them comes back empty rather than 404."""
+    counts those), and a key with none of them comes back empty rather than 404. An experiment
+    resumed by a later attempt shows each step once: the later attempt's values from the step it
+    resumed from on. 503 when MLflow does not answer within the configured timeout."""
     wanted = _split_keys(keys or [])
-    run_id = exp.mlflow_run_id
+    runs = exp.runs()
     try:
         if not wanted:
-            return MetricKeysPublic(keys=reader.metric_keys(run_id) if run_id else [])
-        metrics = {}
-        for key in wanted:
-            history = (
-                reader.metric_downsampled(run_id, key, max_points, after_step, exp.attempts)
-                if run_id
-                else None
-            )
-            if history is None and after_step is not None and run_id:
-                history = _EMPTY
-            if history is None:
-                raise HTTPException(
-                    status_code=404,
-                    detail=f"metric {key[:250]!r} not found for experiment {exp.id}",
-                )
-            metrics[key] = _series(*history)
+            found = await reader.call(attempts.metric_keys, reader, runs) if runs else []
+            return MetricKeysPublic(keys=found)
+        histories = await reader.call(_histories, reader, runs, wanted, max_points, after_step)
     except MlflowUnavailable as err:
         raise HTTPException(status_code=503, detail=str(err)) from None
+    metrics = {}
+    for key, history in zip(wanted, histories, strict=True):
+        if history is None and after_step is not None and runs:
+            history = _EMPTY
+        if history is None:
+            raise HTTPException(
+                status_code=404,
+                detail=f"metric {key[:250]!r} not found for experiment {exp.id}",
+            )
+        metrics[key] = _series(*history)
     return MetricsPublic(metrics=metrics)
 
 
+def _histories(
+    reader: MlflowReader,
+    runs: attempts.Runs,
+    keys: list[str],
+    max_points: int,
+    after_step: int | None,
+) -> list[attempts.Downsampled | None]:
+    if not runs:
+        return [None] * len(keys)
+    return [attempts.metric_downsampled(reader, runs, k, max_points, after_step) for k in keys]
+
+
 @router.get("/{experiment_id}/artifacts", response_model=ArtifactsPublic)
-def list_artifacts(exp: ExperimentDep, reader: MlflowDep, request: Request) -> ArtifactsPublic:
-    """Every file and folder the experiment's MLflow run holds, with download URLs."""
+async def list_artifacts(
+    exp: ExperimentRowDep, reader: MlflowDep, request: Request
+) -> ArtifactsPublic:
+    """Every file and folder the experiment's (latest) MLflow run holds, with download URLs."""
     if not exp.mlflow_run_id:
         return ArtifactsPublic(artifacts=[])
     try:
-        items = reader.list_artifacts(exp.mlflow_run_id)
+        items = await reader.call(reader.list_artifacts, exp.mlflow_run_id)
     except MlflowUnavailable as err:
         raise HTTPException(status_code=503, detail=str(err)) from None
     base = f"{request.scope.get('root_path', '')}/experiments/{exp.id}/artifacts/"
@@ -113,14 +138,14 @@ def _check_artifact_path(path: str) -> None:
     response_class=FileResponse,
     responses={400: {"description": "bad path or a folder"}, 404: {}},
 )
-def download_artifact(exp: ExperimentDep, reader: MlflowDep, path: str) -> FileResponse:
+async def download_artifact(exp: ExperimentRowDep, reader: MlflowDep, path: str) -> FileResponse:
     """One artifact file, as an attachment."""
     _check_artifact_path(path)
     if not exp.mlflow_run_id:
         raise HTTPException(status_code=404, detail=f"artifact {path!r} not found")
     tmp = tempfile.mkdtemp(prefix="igm-artifact-")
     try:
-        local = reader.download_artifact(exp.mlflow_run_id, path, Path(tmp))
+        local = await reader.call(reader.download_artifact, exp.mlflow_run_id, path, Path(tmp))
     except Exception as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, ArtifactNotFound):

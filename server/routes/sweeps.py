@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
 from igm_core import sweep
 from igm_core.spec import ResolvedSpec, SpecError
-from server import crud, queries
+from server import auth, crud, queries
 from server.deps import CeleryDep, SessionDep, SettingsDep
 from server.inputs import (
     check_queue,
@@ -56,7 +56,11 @@ def _sweep_specs(
 
 @router.post("/sweep", status_code=201, response_model=SweepPublic)
 def create_sweep(
-    body: SweepCreate, session: SessionDep, settings: SettingsDep, celery: CeleryDep
+    request: Request,
+    body: SweepCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    celery: CeleryDep,
 ) -> SweepPublic:
     """Expand a grid (and seeded random samples) over a base spec; validate every point before
     writing any; store them as one sweep and enqueue each."""
@@ -76,6 +80,7 @@ def create_sweep(
         tags=tags,
         queue=queue,
         max_attempts=settings.max_attempts,
+        submitted_by=auth.submitter(request),
     )
     warning = enqueue(celery, exps)
     twins = queries.twins_of(session, exps)

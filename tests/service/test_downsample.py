@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 
 import pytest
 
@@ -86,10 +85,8 @@ def test_rejects_bad_arguments() -> None:
         downsample([0, 1], [0.0], 5)
 
 
-def test_a_100k_history_takes_milliseconds() -> None:
+def test_a_100k_history_is_bounded() -> None:
     steps, values = _noisy(100_000)
-    start = time.perf_counter()
-    s, _ = downsample(steps, values, 1000)
-    elapsed = time.perf_counter() - start
-    assert len(s) <= 1000
-    assert elapsed < 0.5, f"{elapsed:.3f} s"
+    s, v = downsample(steps, values, 1000)
+    assert len(s) <= 1000 and len(v) == len(s) and s[0] == 0 and s[-1] == 99_999
+    # its speed is a benchmark figure (bench/bench_dashboard.py), not a test

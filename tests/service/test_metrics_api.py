@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,11 +104,7 @@ def test_metric_keys(client: TestClient, eid: str, settings: Settings) -> None:
 
 def test_a_100k_history_is_downsampled_on_the_server(client: TestClient, eid: str) -> None:
     url, params = f"/experiments/{eid}/metrics", {"keys": "loss", "max_points": 1000}
-    timings, res = [], None
-    for _ in range(5):
-        start = time.perf_counter()
-        res = client.get(url, params=params)
-        timings.append(time.perf_counter() - start)
+    res = client.get(url, params=params)
     assert res.status_code == 200, res.text
     series = res.json()["metrics"]["loss"]
     steps, values = series["steps"], series["values"]
@@ -118,9 +112,7 @@ def test_a_100k_history_is_downsampled_on_the_server(client: TestClient, eid: st
     assert steps[0] == 0 and steps[-1] == N - 1 and steps == sorted(set(steps))
     assert SPIKE in steps and DIP in steps and max(values) == 100.0 and min(values) == -100.0
     assert all(v == pytest.approx(loss_at(s)) for s, v in zip(steps, values, strict=True))
-    median = statistics.median(timings)
-    print(f"\nGET metrics, {N:,} -> {len(steps)} points: median {median * 1000:.0f} ms of 5")
-    assert median < 1.0
+    # how long it takes is bench/bench_dashboard.py's figure, not a test's
 
 
 def test_several_keys_and_their_limits(client: TestClient, eid: str) -> None:

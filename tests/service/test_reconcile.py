@@ -15,6 +15,7 @@ from server import crud
 from server.db import session_factory
 from server.main import create_app
 from server.models import Experiment, utcnow
+from server.queue import send_run
 from tests.service.conftest import REDIS_URL, make_settings
 
 SPEC = {"name": "r", "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
@@ -60,6 +61,84 @@ def test_queued_and_lost_rows_are_sent_again(tmp_path, db_url: str, redis_queue:
             sent = ids_on(conn, redis_queue)
         assert queued in sent and alive not in sent
         assert sent.count(queued) == 1 and sent.count(lost) >= 2
+    finally:
+        conn.delete(*conn.scan_iter(match=f"{redis_queue}*"))
+        conn.close()
+
+
+def _queued_rows(settings, queue: str, n: int, age_s: float) -> list[str]:
+    """n queued rows whose messages the broker never got, last written age_s seconds ago."""
+    sessions = session_factory(settings.resolved_database_url())
+    spec = resolve_spec(SPEC)
+    with sessions() as s:
+        ids = [
+            crud.create_experiment(s, spec=spec, queue=queue, max_attempts=3).id for _ in range(n)
+        ]
+        s.query(Experiment).filter(Experiment.id.in_(ids)).update(
+            {"updated_at": utcnow() - timedelta(seconds=age_s)}, synchronize_session=False
+        )
+        s.commit()
+    return ids
+
+
+def test_unclaimed_queued_rows_are_sent_again_while_the_broker_lacks_them(
+    tmp_path, db_url: str, redis_queue: str
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        database_url=db_url,
+        broker_url=REDIS_URL,
+        default_queue=redis_queue,
+        queues=[redis_queue],
+        reconcile_s=0.2,
+        requeue_queued_after_s=30,
+    )
+    conn = redis.Redis.from_url(REDIS_URL)
+
+    def wait_for(n: int) -> list[str]:
+        deadline = time.time() + 10
+        while time.time() < deadline and len(ids_on(conn, redis_queue)) < n:
+            time.sleep(0.05)
+        time.sleep(1.0)  # several more passes: none sends them again while the queue holds them
+        return ids_on(conn, redis_queue)
+
+    try:
+        with TestClient(create_app(settings)) as client:  # started with an empty table
+            fresh = _queued_rows(settings, redis_queue, 1, age_s=0)
+            send_run(client.app.state.celery, experiment_id=fresh[0], queue=redis_queue, priority=0)
+            lost = _queued_rows(settings, redis_queue, 2, age_s=60)
+            assert sorted(wait_for(3)) == sorted(lost + fresh)
+            conn.delete(*conn.scan_iter(match=f"{redis_queue}*"))  # a broker restarted empty
+            # the old rows again, once; the fresh one only once it is old too
+            assert sorted(wait_for(2)) == sorted(lost)
+    finally:
+        conn.delete(*conn.scan_iter(match=f"{redis_queue}*"))
+        conn.close()
+
+
+def test_health_reports_a_broker_that_lost_messages(tmp_path, db_url: str, redis_queue: str):
+    settings = make_settings(
+        tmp_path,
+        database_url=db_url,
+        broker_url=REDIS_URL,
+        default_queue=redis_queue,
+        queues=[redis_queue],
+        reconcile_s=3600,
+        broker_lost_after_s=5,
+    )
+    conn = redis.Redis.from_url(REDIS_URL)
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/health").json()["broker"]["ok"]
+            lost = _queued_rows(settings, redis_queue, 2, age_s=60)
+            _queued_rows(settings, redis_queue, 1, age_s=0)
+            broker = client.get("/health").json()["broker"]
+            assert not broker["ok"]
+            assert broker["detail"].startswith("2 experiment(s) queued for over 5 s")
+            assert redis_queue in broker["detail"]
+            for eid in lost:
+                send_run(client.app.state.celery, experiment_id=eid, queue=redis_queue, priority=0)
+            assert client.get("/health").json()["broker"]["ok"]
     finally:
         conn.delete(*conn.scan_iter(match=f"{redis_queue}*"))
         conn.close()

@@ -3,6 +3,7 @@
 
 const ROOT = document.body.dataset.root || "";
 const TOKEN_KEY = "igm-lab-token";
+const TOKEN_COOKIE = "igm_token";
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -27,6 +28,9 @@ function askForToken() {
         const token = input.value.trim();
         input.value = "";
         sessionStorage.setItem(TOKEN_KEY, token);
+        // page loads cannot send a header: a cookie for this browser session carries it to
+        // the dashboard's pages (the API itself reads only the Authorization header)
+        document.cookie = `${TOKEN_COOKIE}=${encodeURIComponent(token)}; path=${ROOT || "/"}; SameSite=Strict`;
         tokenPrompt = null;
         resolve(token);
       },
@@ -58,6 +62,7 @@ export async function api(path, { method = "GET", query, body, contentType } = {
     const res = await fetch(url(path, query), { method, headers, body });
     if (res.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY);
+      document.cookie = `${TOKEN_COOKIE}=; path=${ROOT || "/"}; max-age=0; SameSite=Strict`;
       await askForToken();
       continue;
     }

@@ -1,0 +1,151 @@
+"""Fault tolerance with real processes: PostgreSQL, a redis-server and an `mlflow server` of the
+test's own, Celery worker processes, the API. Each test asserts the final state, that every
+logged step reached MLflow exactly once across the attempts (none missing, none doubled) and,
+where a run was cut, that the next attempt resumed from its checkpoint.
+
+Short stale settings (heartbeat 0.5 s, lost after 4 s, reconcile every 1 s) and tiny specs
+(400 steps) keep the module near two minutes; waits are hang guards several times longer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.service.faultlab import Lab, lab, wait_until
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("redis-server") is None,
+        reason="needs redis-server to start one of its own: apt-get install -y redis-server",
+    ),
+]
+RUN_S = 240  # hang guard for one experiment (about 10-20 s on a loaded 2-core machine)
+
+
+@pytest.fixture(scope="module")
+def the_lab(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    from sqlalchemy import text
+
+    from server.db import get_engine
+
+    with get_engine(pg_url).begin() as conn:
+        conn.execute(text("TRUNCATE experiment_tags, experiments, sweeps CASCADE"))
+    folder = tmp_path_factory.mktemp("faults")
+    with lab(folder, pg_url, f"f{uuid.uuid4().hex[:10]}") as started:
+        yield started
+
+
+def resumed_from_checkpoint(exp, cut_at: int) -> None:
+    runs = exp.attempt_runs
+    assert len(runs) == 2 and runs[1]["from_step"] > 0, runs
+    assert runs[1]["from_step"] <= cut_at  # the last checkpoint before the cut
+
+
+def test_a_whole_worker_killed_resumes_on_another_from_its_checkpoint(the_lab: Lab) -> None:
+    eid = the_lab.submit(name="kill-worker")
+    cut = the_lab.wait_step(eid, 120, RUN_S).progress["step"]
+    name, pid = the_lab.worker_of(eid)
+    the_lab.workers[name].kill(signal.SIGKILL)  # the whole process group: parent and child
+    exp = the_lab.wait_status(eid, ("succeeded", "failed"), RUN_S)
+    assert exp.status == "succeeded" and exp.attempts == 2, exp.error
+    assert not exp.worker.endswith(f":{pid}")
+    resumed_from_checkpoint(exp, cut)
+    the_lab.check_metrics(eid)
+    from mlflow.tracking import MlflowClient
+
+    first = exp.attempt_runs[0]["run_id"]
+    client = MlflowClient(the_lab.settings.resolved_mlflow_uri())
+    assert client.get_run(first).info.status == "KILLED"
+    the_lab.start_worker(name)  # back to two workers for the next tests
+
+
+def test_b_the_pool_child_alone_killed_resumes_from_its_checkpoint(the_lab: Lab) -> None:
+    eid = the_lab.submit(name="kill-child")
+    cut = the_lab.wait_step(eid, 120, RUN_S).progress["step"]
+    _, pid = the_lab.worker_of(eid)
+    os.kill(pid, signal.SIGKILL)
+    exp = the_lab.wait_status(eid, ("succeeded", "failed"), RUN_S)
+    assert exp.status == "succeeded" and exp.attempts == 2, exp.error
+    resumed_from_checkpoint(exp, cut)
+    the_lab.check_metrics(eid)
+
+
+def test_c_after_the_attempt_cap_the_experiment_fails_with_the_reason(the_lab: Lab) -> None:
+    eid = the_lab.submit(name="cap", max_attempts=1)
+    the_lab.wait_step(eid, 60, RUN_S)
+    _, pid = the_lab.worker_of(eid)
+    os.kill(pid, signal.SIGKILL)
+    exp = the_lab.wait_status(eid, ("succeeded", "failed"), RUN_S)
+    assert exp.status == "failed" and exp.attempts == 1
+    assert exp.error == "attempt cap reached: the worker was lost on every attempt"
+
+
+def test_d_redis_restarted_empty_strands_nothing_and_runs_nothing_twice(the_lab: Lab) -> None:
+    ids = [the_lab.submit(name=f"redis-{i}", schedule={"epochs": 4}) for i in range(4)]
+    wait_until(
+        "two running",
+        lambda: sum(the_lab.row(e).status == "running" for e in ids) == 2,
+        RUN_S,
+    )
+    the_lab.redis.kill(signal.SIGKILL)  # no persistence: it comes back empty
+    time.sleep(1.0)
+    the_lab.start_redis()
+    for eid in ids:
+        exp = the_lab.wait_status(eid, ("succeeded", "failed"), RUN_S)
+        # one attempt each: no row was claimed twice, so none ran twice at the same time
+        assert exp.status == "succeeded" and exp.attempts == 1, (exp.status, exp.attempts)
+        assert len(exp.attempt_runs) == 1
+        the_lab.check_metrics(eid)
+
+
+def test_e_mlflow_stopped_mid_run_and_before_a_start_loses_nothing(the_lab: Lab) -> None:
+    running = the_lab.submit(name="mlflow-mid", schedule={"epochs": 12})
+    the_lab.wait_step(running, 60, RUN_S)
+    the_lab.mlflow.kill(signal.SIGKILL)
+    down_at = time.monotonic()
+    waiting = the_lab.submit(name="mlflow-before")  # starts while MLflow is down
+
+    def metrics(i: int) -> int:
+        url = f"{the_lab.api_url}/experiments/{running}/metrics"
+        return httpx.get(url, params={"keys": "train/fused/loss"}, timeout=30).status_code
+
+    with ThreadPoolExecutor(40) as pool, httpx.Client(timeout=30) as http:
+        answers = [pool.submit(metrics, i) for i in range(40)]
+        listed = []
+        while not all(f.done() for f in answers):
+            t0 = time.monotonic()
+            assert http.get(f"{the_lab.api_url}/experiments").status_code == 200
+            listed.append(time.monotonic() - t0)
+            time.sleep(0.05)
+    assert {f.result() for f in answers} == {503}
+    assert max(listed) < 1.0, listed
+    assert the_lab.row(running).status == "running"  # training goes on meanwhile
+    time.sleep(max(0.0, 15.0 - (time.monotonic() - down_at)))  # down about 20 s with the restart
+    the_lab.start_mlflow()
+    for eid in (running, waiting):
+        exp = the_lab.wait_status(eid, ("succeeded", "failed"), RUN_S)
+        assert exp.status == "succeeded" and exp.attempts == 1, exp.error
+        the_lab.check_metrics(eid)
+
+
+def test_f_the_api_restarted_mid_run_changes_nothing(the_lab: Lab) -> None:
+    eid = the_lab.submit(name="api-restart")
+    the_lab.wait_step(eid, 60, RUN_S)
+    the_lab.stop_api()
+    time.sleep(1.0)
+    assert the_lab.row(eid).status == "running"
+    the_lab.start_api()
+    exp = the_lab.wait_status(eid, ("succeeded", "failed"), RUN_S)
+    assert exp.status == "succeeded" and exp.attempts == 1
+    assert len(exp.attempt_runs) == 1
+    the_lab.check_metrics(eid)
