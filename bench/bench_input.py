@@ -6,7 +6,9 @@ times training epochs through DatasetSplit.batches(device=...) for `augment: cpu
 `augment: device` (worker start-up included, as in training). With CUDA it also times the
 training step of the paper's CREMA-D model (ResNet-18 audio and visual branches, batch 12, the
 visual branch's step, bench_igm's `resnet18-av`) and prints loader samples/s over step
-samples/s: above 1.2 the loader keeps the GPU fed (issue 11's target). On a CPU the device path
+samples/s: above 1.2 the loader keeps the GPU fed (issue 11's target). It then trains one epoch
+per path with the real loader feeding the model and reports the share of the wall time the
+training steps kept the device busy (CUDA events). On a CPU the device path
 runs its float64 resampling products on the CPU, which is slower than PIL: the figure only shows
 that the path works there; its purpose is the GPU.
 
@@ -28,7 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_loader import make_data
 
 from bench_igm import bench_model
+from igm_core import catalog
 from igm_core.data import av, av_meta, av_prepare
+from igm_core.methods.base import Stage, StepContext
+from igm_core.models import build_model
+from igm_core.spec import resolve_spec
+from igm_core.trainer import make_optimizer, pick_autocast, stage_parameters
 
 
 def loader_rate(
@@ -48,6 +55,60 @@ def loader_rate(
     return n / (time.perf_counter() - start)
 
 
+def epoch_busy(
+    root: Path, augment: str, workers: int, batch: int, device: torch.device, precision: str
+) -> tuple[float, float]:
+    """One training epoch of the paper's CREMA-D model (ResNet-18 branches; the visual branch
+    trains, as in bench_igm) fed by the real loader: (time the training steps kept the device
+    busy, wall time), from CUDA events around each step (host timers on a CPU)."""
+    params = av_meta.CremaDParams(root=str(root), num_workers=workers, augment=augment)
+    data = av.load_crema_d(params, seed=0)
+    train = data.splits["train"]
+    shapes = train.shapes()
+    enc = {"name": "resnet18", "params": {}}
+    torch.manual_seed(0)
+    model = build_model({m: enc for m in shapes}, shapes, [256, 64], data.n_classes, False)
+    model = model.to(device)
+    spec = resolve_spec(
+        {
+            "name": "bench-input",
+            "dataset": {"name": "crema_d", "params": {"root": str(root), "augment": augment}},
+            "method": {"name": "alternating"},
+            "batch_size": batch,
+            "model": {"encoders": {m: enc for m in shapes}},
+        }
+    )
+    _, autocast = pick_autocast(precision, device)
+    method = catalog.METHODS.get("alternating").load()(
+        spec.method.params, model, spec, device, autocast
+    )
+    stage = Stage(1, ("visual",), 1)
+    opt = make_optimizer(spec, stage_parameters(model, stage))
+    cuda = device.type == "cuda"
+    marks, busy = [], 0.0
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(0)
+    for i, (xs, y) in enumerate(train.batches(batch, generator=gen, device=device)):
+        t0 = torch.cuda.Event(enable_timing=True) if cuda else time.perf_counter()
+        if cuda:
+            t0.record()
+        opt.zero_grad(set_to_none=True)
+        method.step(xs, y, StepContext(stage, 0, i, log=False, seed=i))
+        opt.step()
+        if cuda:
+            t1 = torch.cuda.Event(enable_timing=True)
+            t1.record()
+            marks.append((t0, t1))
+        else:
+            busy += time.perf_counter() - t0
+    if cuda:
+        torch.cuda.synchronize()
+        busy = sum(a.elapsed_time(b) for a, b in marks) / 1e3
+    return busy, time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=96)
@@ -56,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=30, help="timed steps per variant (CUDA)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument(
+        "--epoch", action="store_true", help="also train one epoch per path (default on CUDA)"
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -70,6 +135,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"  loader, augment {augment:6s} {rates[augment]:9.1f} samples/s", flush=True)
         print(f"  device / cpu augmentation: {rates['device'] / rates['cpu']:.2f}x")
+        if args.epoch or device.type == "cuda":
+            for augment in ("cpu", "device"):
+                busy, wall = epoch_busy(
+                    root, augment, args.workers, args.batch, device, args.precision
+                )
+                print(
+                    f"  one epoch, augment {augment:6s} steps busy {busy:7.2f} s of {wall:7.2f} s "
+                    f"wall: utilisation {busy / wall:6.1%} (target > 90%)",
+                    flush=True,
+                )
     if device.type != "cuda":
         print("  (no CUDA device: the step's samples/s and the loader/step ratio need one)")
         return 0
