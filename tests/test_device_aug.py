@@ -13,7 +13,7 @@ import torch
 
 from igm_core.data import av, av_prepare
 from igm_core.data.av_meta import CremaDParams
-from igm_core.data.device_aug import augment_frames, pil_taps
+from igm_core.data.device_aug import augment_frames, device_taps, pil_taps
 from igm_core.data.examples import make_dataset
 from igm_core.spec import resolve_spec
 
@@ -41,6 +41,22 @@ def test_frames_equal_the_pil_path_for_many_boxes_flips_and_sizes() -> None:
         )
         assert got.dtype == torch.float32 and got.shape == (len(squares), 3, size, size)
         assert torch.equal(got, torch.stack(want)), (side, size)
+
+
+def test_device_taps_equal_pil_taps_for_many_spans() -> None:
+    rng = np.random.default_rng(1)
+    for in_size, out_size in ((258, 224), (258, 32), (40, 48), (37, 5)):
+        a = rng.integers(0, in_size - 1, 40)
+        b = np.minimum(a + rng.integers(1, in_size, 40), in_size)
+        got = device_taps(
+            torch.tensor(a, dtype=torch.float64),
+            torch.tensor(b, dtype=torch.float64),
+            in_size,
+            out_size,
+        )
+        for i in range(len(a)):
+            want = pil_taps(float(a[i]), float(b[i]), in_size, out_size)
+            assert np.array_equal(got[i].numpy(), want), (in_size, out_size, a[i], b[i])
 
 
 def test_taps_sum_to_one_in_fixed_point() -> None:

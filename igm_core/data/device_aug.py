@@ -5,7 +5,8 @@ With `augment: device` a clip dataset's loader hands over the uint8 canonical sq
 drawn from the same per-sample generator in the same order as the CPU path, so runs resume
 exactly. `augment_frames` then does on the device what `av.frame_tensor` does with PIL:
 - the bilinear resize of the box to size x size, with PIL's own filter taps (its antialiasing
-  support when shrinking) and its 8-bit fixed point: taps scaled to 22 bits and rounded, a
+  support when shrinking), computed on the device for the whole batch (no host round trip), and
+  its 8-bit fixed point: taps scaled to 22 bits and rounded, a
   horizontal pass rounded to uint8, then a vertical one. Sums of uint8 x 22-bit integer taps stay
   below 2^53, so float64 matrix products compute them exactly on any device;
 - the horizontal flip (on the uint8 result, as PIL's transpose), then (x * 1/(255 std)) - mean/std
@@ -14,6 +15,8 @@ The output equals the CPU path's bit for bit (tests/test_device_aug.py checks it
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -24,37 +27,52 @@ _HALF = float(1 << (PRECISION_BITS - 1))
 
 
 def pil_taps(in0: float, in1: float, in_size: int, out_size: int) -> np.ndarray:
-    """out_size x in_size integer taps of PIL's bilinear resample of [in0, in1) (float64)."""
+    """out_size x in_size integer taps of PIL's bilinear resample of [in0, in1) (float64).
+
+    Vectorised over the output pixels, with PIL's own operations and their order: the window of
+    each pixel by truncation, w = filter((x - center + 0.5) * (1 / filterscale)), the weights
+    summed left to right (a cumulative sum; the zeros outside the window change nothing) and
+    divided by that sum, then k * 2^22 + 0.5 truncated."""
     scale = (in1 - in0) / out_size
     filterscale = max(scale, 1.0)
     support = 1.0 * filterscale  # the bilinear filter's support is 1
-    out = np.zeros((out_size, in_size), dtype=np.float64)
-    for xx in range(out_size):
-        center = in0 + (xx + 0.5) * scale
-        xmin = max(int(center - support + 0.5), 0)
-        xmax = min(int(center + support + 0.5), in_size) - xmin
-        x = np.arange(xmax, dtype=np.float64)
-        w = np.maximum(1.0 - np.abs((x + xmin - center + 0.5) / filterscale), 0.0)
-        total = w.sum()
-        if total != 0.0:
-            w = w / total
-        # PIL rounds half away from zero, by truncation of k * 2^22 + 0.5 (taps are >= 0)
-        out[xx, xmin : xmin + xmax] = np.floor(0.5 + w * _ONE)
-    return out
+    ss = 1.0 / filterscale
+    center = in0 + (np.arange(out_size, dtype=np.float64) + 0.5) * scale
+    xmin = np.maximum(np.trunc(center - support + 0.5), 0.0)
+    xmax = np.minimum(np.trunc(center + support + 0.5), float(in_size))
+    x = np.arange(in_size, dtype=np.float64)[None, :]
+    inside = (x >= xmin[:, None]) & (x < xmax[:, None])
+    w = np.abs((x - center[:, None] + 0.5) * ss)
+    w = np.where(inside & (w < 1.0), 1.0 - w, 0.0)
+    total = np.cumsum(w, axis=1)[:, -1:]
+    w = np.divide(w, total, out=w, where=total != 0.0)
+    return np.floor(0.5 + w * _ONE)  # taps are >= 0: truncation of k * 2^22 + 0.5
 
 
-def taps_for(params: np.ndarray, side: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Horizontal and vertical taps (N x size x side each) for crop boxes (N x 5 rows)."""
-    cache: dict[tuple[int, int], np.ndarray] = {}
-
-    def taps(a: int, b: int) -> np.ndarray:
-        if (a, b) not in cache:
-            cache[(a, b)] = pil_taps(float(a), float(b), side, size)
-        return cache[(a, b)]
-
-    wx = np.stack([taps(int(p[0]), int(p[2])) for p in params])
-    wy = np.stack([taps(int(p[1]), int(p[3])) for p in params])
-    return wx, wy
+def device_taps(in0: torch.Tensor, in1: torch.Tensor, in_size: int, out_size: int) -> torch.Tensor:
+    """pil_taps for a batch of spans (in0, in1: N float64 on any device), as N x out_size x
+    in_size, computed where the spans are (no host round trip). Each output pixel's window of K
+    taps is laid out explicitly so that its weights are summed left to right, as PIL does."""
+    device = in0.device
+    scale = (in1 - in0) / out_size
+    filterscale = scale.clamp(min=1.0)
+    support = filterscale * 1.0
+    ss = 1.0 / filterscale
+    pos = torch.arange(out_size, dtype=torch.float64, device=device) + 0.5
+    center = in0[:, None] + pos[None, :] * scale[:, None]
+    xmin = torch.trunc(center - support[:, None] + 0.5).clamp(min=0.0)
+    xmax = torch.trunc(center + support[:, None] + 0.5).clamp(max=float(in_size))
+    k = 2 * math.ceil(max(in_size / out_size, 1.0)) + 1  # the widest window any span can have
+    idx = xmin[..., None] + torch.arange(k, dtype=torch.float64, device=device)
+    w = ((idx - center[..., None] + 0.5) * ss[:, None, None]).abs()
+    w = torch.where((idx < xmax[..., None]) & (w < 1.0), 1.0 - w, torch.zeros_like(w))
+    total = w[..., 0]
+    for j in range(1, k):
+        total = total + w[..., j]
+    w = torch.where(total[..., None] != 0.0, w / total[..., None], w)
+    taps = torch.floor(0.5 + w * _ONE)
+    dense = torch.zeros((in0.shape[0], out_size, in_size), dtype=torch.float64, device=device)
+    return dense.scatter_add_(2, idx.clamp(max=in_size - 1).long(), taps)
 
 
 def _round_shift(acc: torch.Tensor) -> torch.Tensor:
@@ -75,16 +93,15 @@ def augment_frames(
     device = squares.device
     if n == 0:
         return torch.zeros((0, 3, size, size), dtype=torch.float32, device=device)
-    wx, wy = taps_for(params.cpu().numpy(), side, size)
-    wx_t = torch.from_numpy(wx).to(device, non_blocking=True)
-    wy_t = torch.from_numpy(wy).to(device, non_blocking=True)
+    box = params.to(device=device, dtype=torch.float64)
+    wx_t = device_taps(box[:, 0], box[:, 2], side, size)
+    wy_t = device_taps(box[:, 1], box[:, 3], side, size)
     img = squares.to(torch.float64)
     # horizontal pass over every row: (N, S, S, 3) x (N, size, S) -> (N, S, size, 3)
     tmp = _round_shift(torch.einsum("nyxc,nox->nyoc", img, wx_t))
     # vertical pass: (N, S, size, 3) x (N, size, S) -> (N, size, size, 3)
     out = _round_shift(torch.einsum("nyxc,noy->noxc", tmp, wy_t)).to(torch.uint8)
-    flip = params[:, 4].to(device=device, dtype=torch.bool)
-    if bool(flip.any()):
-        out = torch.where(flip.view(n, 1, 1, 1), out.flip(2), out)
+    flip = params[:, 4].to(device=device, dtype=torch.bool)  # no host sync: both, then choose
+    out = torch.where(flip.view(n, 1, 1, 1), out.flip(2), out)
     t = out.permute(0, 3, 1, 2).contiguous().to(torch.float32)
     return t.mul_(scale.to(device)).add_(offset.to(device))
