@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import posixpath
@@ -244,7 +245,7 @@ class MlflowReader:
             # costs a temporary B-tree, about a third of the request for 100,000 points.
             order = "step" if self.engine().dialect.name == "sqlite" else "step, timestamp"
             rows = self._query(
-                "SELECT step, CASE WHEN is_nan THEN NULL ELSE value END FROM metrics "
+                "SELECT step, value, is_nan FROM metrics "
                 f"WHERE run_uuid = :run AND key = :key AND step > :after ORDER BY {order}",
                 {
                     "run": run_id,
@@ -254,8 +255,13 @@ class MlflowReader:
             )
             if not rows:
                 return None
-            table = np.array(rows, dtype=np.float64)
-            return table[:, 0].astype(np.int64), table[:, 1]
+            # numbers only (NaN comes as a flag), so fromiter reads the rows without building a
+            # Python list per row: about a fifth of the read of a 100,000-point key
+            flat = itertools.chain.from_iterable(rows)
+            table = np.fromiter(flat, dtype=np.float64, count=3 * len(rows)).reshape(-1, 3)
+            values = table[:, 1]
+            values[table[:, 2] != 0] = np.nan
+            return table[:, 0].astype(np.int64), values
         history = self._client_history(run_id, key)
         if history is None or after_step is None:
             return history
