@@ -72,6 +72,12 @@ class AVParams(BaseModel):
     cache_dtype: Literal["float16", "float32"] = Field(
         "float16", description="spectrogram dtype in the cache written by `igm prepare`"
     )
+    augment: Literal["cpu", "device"] = Field(
+        "cpu",
+        description="where frames are cropped, resized, flipped and normalised: in the loader "
+        "(cpu) or in batches on the training device from the uint8 squares (device); same "
+        "random draws, bit-equal tensors",
+    )
 
 
 class CremaDParams(AVParams):
