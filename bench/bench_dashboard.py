@@ -254,7 +254,7 @@ def live_delay(page: Any, settings: Settings, run_id: str, start: int, rounds: i
 def line(what: str, times: list[float], target: float) -> str:
     med, worst = statistics.median(times), max(times)
     verdict = "met" if med < target else "MISSED"
-    return f"{what:<62} median {med:6.3f} s  max {worst:6.3f} s  (target < {target:g} s: {verdict})"
+    return f"{what:<80} median {med:6.3f} s  max {worst:6.3f} s  (target < {target:g} s: {verdict})"
 
 
 READY = {
@@ -319,8 +319,27 @@ def measure(settings: Settings, base: str, big: tuple[str, str, str], args: Any)
         browser.close()
     return [
         line("experiments page usable, 10,000 experiments (PostgreSQL)", list_s, 1.0),
-        line(f"experiment page, all charts ({keys} keys, 100k steps, log_every 1)", charts_s, 2.0),
-        line(f"experiment page, all charts ({keys} keys, 100k steps, log_every 10)", log10_s, 2.0),
+        # the first load reads every point; later loads find the downsampled histories cached
+        line(
+            f"experiment page, all charts ({keys} keys, 100k steps, log_every 1), first load",
+            charts_s[:1],
+            2.0,
+        ),
+        line(
+            f"experiment page, all charts ({keys} keys, 100k steps, log_every 1), reloads",
+            charts_s[1:] or charts_s,
+            2.0,
+        ),
+        line(
+            f"experiment page, all charts ({keys} keys, 100k steps, log_every 10), first load",
+            log10_s[:1],
+            2.0,
+        ),
+        line(
+            f"experiment page, all charts ({keys} keys, 100k steps, log_every 10), reloads",
+            log10_s[1:] or log10_s,
+            2.0,
+        ),
         line("metric logged by a worker -> its point on the open chart", delays, 3.0),
         line("compare page, 20 runs (4 methods x 5 seeds) drawn", compare_s, 2.0),
         f"console errors: {len(errors)}" + (f" {errors[:3]}" if errors else ""),

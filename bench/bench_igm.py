@@ -7,7 +7,10 @@ sam=none, sam=standard, sam=reference, and sam=reference with an encoder perturb
 interleaved round-robin and summarised by their median. It then times the stage transition
 (covariance pass over the training set + eigh) and reports it as a fraction of a 5-epoch stage.
 
-    python bench/bench_igm.py [--device cpu|cuda] [--rounds 30]
+    python bench/bench_igm.py [--device cpu|cuda] [--rounds 30] [--compile [on|graphs]]
+
+With --compile, each model is timed a second time with its encoders compiled (the spec's
+`compile` option), and the ratios to an alternating step are printed for both.
 
 Targets: reference <= 1.3x, standard <= 2.2x an alternating step; transition <= 5% of a stage.
 """
@@ -23,6 +26,7 @@ import time
 import torch
 
 from igm_core import catalog
+from igm_core.compiled import CompiledStep
 from igm_core.data.base import MultimodalData, Split
 from igm_core.methods.base import Stage, StepContext
 from igm_core.models import build_model
@@ -81,7 +85,9 @@ def make_data(shapes: dict, n: int) -> MultimodalData:
     return MultimodalData({"train": split, "val": split, "test": split}, 10)
 
 
-def bench_model(name: str, device: torch.device, rounds: int, precision: str) -> dict:
+def bench_model(
+    name: str, device: torch.device, rounds: int, precision: str, compile_mode: str = "off"
+) -> dict:
     shapes, enc, batch, n = MODELS[name]
     data = make_data(shapes, n)
     _, autocast = pick_autocast(precision, device)
@@ -113,15 +119,18 @@ def bench_model(name: str, device: torch.device, rounds: int, precision: str) ->
             transition_s.append(time.perf_counter() - t0)
         method.on_stage_start(stages[1])
         opt = make_optimizer(spec, stage_parameters(model, stages[1]))
-        runners[label] = (model, method, opt)
+        step_fn = method.step
+        if compile_mode != "off":  # as the trainer does with the spec's `compile`
+            step_fn = CompiledStep(method.step, model, compile_mode)
+        runners[label] = (model, step_fn, opt)
 
     def one_step(label: str, step: int) -> float:
-        _, method, opt = runners[label]
+        _, step_fn, opt = runners[label]
         ctx = StepContext(stages[1], 0, step, log=False, seed=step)
         sync(device)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        method.step(xs, y, ctx)
+        step_fn(xs, y, ctx)
         opt.step()
         sync(device)
         return time.perf_counter() - t0
@@ -144,6 +153,7 @@ def bench_model(name: str, device: torch.device, rounds: int, precision: str) ->
         "train_samples": n,
         "device": str(device),
         "precision": precision,
+        "compile": compile_mode,
         "step_ms": {k: v * 1e3 for k, v in med.items()},
         "ratio_vs_alternating": {k: v / med["alternating"] for k, v in med.items()},
         "transition_s": trans,
@@ -162,6 +172,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument(
         "--models", help="comma-separated (default: mlp,conv; on CUDA also conv-large)"
+    )
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="on",
+        choices=["on", "graphs"],
+        help="also time every step with the encoders compiled (spec `compile`), in the same "
+        "run, and print the SAM/alternating ratios without and with it",
     )
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -190,6 +208,17 @@ def main() -> None:
             )
         )
         print("  json " + json.dumps(r))
+        if args.compile:
+            c = bench_model(name, device, args.rounds, args.precision, args.compile)
+            print(f"  with compile {args.compile}:")
+            for label, ms in c["step_ms"].items():
+                print(
+                    f"  {label:24s} {ms:9.2f} ms/step  "
+                    f"{c['ratio_vs_alternating'][label]:5.2f}x alternating "
+                    f"(eager {r['ratio_vs_alternating'][label]:.2f}x; "
+                    f"{r['step_ms'][label] / ms:.2f}x faster than eager)"
+                )
+            print("  json " + json.dumps(c))
 
 
 if __name__ == "__main__":

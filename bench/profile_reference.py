@@ -2,7 +2,8 @@
 
     python bench/profile_reference.py [--device cuda] [--model conv-large]
 
-Prints the ops that take the most time and the count of host-device synchronisations.
+Prints the ops that take the most time, the top-level aten ops (launches) per step, CUDA kernels
+per step on a GPU, and the count of host-device synchronisations.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def main() -> None:
         print(f"==== {name} {params}")
         sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
         print(prof.key_averages().table(sort_by=sort, row_limit=12))
+        # launches: top-level aten ops (what each step asks the device to run), per step
+        top = [e for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None]
+        kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
+        print(f"top-level aten ops per step: {len(top) / 10:.1f}", end="")
+        print(f", CUDA kernels per step: {len(kernels) / 10:.1f}" if kernels else "")
         syncs = [e for e in prof.key_averages() if "Synchronize" in e.key or "Memcpy" in e.key]
         print("syncs/copies:", [(e.key, e.count) for e in syncs])
 

@@ -43,6 +43,8 @@ HASH_NEUTRAL: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("method", "params", "fusion_weights"), None),
     (("schedule", "stage_init"), "last"),
     (("optimizer", "lr_step_timing"), "after_epoch"),
+    (("dataset", "params", "augment"), "cpu"),
+    (("compile",), "off"),
 )
 
 
@@ -57,7 +59,8 @@ def _hash_view(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no `true` as a batch size, no "3" or 2.5 as an int (an int is a float, though)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Component(_Strict):
@@ -118,6 +121,11 @@ class Spec(_Strict):
     )
     log_every: int = Field(10, ge=1, le=100_000, description="steps between gradient statistics")
     model: ModelSpec = Field(default_factory=ModelSpec)
+    compile: Literal["off", "on", "graphs"] = Field(
+        "off",
+        description="torch.compile the encoders (on), with CUDA graphs (graphs: mode "
+        "reduce-overhead); eager again, with a warning, if compiling fails",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -24,6 +24,7 @@ import torch
 
 from igm_core import catalog, checkpoint, events, results
 from igm_core.checkpoint import CHECKPOINT, Best, RunState
+from igm_core.compiled import CompiledStep
 from igm_core.data.base import MultimodalData, Split
 from igm_core.evaluation import compare_fusions, evaluate, flat_metrics, public
 from igm_core.methods.base import Method, Stage, StepContext, TransitionData
@@ -175,6 +176,9 @@ class Run:
         self.method: Method = factory(
             spec.method.params, self.model, spec, self.device, self.autocast
         )
+        self.step_fn = self.method.step
+        if spec.compile != "off":
+            self.step_fn = CompiledStep(self.method.step, self.model, spec.compile)
         self.stages = self.method.stages()
         self.train_split = self.data.splits["train"]
         n_batches = self.train_split.num_batches(spec.batch_size)
@@ -284,7 +288,7 @@ class Run:
                 step_optimizer=step_optimizer,
             )
             optimizer.zero_grad(set_to_none=True)
-            loss = self.method.step(xs, y, ctx)
+            loss = self.step_fn(xs, y, ctx)
             optimizer.step()
             loss_sum += loss
             loss_n += 1

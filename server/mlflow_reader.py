@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import posixpath
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +38,7 @@ logger = logging.getLogger("server.mlflow_reader")
 
 DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 MAX_ARTIFACTS = 10_000
+CACHE_ENTRIES = 512  # downsampled histories (about 1,000 points each) kept by MlflowReader
 NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "ENDPOINT_NOT_FOUND")
 RETRY_AFTER_S = 2.0  # after a failed call, the store counts as down this long
 T = TypeVar("T")
@@ -56,13 +59,20 @@ WITH pts AS (
            CASE WHEN n <= :max OR i = 0 OR i = n - 1 THEN -1
                 ELSE (i * :k - 1) / (n - 2) END AS b
     FROM pts
-), ranked AS (
+), extremes AS (
     SELECT step, v, i, n, b,
-           ROW_NUMBER() OVER (PARTITION BY b ORDER BY (v IS NULL), v, i) AS lo,
-           ROW_NUMBER() OVER (PARTITION BY b ORDER BY (v IS NULL), v DESC, i) AS hi
+           MIN(v) OVER (PARTITION BY b) AS lo, MAX(v) OVER (PARTITION BY b) AS hi,
+           MIN(i) OVER (PARTITION BY b) AS first
     FROM bucketed
+), firsts AS (
+    SELECT step, v, i, n, b, first,
+           MIN(CASE WHEN v = lo THEN i END) OVER (PARTITION BY b) AS lo_i,
+           MIN(CASE WHEN v = hi THEN i END) OVER (PARTITION BY b) AS hi_i
+    FROM extremes
 )
-SELECT step, v, n FROM ranked WHERE b = -1 OR lo = 1 OR hi = 1 ORDER BY i
+SELECT step, v, n FROM firsts
+WHERE b = -1 OR i = lo_i OR i = hi_i OR (lo_i IS NULL AND i = first)
+ORDER BY i
 """
 
 
@@ -100,6 +110,9 @@ class MlflowReader:
         self._lock = threading.Lock()
         self._engine: Any = None
         self._client: Any = None
+        self._cache: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+        # SQL buckets on server databases; on SQLite reading the points is faster (see below)
+        self.sql_downsample = self.is_database and self.scheme != "sqlite"
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="mlflow-reader")
         self._down_until = 0.0
         self._down_reason = ""
@@ -232,7 +245,7 @@ class MlflowReader:
             # costs a temporary B-tree, about a third of the request for 100,000 points.
             order = "step" if self.engine().dialect.name == "sqlite" else "step, timestamp"
             rows = self._query(
-                "SELECT step, CASE WHEN is_nan THEN NULL ELSE value END FROM metrics "
+                "SELECT step, value, is_nan FROM metrics "
                 f"WHERE run_uuid = :run AND key = :key AND step > :after ORDER BY {order}",
                 {
                     "run": run_id,
@@ -242,8 +255,13 @@ class MlflowReader:
             )
             if not rows:
                 return None
-            table = np.array(rows, dtype=np.float64)
-            return table[:, 0].astype(np.int64), table[:, 1]
+            # numbers only (NaN comes as a flag), so fromiter reads the rows without building a
+            # Python list per row: about a fifth of the read of a 100,000-point key
+            flat = itertools.chain.from_iterable(rows)
+            table = np.fromiter(flat, dtype=np.float64, count=3 * len(rows)).reshape(-1, 3)
+            values = table[:, 1]
+            values[table[:, 2] != 0] = np.nan
+            return table[:, 0].astype(np.int64), values
         history = self._client_history(run_id, key)
         if history is None or after_step is None:
             return history
@@ -251,14 +269,53 @@ class MlflowReader:
         return (history[0][newer], history[1][newer]) if newer.any() else None
 
     def metric_downsampled(
-        self, run_id: str, key: str, max_points: int, after_step: int | None = None
+        self,
+        run_id: str,
+        key: str,
+        max_points: int,
+        after_step: int | None = None,
     ) -> tuple[list[int], list[float], int] | None:
         """server.downsample.downsample of metric_history, and the points in the full history;
-        None as metric_history. A database store computes the buckets in SQL (window functions),
-        so only the kept points leave the database; other stores read every point."""
+        None as metric_history.
+
+        A PostgreSQL (or other server database) store computes the buckets in SQL, so only the
+        kept points leave the database and the API process spends ~1 ms of CPU per 100,000-point
+        key instead of ~50 ms. On SQLite the same SQL ran 4-5x slower than reading the points
+        (SQLite sorts the windows in the API process), so there the points are read and
+        downsampled here (`sql_downsample` chooses). Whole histories (no after_step) of a
+        database store are cached per (run, key, max_points): a run only grows (a resumed
+        attempt logs into a run of its own, server.attempts), and the key's row in MLflow's
+        latest_metrics, one primary-key read, says whether points were added since."""
         if self._store_missing():
             return None
-        if not self._sql_supported() or max_points < 4:
+        cacheable = after_step is None and self._sql_supported()
+        if cacheable:
+            probe = self._query(
+                "SELECT step, timestamp, value, is_nan FROM latest_metrics "
+                "WHERE run_uuid = :run AND key = :key",
+                {"run": run_id, "key": key},
+            )
+            if not probe:
+                return None
+            token = tuple(probe[0])
+            ckey = (run_id, key, max_points)
+            with self._lock:
+                hit = self._cache.get(ckey)
+                if hit is not None and hit[0] == token:
+                    self._cache.move_to_end(ckey)
+                    return hit[1]
+        result = self._downsampled(run_id, key, max_points, after_step)
+        if cacheable and result is not None:
+            with self._lock:
+                self._cache[ckey] = (token, result)
+                while len(self._cache) > CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
+        return result
+
+    def _downsampled(
+        self, run_id: str, key: str, max_points: int, after_step: int | None
+    ) -> tuple[list[int], list[float], int] | None:
+        if not (self.sql_downsample and self._sql_supported()) or max_points < 4:
             history = self.metric_history(run_id, key, after_step)
             if history is None:
                 return None

@@ -205,3 +205,23 @@ def test_standard_sam_running_stats_equal_one_pass_at_theta() -> None:
     assert not torch.allclose(
         bn_buffers(pert, "weak")["net.1.running_mean"], want["net.1.running_mean"]
     )
+
+
+def test_unit_steps_equal_the_per_tensor_formula_bit_for_bit() -> None:
+    """unit_steps divides once for all tensors; the result is rho * g / ||g|| as computed tensor
+    by tensor (g * (rho / (||g|| + 1e-12))), exactly, an unused tensor giving zeros."""
+    from igm_core.methods.sam import unit_steps
+
+    g = torch.Generator().manual_seed(0)
+    tensors = [
+        torch.randn(shape, generator=g, requires_grad=True) for shape in ((7, 5), (5,), (3, 2, 2))
+    ]
+    unused = torch.randn(4, requires_grad=True)
+    loss = (tensors[0].sin().sum() * tensors[1].exp().sum()) + tensors[2].pow(3).sum()
+    rho = 0.05
+    got = unit_steps(loss, [*tensors, unused], rho)
+    grads = torch.autograd.grad(loss, tensors, retain_graph=True)
+    for step, grad in zip(got, grads, strict=False):
+        want = grad * (rho / (torch._foreach_norm([grad])[0] + 1e-12))  # as before
+        assert torch.equal(step, want)
+    assert torch.equal(got[-1], torch.zeros(4))

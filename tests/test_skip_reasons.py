@@ -23,6 +23,7 @@ TOOLS = {
     "PostgreSQL": ("postgresql",),
     "Redis": ("redis",),
     "CUDA": ("cuda",),  # hardware: nothing to install
+    "g++": ("g++",),
 }
 HARDWARE = {"CUDA"}
 

@@ -48,8 +48,14 @@ def git_commit() -> str | None:
         return None
 
 
-def run(experiment_id: str, *, settings: Settings, worker: str) -> str:
-    """Run the experiment if this worker can claim it; returns the final status or 'skipped'."""
+def run(
+    experiment_id: str, *, settings: Settings, worker: str, time_limit_s: float | None = None
+) -> str:
+    """Run the experiment if this worker can claim it; returns the final status or 'skipped'.
+
+    Past `time_limit_s` (the message's, else the settings' for the row's queue) the run stops
+    at its next step, as a cancel does, and is recorded as failed with the reason; Celery's
+    hard limit a little later is only the backstop for a run stuck outside its steps."""
     sessions = session_factory(settings.resolved_database_url())
     with sessions() as s:
         exp = crud.claim(
@@ -61,8 +67,9 @@ def run(experiment_id: str, *, settings: Settings, worker: str) -> str:
             experiment_id,
         )
         return "skipped"
+    limit_s = time_limit_s or settings.time_limit_s(exp.queue)
     try:
-        status, summary, error, tb = _train(exp, settings, sessions, worker)
+        status, summary, error, tb = _train(exp, settings, sessions, worker, limit_s=limit_s)
     except Exception as err:  # never a silent loss: record what happened
         status, summary = FAILED, None
         error, tb = f"{type(err).__name__}: {err}", traceback.format_exc()[-TRACEBACK_CHARS:]
@@ -80,17 +87,26 @@ def run(experiment_id: str, *, settings: Settings, worker: str) -> str:
 
 
 def _train(
-    exp: Experiment, settings: Settings, sessions: sessionmaker[Session], worker: str
+    exp: Experiment,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    worker: str,
+    *,
+    limit_s: float,
 ) -> tuple[str, dict[str, Any] | None, str | None, str | None]:
+    deadline = time.monotonic() + limit_s
     from pydantic import ValidationError
 
     from igm_core.events import EpochEnd, Resumed
+    from igm_core.paths import PathRefused, confine_spec
     from igm_core.spec import ResolvedSpec
     from igm_core.tracking import MlflowTracker
     from igm_core.trainer import train
 
-    try:
-        spec = ResolvedSpec.model_validate(exp.spec)
+    try:  # the paths again, here, before anything opens them (a link may have changed since)
+        spec = ResolvedSpec.model_validate(confine_spec(exp.spec, settings.data_roots))
+    except PathRefused as err:
+        return FAILED, None, f"refused path: {err}", None
     except ValidationError as err:
         return FAILED, None, f"invalid spec: {err}", None
     tags = {
@@ -147,14 +163,19 @@ def _train(
                     )  # fmt: skip
             bridge.on_event(event)
 
+        def should_stop() -> bool:
+            return bridge.should_stop() or time.monotonic() > deadline
+
         result = train(
             spec,
             out_dir=settings.runs_dir() / exp.id,
             tracker=tracker,
-            should_stop=bridge.should_stop,
+            should_stop=should_stop,
             on_event=on_event,
         )
     if result.status == "stopped":
+        if not bridge.should_stop():  # not a cancel: the time limit
+            return FAILED, None, time_limit_error(limit_s, exp.queue), None
         return CANCELLED, None, None, None
     r = result.result
     summary = {
@@ -164,6 +185,13 @@ def _train(
         "run": r["run"],
     }
     return SUCCEEDED, summary, None, None
+
+
+def time_limit_error(limit_s: float, queue: str) -> str:
+    return (
+        f"time limit reached: runs on queue {queue!r} may take {limit_s:g} s "
+        "(IGM_QUEUE_TIME_LIMITS_S, IGM_TASK_TIME_LIMIT_S); retry resumes from the last checkpoint"
+    )
 
 
 def _start_tracker(make: Any, wait_s: float, bridge: Bridge) -> Any:

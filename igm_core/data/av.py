@@ -52,6 +52,8 @@ from igm_core.data.av_meta import (
     wav_dir,
 )
 from igm_core.data.base import SPLITS, DatasetSplit, MultimodalData
+from igm_core.data.device_aug import augment_frames
+from igm_core.paths import inside
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ EPS = 1e-7
 # different seeds select checkpoints on the same clips.
 VAL_SEED = 0
 _IMAGE_SUFFIXES = {".jpg", ".jpeg"}
+AUG_KEY = "visual.aug"  # with augment: device, each frame's crop box and flip (x0, y0, x1, y1, f)
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -187,6 +190,9 @@ def _resolve(row: Row, wav: Path, folder: Path, max_frames: int | None) -> Clip 
     frames = list_frames(folder, max_frames)
     if not frames:
         return f"{folder}: no .jpg frames for clip {row.clip!r} ({where})"
+    root = row.csv.parent.parent  # root/annotations/<split>.csv
+    for path in (wav, folder, *frames):  # names from a CSV, links in the folders: stay inside
+        inside(root, path, f"clip {row.clip[:100]!r} ({where})")
     return Clip(row.clip, row.label, wav, frames)
 
 
@@ -289,15 +295,47 @@ class AVSource:
             return torch.from_numpy(self.cache.audio(index))
         return self.decode_audio(index)
 
-    def _visual(self, index: int, rng: np.random.Generator | None) -> torch.Tensor:
+    def _squares(self, index: int, rng: np.random.Generator | None) -> np.ndarray:
         n = len(self.clips[index].frames)
         which = pick_frames(n, self.params.frames, rng)
         if self.cache is not None:
-            squares = self.cache.frames(index, which)
-        else:
-            squares = self.decode_frames(index, which)
+            return self.cache.frames(index, which)
+        return self.decode_frames(index, which)
+
+    def _visual(self, index: int, rng: np.random.Generator | None) -> torch.Tensor:
         size = self.params.image_size
-        return torch.stack([frame_tensor(s, size, rng) for s in squares])
+        return torch.stack([frame_tensor(s, size, rng) for s in self._squares(index, rng)])
+
+    def _visual_raw(
+        self, index: int, rng: np.random.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The uint8 squares and, per frame, the crop box and flip that frame_tensor would draw
+        (same generator, same order: frames, then box and flip frame by frame)."""
+        squares = self._squares(index, rng)
+        side = squares.shape[1]
+        rows = []
+        for _ in range(len(squares)):
+            if rng is None:
+                rows.append((0, 0, side, side, 0))
+            else:
+                box = crop_box(rng, side)
+                rows.append((*box, int(rng.random() < 0.5)))
+        return torch.from_numpy(np.ascontiguousarray(squares)), torch.tensor(
+            rows, dtype=torch.int32
+        )
+
+    def finish_batch(self, xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """With augment: device, the frames of a collated batch (on its device) become the
+        normalised crops; otherwise the batch as it is."""
+        if AUG_KEY not in xs:
+            return xs
+        params = xs.pop(AUG_KEY)
+        squares = xs[VISUAL]
+        b, f = squares.shape[:2]
+        size = self.params.image_size
+        flat = augment_frames(squares.flatten(0, 1), params.flatten(0, 1), size, _SCALE, _OFFSET)
+        xs[VISUAL] = flat.view(b, f, 3, size, size)
+        return xs
 
     def load(
         self, index: int, modalities: list[str], rng: np.random.Generator | None
@@ -306,6 +344,8 @@ class AVSource:
         for m in modalities:
             if m == AUDIO:
                 out[m] = self._audio(index)
+            elif m == VISUAL and self.params.augment == "device":
+                out[m], out[AUG_KEY] = self._visual_raw(index, rng)
             elif m == VISUAL:
                 out[m] = self._visual(index, rng)
             else:

@@ -127,9 +127,15 @@ class DatasetSplit:
     def num_batches(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)
 
+    def _finish(self, xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The source's work on a whole batch on its device (device-side augmentation), if any."""
+        finish = getattr(self.source, "finish_batch", None)
+        return finish(xs) if finish is not None else xs
+
     def shapes(self) -> dict[str, tuple[int, ...]]:
         sample = self.source.load(0, self.modalities, None)
-        return {m: tuple(t.shape) for m, t in sample.items()}
+        batch = self._finish({m: t.unsqueeze(0) for m, t in sample.items()})
+        return {m: tuple(t.shape[1:]) for m, t in batch.items()}
 
     def select(self, modalities: list[str]) -> DatasetSplit:
         return DatasetSplit(self.source, list(modalities), self.num_workers, self.pin_memory)
@@ -158,10 +164,38 @@ class DatasetSplit:
             persistent_workers=False,
             prefetch_factor=4 if self.num_workers else None,
         )
+        if on_cuda:
+            yield from self._prefetched(loader, torch.device(device))
+            return
         for xs, y in loader:
             if device is not None:
-                xs = {m: t.to(device, non_blocking=on_cuda) for m, t in xs.items()}
-                y = y.to(device, non_blocking=on_cuda)
+                xs = {m: t.to(device) for m, t in xs.items()}
+                y = y.to(device)
+            yield self._finish(xs), y
+
+    def _prefetched(
+        self, loader: DataLoader, device: torch.device
+    ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        """CUDA: the next batch's pinned host-to-device copies (and its device-side
+        augmentation) run on a side stream while the current batch trains."""
+        stream = torch.cuda.Stream(device)
+
+        def stage(batch: Any) -> Any:
+            xs, y = batch
+            with torch.cuda.stream(stream):
+                xs = {m: t.to(device, non_blocking=True) for m, t in xs.items()}
+                return self._finish(xs), y.to(device, non_blocking=True)
+
+        it = iter(loader)
+        ahead = next(it, None)
+        ahead = stage(ahead) if ahead is not None else None
+        while ahead is not None:
+            torch.cuda.current_stream(device).wait_stream(stream)
+            xs, y = ahead
+            for t in (*xs.values(), y):
+                t.record_stream(torch.cuda.current_stream(device))
+            nxt = next(it, None)
+            ahead = stage(nxt) if nxt is not None else None
             yield xs, y
 
 

@@ -14,7 +14,11 @@ def unit_steps(loss: torch.Tensor, tensors: list[torch.Tensor], rho: float) -> l
     grads = torch.autograd.grad(loss, tensors, retain_graph=True, allow_unused=True)
     grads = [torch.zeros_like(t) if g is None else g for t, g in zip(tensors, grads, strict=True)]
     norms = torch._foreach_add(torch._foreach_norm(grads), 1e-12)
-    return [g * (rho / n) for g, n in zip(grads, norms, strict=True)]
+    # rho / ||g|| for every tensor at once (as `rho / n` computes it: reciprocal, then times rho),
+    # then one multiply call over the list: the same roundings as g * (rho / n) tensor by tensor,
+    # in k + 3 launches instead of 2k
+    scales = torch.stack(norms).reciprocal_().mul_(rho).unbind()
+    return torch._foreach_mul(grads, scales)
 
 
 def forward_with(

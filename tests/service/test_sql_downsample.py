@@ -76,6 +76,7 @@ def _same(a: tuple[list[int], list[float], int], b: tuple[list[int], list[float]
 def test_sql_downsample_equals_the_python_downsampler(store) -> None:
     reader, run_id = store
     assert reader._sql_supported()
+    reader.sql_downsample = True  # the SQL path on SQLite too (the reader chooses Python there)
     checked = 0
     for key, n in LENGTHS.items():
         for after in (None, 299):
@@ -93,3 +94,26 @@ def test_sql_downsample_equals_the_python_downsampler(store) -> None:
     spiky = reader.metric_downsampled(run_id, "k5003", 4)
     assert spiky is not None and 50.0 in spiky[1] and -50.0 in spiky[1]
     assert math.isnan(spiky[1][-1])
+
+
+def test_cached_histories_follow_new_points(store) -> None:
+    """A run only grows (a resumed attempt logs into a new run): a new step, or the last step
+    logged again, changes MLflow's latest_metrics row, and the cached history is recomputed."""
+    reader, _ = store
+    client = mlflow_tracking.MlflowClient(reader.tracking_uri)
+    run_id = client.create_run(client.create_experiment(f"c-{uuid.uuid4().hex[:6]}")).info.run_id
+    client.log_batch(run_id, metrics=[Metric("m", float(s % 7), 1000 + s, s) for s in range(500)])
+
+    def now() -> tuple[list[int], list[float], int] | None:
+        got = reader.metric_downsampled(run_id, "m", 50)
+        want = reader.metric_downsampled(run_id, "m", 50, after_step=-1)  # never cached
+        assert got == want
+        return got
+
+    first = now()
+    assert first[2] == 500 and now() is first  # a hit: the same object
+    client.log_batch(run_id, metrics=[Metric("m", -9.0, 5000, 700)])  # a new step
+    assert now()[2] == 501 and -9.0 in now()[1]
+    client.log_batch(run_id, metrics=[Metric("m", 99.0, 6000, 700)])  # the last step again
+    assert now()[2] == 502 and 99.0 in now()[1]
+    assert reader.metric_downsampled(run_id, "none", 50) is None
