@@ -208,19 +208,30 @@ class Lab:
         )
 
     def wait_step(self, eid: str, step: int, timeout: float) -> Experiment:
-        """Until the row runs at `step` or later and its checkpoint exists."""
-        ckpt = self.settings.runs_dir() / eid / "checkpoint.pt"
-        return wait_until(
-            f"{eid} to pass step {step}",
-            lambda: (
-                (e := self.row(eid)).status == "running"
-                and (e.progress or {}).get("step", 0) >= step
-                and ckpt.exists()
-                and e
-            ),
+        """Until the row runs at `step` or later and its checkpoint exists. The run's process
+        is paused (SIGSTOP) while each check reads the row and resumed for 0.1 s between checks,
+        so however fast the machine, the run is caught early (it cannot finish meanwhile)."""
+        claimed = wait_until(
+            f"{eid} to be claimed",
+            lambda: (e := self.row(eid)).status == "running" and e.worker and e,
             timeout,
-            every=0.05,
+            every=0.02,
         )
+        pid = int(claimed.worker.rsplit(":", 1)[1])
+        ckpt = self.settings.runs_dir() / eid / "checkpoint.pt"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                exp = self.row(eid)
+                if exp.status != "running":
+                    raise AssertionError(f"{eid} ended {exp.status} before step {step}")
+                if (exp.progress or {}).get("step", 0) >= step and ckpt.exists():
+                    return exp
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {eid} to pass {step}")
 
     def worker_of(self, eid: str) -> tuple[str, int]:
         """(worker name, pool child pid) running the experiment."""
