@@ -17,4 +17,6 @@ COPY alembic.ini ./
 COPY configs configs
 RUN pip install --no-cache-dir ".[server]" \
     && ! python -c "import torch" 2>/dev/null
-ENV IGM_DATA_DIR=/data PYTHONUNBUFFERED=1
+# the code runs from /app, beside alembic/ and web/ (which the wheel does not carry): the
+# installed copy only brings the requirements and the `igm` command
+ENV IGM_DATA_DIR=/data PYTHONUNBUFFERED=1 PYTHONPATH=/app

@@ -23,4 +23,6 @@ COPY alembic.ini ./
 COPY configs configs
 # torch is installed above from the CUDA index; the requirement torch==TORCH_VERSION is then met
 RUN pip install --no-cache-dir ".[worker]"
-ENV IGM_DATA_DIR=/data PYTHONUNBUFFERED=1
+# the code runs from /app, beside alembic/ and web/ (which the wheel does not carry): the
+# installed copy only brings the requirements and the `igm` command
+ENV IGM_DATA_DIR=/data PYTHONUNBUFFERED=1 PYTHONPATH=/app

@@ -63,7 +63,17 @@ def _summary(result: dict[str, Any], out: Path) -> None:
     table.add_column("macro-F1", justify="right")
     table.add_column("mAP", justify="right")
     t = result["test"]
-    table.add_row("fused", f"{t['acc']:.4f}", f"{t['macro_f1']:.4f}", f"{t['map']:.4f}")
+    configured = result["spec"]["method"]["params"].get("fusion")
+    label = f"fused ({configured})" if configured else "fused"
+    table.add_row(label, f"{t['acc']:.4f}", f"{t['macro_f1']:.4f}", f"{t['map']:.4f}")
+    for name, row in (result.get("fusions") or {}).items():  # the same model, other fusions
+        if name != configured:
+            table.add_row(
+                f"  fused ({name})",
+                f"{row['test_acc']:.4f}",
+                f"{row['test_macro_f1']:.4f}",
+                f"{row['test_map']:.4f}",
+            )
     for m, acc in t["modality_acc"].items():
         table.add_row(m, f"{acc:.4f}", "", "")
     out_console.print(table)

@@ -72,11 +72,8 @@ def compare_fusions(
         pv = method.fuse_as(val["logits"], name)
         pt = method.fuse_as(test["logits"], name)
         t = metrics.summarize(pt, test_y.to(pt.device), n_classes)
-        table[name] = {
-            "val_acc": metrics.accuracy(pv.argmax(1), val_y.to(pv.device)),
-            "test_acc": t["acc"],
-            "test_macro_f1": t["macro_f1"],
-            "test_loss": t["loss"],
+        table[name] = {"val_acc": metrics.accuracy(pv.argmax(1), val_y.to(pv.device))} | {
+            f"test_{k}": v for k, v in t.items()
         }
     return table
 

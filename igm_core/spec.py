@@ -59,7 +59,8 @@ def _hash_view(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no `true` as a batch size, no "3" or 2.5 as an int (an int is a float, though)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Component(_Strict):

@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-root",
         action="append",
         metavar="DIR",
-        help="a folder that `features` datasets may read from (repeatable; default IGM_DATA_ROOTS)",
+        help="a folder that dataset roots and weights files in specs may lie under "
+        "(repeatable; default IGM_DATA_ROOTS)",
     )
     parser.add_argument("--no-worker", action="store_true", help="serve the API only")
     parser.add_argument(
@@ -145,6 +146,12 @@ def configured(args: argparse.Namespace) -> Settings:
     update: dict[str, object] = {}
     if args.data_dir:
         update["data_dir"] = Path(args.data_dir)
+    # the address it serves is a trusted Host; on every address, so are this machine's names
+    wildcard = args.host in ("0.0.0.0", "::", "")
+    names = [socket.gethostname(), socket.getfqdn()] if wildcard else [args.host]
+    extra = [n for n in dict.fromkeys(names) if n and n not in settings.trusted_hosts]
+    if extra:
+        update["trusted_hosts"] = [*settings.trusted_hosts, *extra]
     if args.data_root:
         roots = [Path(r).expanduser().resolve() for r in args.data_root]
         for given, root in zip(args.data_root, roots, strict=True):
@@ -224,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def banner(settings: Settings, base_url: str) -> str:
     data = settings.data_dir.resolve()
-    roots = ", ".join(map(str, settings.data_roots)) or "none (features datasets disabled)"
+    roots = ", ".join(map(str, settings.data_roots)) or "none (specs naming a path are refused)"
     text = (
         f"IGM Lab at {base_url} (data: {data}; database "
         f"{settings.resolved_database_url().split('@')[-1]}; broker "

@@ -44,7 +44,10 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 LAST_USED_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often
 
-MISSING = "an API token is required: send `Authorization: Bearer <token>` (igm token create)"
+MISSING = (
+    "an API token is required: send `Authorization: Bearer <token>` (the igm commands: "
+    "IGM_TOKEN or `igm login URL --token -`; an administrator creates tokens: igm token create)"
+)
 INVALID = "invalid or revoked API token"
 READ_ONLY = "this API token is read-only; writes need a token created without --read-only"
 

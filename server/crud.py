@@ -396,6 +396,16 @@ def queued_since(session: Session, *, older_than_s: float) -> list[Experiment]:
     return list(session.scalars(q))
 
 
+def touch_queued(session: Session, *, ids: list[str]) -> None:
+    """Mark queued rows as written now (their message was just sent again)."""
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id.in_(ids), Experiment.status == QUEUED)
+        .values(updated_at=utcnow())
+    )
+    session.commit()
+
+
 def claim(
     session: Session, *, experiment_id: str, worker: str, stale_after_s: float
 ) -> Experiment | None:

@@ -5,22 +5,19 @@ API's one error shape: {"detail": [{"loc": "a.b", "msg": ...}]}.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 from fastapi import Depends, HTTPException, Request
 
+from igm_core import cost, paths
 from igm_core.spec import ResolvedSpec, SpecError, resolve_spec
+from server.guards import JSON_TYPES, YAML_TYPES
 from server.schemas import MAX_TAGS, TAG_PATTERN
 from server.settings import Settings
-
-JSON_TYPES = ("application/json",)
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 
 
 def unprocessable(loc: str, msg: str) -> HTTPException:
@@ -68,7 +65,7 @@ def plain_json(data: Any, loc: str = "body") -> Any:
 async def spec_body(request: Request) -> dict[str, Any]:
     """The request body as a spec mapping: JSON (application/json) or YAML (application/yaml,
     application/x-yaml, text/yaml); not yet validated as a spec."""
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in JSON_TYPES + YAML_TYPES and not media.endswith("+json"):
         raise HTTPException(
             status_code=415,
@@ -115,42 +112,37 @@ def check_queue(queue: str | None, settings: Settings, loc: str) -> str:
     return queue
 
 
-def confine_features_root(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """A `features` dataset may read only below settings.data_roots; checked before anything
-    opens the folder, and the root is replaced by its resolved absolute path so that the worker
-    reads exactly what was checked, whatever its working directory."""
-    dataset = raw.get("dataset")
-    if not isinstance(dataset, dict) or dataset.get("name") != "features":
-        return raw
-    params = dataset.get("params")
-    if not isinstance(params, dict) or not isinstance(params.get("root"), str):
-        return raw  # resolve_spec reports the missing or mistyped root
-    shown = repr(params["root"][:200])
-
-    def refuse(msg: str) -> SpecError:
-        return SpecError([("dataset.params.root", msg)])
-
-    if not settings.data_roots:
-        raise refuse(
-            "features datasets are disabled on this server: set IGM_DATA_ROOTS to the "
-            "folders their roots may lie under"
-        )
+def confine_paths(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """`raw` with every path it names (dataset roots, weights, checkpoints) resolved inside
+    settings.data_roots (igm_core.paths), checked before anything opens them; SpecError
+    otherwise. The worker checks the stored paths again before it opens them."""
     try:
-        root = Path(params["root"]).expanduser().resolve()
-        allowed = [Path(r).expanduser().resolve() for r in settings.data_roots]
-    except (OSError, RuntimeError, ValueError) as err:
-        raise refuse(f"cannot resolve {shown}: {err}") from None
-    if not any(root.is_relative_to(a) for a in allowed):
-        roots = ", ".join(map(str, allowed))
-        raise refuse(f"{shown} lies outside the allowed data roots ({roots})")
-    out = copy.deepcopy(raw)
-    out["dataset"]["params"]["root"] = str(root)
-    return out
+        return paths.confine_spec(raw, settings.data_roots)
+    except paths.PathRefused as err:
+        raise SpecError([(err.loc, err.message)]) from None
 
 
 def resolve_checked(raw: dict[str, Any], settings: Settings) -> ResolvedSpec:
     """The resolved spec, or SpecError; nothing outside the data roots is opened."""
-    return resolve_spec(confine_features_root(raw, settings))
+    spec = resolve_spec(confine_paths(raw, settings))
+    check_cost(spec, settings)
+    return spec
+
+
+def check_cost(spec: ResolvedSpec, settings: Settings) -> None:
+    """SpecError naming the estimate and the cap when the spec would cost more than this
+    deployment allows (igm_core.cost: data in memory, parameters, steps)."""
+    caps = cost.Caps(
+        max_data_bytes=settings.max_data_bytes,
+        max_parameters=settings.max_parameters,
+        max_steps=settings.max_steps,
+    )
+    try:
+        errors = cost.check(cost.estimate_spec(spec), caps)
+    except (OSError, ValueError, KeyError) as err:  # the meta was readable a moment ago
+        errors = [("dataset.params", f"cannot estimate the cost: {type(err).__name__}")]
+    if errors:
+        raise SpecError(errors)
 
 
 def spec_errors(err: SpecError, prefix: str = "", **extra: Any) -> list[dict[str, Any]]:

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import auth, migrations, reconcile
+from server import auth, guards, migrations, reconcile
 from server.db import session_factory
 from server.mlflow_reader import MlflowReader
 from server.queue import make_celery
@@ -137,6 +139,48 @@ def _lifespan(settings: Settings, check_schema: bool):
     return lifespan
 
 
+# the API's one error shape for 422s (see _validation_error and server.inputs), in the schema
+_ERROR_ITEM = {
+    "title": "ValidationError",
+    "type": "object",
+    "required": ["loc", "msg"],
+    "properties": {
+        "loc": {"type": "string", "description": "the field, dotted: body.a.b, query.limit"},
+        "msg": {"type": "string"},
+    },
+}
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The generated schema with 422 bodies as the API sends them: {"detail": [{loc, msg}]}."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                openapi_version=app.openapi_version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+                servers=app.servers,
+                separate_input_output_schemas=app.separate_input_output_schemas,
+            )
+            schemas = schema.get("components", {}).get("schemas", {})
+            if "ValidationError" in schemas:
+                schemas["ValidationError"] = _ERROR_ITEM
+            if app.state.settings.require_tokens:  # /docs gets an "Authorize" button
+                schema.setdefault("components", {})["securitySchemes"] = {
+                    "token": {"type": "http", "scheme": "bearer", "description": "igm token"}
+                }
+                schema["security"] = [{"token": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+
+
 def create_app(settings: Settings | None = None, *, check_schema: bool = True) -> FastAPI:
     """The service's FastAPI app (settings default to the environment's)."""
     settings = settings or get_settings()
@@ -152,6 +196,14 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
     app.state.settings = settings
     app.state.rate_limiter = auth.RateLimiter(settings.write_rate_per_minute)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(guards.RequestGuards, trusted_hosts=settings.trusted_hosts)
+    if settings.cors_origins:  # closed unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(auth.PageAuthRequired, _page_auth)
     app.add_exception_handler(Exception, _internal_error)
@@ -165,6 +217,7 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
     app.include_router(docs.router)
     app.include_router(curves.router)
     app.include_router(pages.router)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR, check_dir=False), name="static")
     return app
 

@@ -22,6 +22,11 @@ TASK_NAME = "igm.run_experiment"
 MAX_PRIORITY = 9
 
 
+def hard_limit(limit_s: int) -> int:
+    """Celery's hard time limit for a run limited to `limit_s`: some minutes later."""
+    return limit_s + max(60, limit_s // 20)
+
+
 def make_celery(settings: Settings) -> Celery:
     url = settings.resolved_broker_url()
     app = Celery("igm_lab", broker=url, set_as_current=False)
@@ -57,17 +62,28 @@ def make_celery(settings: Settings) -> Celery:
         worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        # the backstop of a run stuck outside its steps; each message carries its queue's
+        task_time_limit=hard_limit(settings.task_time_limit_s),
     )
+    app.conf.igm_time_limits = {q: settings.time_limit_s(q) for q in settings.queues}
+    app.conf.igm_default_time_limit = settings.time_limit_s(settings.default_queue)
     return app
 
 
 def send_run(app: Celery, *, experiment_id: str, queue: str, priority: int) -> None:
     """Enqueue one experiment id; call only after its row is committed."""
     # API priority: higher runs first; Redis orders 0 first
+    limit = (app.conf.get("igm_time_limits") or {}).get(queue) or app.conf.get(
+        "igm_default_time_limit"
+    )
+    # the worker stops the run at its first step past `limit` (failed, with the reason); the
+    # hard limit, later, ends a child stuck elsewhere (the row is then taken over)
+    extra = {"kwargs": {"time_limit_s": limit}, "time_limit": hard_limit(limit)} if limit else {}
     app.send_task(
         TASK_NAME,
         args=[experiment_id],
         queue=queue,
+        **extra,
         priority=MAX_PRIORITY - max(0, min(priority, MAX_PRIORITY)),
     )
 

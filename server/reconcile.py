@@ -5,8 +5,10 @@ running experiment's message sits unacknowledged when its worker dies (Redis red
 after the visibility timeout, which is days for long GPU jobs). The API re-sends, at start, the ids
 of queued rows and of running rows whose worker went silent; then every `reconcile_s` seconds the
 latter, and the queued rows no worker claimed for `requeue_queued_after_s` when their queue in the
-broker holds fewer messages than there are such rows (so a long, healthy backlog is not sent
-again and again; a loss hidden by newer messages shows once those rows are old too).
+broker is empty (a broker restarted without its messages). A queue that holds messages is left
+alone: a worker may have reserved a row's message without claiming it yet, so fewer messages than
+rows proves no loss; once the queue drains, rows still queued are re-sent, each at most once per
+`requeue_queued_after_s` (sending one marks it as written).
 Duplicates are harmless: a worker that cannot claim a row skips it.
 """
 
@@ -47,8 +49,8 @@ def requeue(
 
 
 def requeue_unclaimed(settings: Settings, sessions: sessionmaker[Session], celery: Celery) -> int:
-    """Re-send queued rows unclaimed for requeue_queued_after_s, per queue whose broker queue
-    holds fewer messages than there are such rows; returns how many were sent."""
+    """Re-send queued rows unclaimed for requeue_queued_after_s whose broker queue is empty;
+    returns how many were sent."""
     with sessions() as s:
         stale = crud.queued_since(s, older_than_s=settings.requeue_queued_after_s)
     by_queue: dict[str, list[Experiment]] = defaultdict(list)
@@ -56,8 +58,10 @@ def requeue_unclaimed(settings: Settings, sessions: sessionmaker[Session], celer
         by_queue[exp.queue].append(exp)
     sent = 0
     for queue, rows in by_queue.items():
-        if waiting(celery, queue) < len(rows):
-            sent += _send(celery, rows, f"unclaimed, broker queue {queue!r} short")
+        if waiting(celery, queue) == 0:
+            with sessions() as s:  # not again before requeue_queued_after_s
+                crud.touch_queued(s, ids=[e.id for e in rows])
+            sent += _send(celery, rows, f"unclaimed, broker queue {queue!r} empty")
     return sent
 
 

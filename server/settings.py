@@ -28,7 +28,27 @@ class Settings(BaseSettings):
     queues: list[str] = Field(["cpu", "gpu"], description="queues a spec may ask for")
     max_attempts: int = Field(3, ge=1, le=100)
     max_body_bytes: int = Field(1_000_000, ge=1_000)
-    max_sweep_size: int = Field(1000, ge=1, le=100_000)
+    max_sweep_size: int = Field(
+        200, ge=1, le=100_000, description="experiments one sweep request may create"
+    )
+    max_data_bytes: int = Field(
+        64 * 10**9, ge=10**6, description="cap on a spec's estimated in-memory data (bytes)"
+    )
+    max_parameters: int = Field(
+        500_000_000, ge=1_000, description="cap on a spec's estimated model parameters"
+    )
+    max_steps: int = Field(
+        5_000_000, ge=100, description="cap on a spec's estimated training steps"
+    )
+    task_time_limit_s: int = Field(
+        7 * 24 * 3600,
+        ge=1,
+        description="a run's time limit on a queue not in queue_time_limits_s (seconds)",
+    )
+    queue_time_limits_s: dict[str, int] = Field(
+        default_factory=dict,
+        description='per-queue time limits, e.g. {"cpu": 86400, "gpu": 604800} (seconds)',
+    )
     data_roots: list[Path] = Field(
         default_factory=list, description="folders a `features` dataset root may lie under"
     )
@@ -38,7 +58,9 @@ class Settings(BaseSettings):
         60.0, gt=0, description="how often the API re-sends the ids of rows whose worker was lost"
     )
     requeue_queued_after_s: float = Field(
-        300.0, gt=0, description="a queued row unclaimed this long is sent to the broker again"
+        300.0,
+        gt=0,
+        description="a queued row unclaimed this long is sent again once its broker queue is empty",
     )
     broker_lost_after_s: float = Field(
         600.0,
@@ -67,6 +89,15 @@ class Settings(BaseSettings):
     write_rate_per_minute: int = Field(
         120, ge=1, le=1_000_000, description="writes one API token may make per minute (429)"
     )
+    trusted_hosts: list[str] = Field(
+        ["localhost", "127.0.0.1", "::1"],
+        description="Host headers the API answers (400 otherwise); `igm up --host` adds its "
+        'host; "*" allows any',
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins allowed cross-origin requests (none: CORS stays closed)",
+    )
     mlflow_ui_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s<>\"']{1,500}$",
@@ -90,6 +121,10 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri and not self.mlflow_tracking_uri.startswith("sqlite"):
             return None
         return (self.data_dir.resolve() / "mlartifacts").as_uri()
+
+    def time_limit_s(self, queue: str) -> int:
+        """The soft time limit of a run on `queue`; the hard one is a minute later."""
+        return max(1, int(self.queue_time_limits_s.get(queue, self.task_time_limit_s)))
 
     def runs_dir(self) -> Path:
         return self.data_dir.resolve() / "runs"

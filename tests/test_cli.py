@@ -61,6 +61,24 @@ def test_train_prints_a_summary(tmp_path) -> None:
     assert json.loads((tmp_path / "result.json").read_text())["spec"]["schedule"]["epochs"] == 2
 
 
+def test_train_summary_lists_every_fusion(tmp_path) -> None:
+    out = igm(
+        "train",
+        "configs/synthetic_alternating.yaml",
+        "--out",
+        str(tmp_path),
+        "--set",
+        "schedule.stage_epochs=[1,1]",
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    lines = out.stdout.splitlines()
+    for name, row in result["fusions"].items():
+        label = "fused (mean)" if name == "mean" else f"  fused ({name})"
+        line = next(x for x in lines if f"{label.strip()} " in x)
+        assert f"{row['test_acc']:.4f}" in line, (name, line)
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [

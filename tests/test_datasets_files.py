@@ -135,6 +135,7 @@ def test_read_meta_agrees_with_load(good_root: Path) -> None:
         "modalities": data.modalities,
         "shapes": data.shapes(),
         "n_classes": data.n_classes,
+        "sizes": {name: len(split) for name, split in data.splits.items()},
     }
     assert catalog.dataset_meta("features", FeaturesParams(root=str(good_root))) == meta
 

@@ -4,11 +4,12 @@ Tests call `run` directly (never through Celery's eager mode). The spec stored i
 resolved one: it is rebuilt without reading any data file. Progress and cancel go through
 worker.bridge, which heartbeats from the claim on.
 
-MLflow: a run that starts while the store is unreachable waits for it (backoff up to 30 s,
+MLflow: a run that starts while the store is unreachable waits for it (backoff up to 10 s,
 heartbeating, cancellable) for `mlflow_start_wait_s` before failing; once started, the tracker
 buffers and retries on its own. Each attempt logs to a run of its own, recorded in the row with
 the step it resumed from (server.attempts stitches them); the run of an earlier attempt whose
-worker died (still RUNNING) is ended as KILLED.
+worker died (still RUNNING) is ended as KILLED. At each epoch's end the metrics logged so far are
+sent before the checkpoint is written (for up to FLUSH_BEFORE_CHECKPOINT_S).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from worker.bridge import Bridge
 
 log = logging.getLogger("worker.runner")
 TRACEBACK_CHARS = 20_000
+FLUSH_BEFORE_CHECKPOINT_S = 3.0
 
 
 def git_commit() -> str | None:
@@ -46,8 +48,14 @@ def git_commit() -> str | None:
         return None
 
 
-def run(experiment_id: str, *, settings: Settings, worker: str) -> str:
-    """Run the experiment if this worker can claim it; returns the final status or 'skipped'."""
+def run(
+    experiment_id: str, *, settings: Settings, worker: str, time_limit_s: float | None = None
+) -> str:
+    """Run the experiment if this worker can claim it; returns the final status or 'skipped'.
+
+    Past `time_limit_s` (the message's, else the settings' for the row's queue) the run stops
+    at its next step, as a cancel does, and is recorded as failed with the reason; Celery's
+    hard limit a little later is only the backstop for a run stuck outside its steps."""
     sessions = session_factory(settings.resolved_database_url())
     with sessions() as s:
         exp = crud.claim(
@@ -59,8 +67,9 @@ def run(experiment_id: str, *, settings: Settings, worker: str) -> str:
             experiment_id,
         )
         return "skipped"
+    limit_s = time_limit_s or settings.time_limit_s(exp.queue)
     try:
-        status, summary, error, tb = _train(exp, settings, sessions, worker)
+        status, summary, error, tb = _train(exp, settings, sessions, worker, limit_s=limit_s)
     except Exception as err:  # never a silent loss: record what happened
         status, summary = FAILED, None
         error, tb = f"{type(err).__name__}: {err}", traceback.format_exc()[-TRACEBACK_CHARS:]
@@ -78,17 +87,26 @@ def run(experiment_id: str, *, settings: Settings, worker: str) -> str:
 
 
 def _train(
-    exp: Experiment, settings: Settings, sessions: sessionmaker[Session], worker: str
+    exp: Experiment,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    worker: str,
+    *,
+    limit_s: float,
 ) -> tuple[str, dict[str, Any] | None, str | None, str | None]:
+    deadline = time.monotonic() + limit_s
     from pydantic import ValidationError
 
-    from igm_core.events import Resumed
+    from igm_core.events import EpochEnd, Resumed
+    from igm_core.paths import PathRefused, confine_spec
     from igm_core.spec import ResolvedSpec
     from igm_core.tracking import MlflowTracker
     from igm_core.trainer import train
 
-    try:
-        spec = ResolvedSpec.model_validate(exp.spec)
+    try:  # the paths again, here, before anything opens them (a link may have changed since)
+        spec = ResolvedSpec.model_validate(confine_spec(exp.spec, settings.data_roots))
+    except PathRefused as err:
+        return FAILED, None, f"refused path: {err}", None
     except ValidationError as err:
         return FAILED, None, f"invalid spec: {err}", None
     tags = {
@@ -132,6 +150,11 @@ def _train(
                 log.warning("ended MLflow run %s of an earlier attempt as KILLED", run_id)
 
         def on_event(event: Any) -> None:
+            if isinstance(event, EpochEnd):
+                # the checkpoint is written next: send what was logged up to here first, so an
+                # attempt that resumes from it finds every earlier point in MLflow even when
+                # this process is killed right after (bounded: an outage only delays training)
+                tracker.flush(timeout=FLUSH_BEFORE_CHECKPOINT_S)
             if isinstance(event, Resumed):  # before this attempt logs any metric
                 with sessions() as s:
                     crud.set_mlflow_run(
@@ -140,14 +163,19 @@ def _train(
                     )  # fmt: skip
             bridge.on_event(event)
 
+        def should_stop() -> bool:
+            return bridge.should_stop() or time.monotonic() > deadline
+
         result = train(
             spec,
             out_dir=settings.runs_dir() / exp.id,
             tracker=tracker,
-            should_stop=bridge.should_stop,
+            should_stop=should_stop,
             on_event=on_event,
         )
     if result.status == "stopped":
+        if not bridge.should_stop():  # not a cancel: the time limit
+            return FAILED, None, time_limit_error(limit_s, exp.queue), None
         return CANCELLED, None, None, None
     r = result.result
     summary = {
@@ -159,8 +187,15 @@ def _train(
     return SUCCEEDED, summary, None, None
 
 
+def time_limit_error(limit_s: float, queue: str) -> str:
+    return (
+        f"time limit reached: runs on queue {queue!r} may take {limit_s:g} s "
+        "(IGM_QUEUE_TIME_LIMITS_S, IGM_TASK_TIME_LIMIT_S); retry resumes from the last checkpoint"
+    )
+
+
 def _start_tracker(make: Any, wait_s: float, bridge: Bridge) -> Any:
-    """make() until the MLflow store answers: backoff from 1 s to 30 s, for wait_s seconds at
+    """make() until the MLflow store answers: backoff from 1 s to 10 s, for wait_s seconds at
     most (then its error is raised); None when a cancel is requested meanwhile."""
     from igm_core.tracking import TrackerError
 
@@ -176,4 +211,4 @@ def _start_tracker(make: Any, wait_s: float, bridge: Bridge) -> Any:
         bridge.cancel.wait(min(delay, left))
         if bridge.should_stop():
             return None
-        delay = min(delay * 2, 30.0)
+        delay = min(delay * 2, 10.0)

@@ -16,7 +16,10 @@ import igm_core.trainer  # noqa: F401  isort: skip
 
 
 @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)
-def run_experiment(experiment_id: str) -> str:
+def run_experiment(experiment_id: str, time_limit_s: float | None = None) -> str:
     return run(
-        experiment_id, settings=get_settings(), worker=f"{socket.gethostname()}:{os.getpid()}"
+        experiment_id,
+        settings=get_settings(),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        time_limit_s=time_limit_s,
     )

@@ -14,7 +14,8 @@ Width = Annotated[int, Field(ge=1, le=8192)]
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no `true` as a batch size, no "3" or 2.5 as an int (an int is a float, though)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class MLPParams(_Params):

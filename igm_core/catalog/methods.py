@@ -56,7 +56,8 @@ def method_rules(name: str) -> MethodRules:
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no `true` as a batch size, no "3" or 2.5 as an int (an int is a float, though)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 _SCOPE = re.compile(r"^(head|all|none|head\+([1-9][0-9]?))$")
@@ -227,6 +228,7 @@ def _complete_alternating(params: dict[str, Any], modalities: list[str], errors:
 STAGES = MethodRules("stages", complete=_complete_alternating)
 MLA_RULES = MethodRules(
     "epochs",
+    complete=_complete_alternating,
     schedule_of=lambda params: "stages" if params["alternation"] == "stage" else "epochs",
     shared_head=lambda params: params["alternation"] == "step",
     hint=" (method.params.alternation: stage trains in stages)",

@@ -53,6 +53,7 @@ from igm_core.data.av_meta import (
 )
 from igm_core.data.base import SPLITS, DatasetSplit, MultimodalData
 from igm_core.data.device_aug import augment_frames
+from igm_core.paths import inside
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,9 @@ def _resolve(row: Row, wav: Path, folder: Path, max_frames: int | None) -> Clip 
     frames = list_frames(folder, max_frames)
     if not frames:
         return f"{folder}: no .jpg frames for clip {row.clip!r} ({where})"
+    root = row.csv.parent.parent  # root/annotations/<split>.csv
+    for path in (wav, folder, *frames):  # names from a CSV, links in the folders: stay inside
+        inside(root, path, f"clip {row.clip[:100]!r} ({where})")
     return Clip(row.clip, row.label, wav, frames)
 
 

@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from igm_core.paths import inside
+
 AUDIO, VISUAL = "audio", "visual"
 MODALITIES = (AUDIO, VISUAL)
 CREMA_D_CLASSES = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
@@ -48,7 +50,8 @@ _HEADER_WORDS = {"label", "labels", "emotion", "class", "category", "classname",
 class AVParams(BaseModel):
     """Parameters common to the clip datasets (defaults: CREMA-D's preparation)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: no `true` as a batch size, no "3" or 2.5 as an int (an int is a float, though)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     root: str = Field(..., min_length=1, max_length=4096, description="the prepared dataset")
     frames: int = Field(1, ge=1, le=16, description="video frames per sample")
@@ -173,7 +176,9 @@ def read_annotations(dataset: str, root: str) -> Annotations:
     base = check_root(root)
     folder = base / ANNOTATIONS
     present = {s: folder / n for s, n in CSV_NAMES.items() if s != "val" or (folder / n).is_file()}
-    raw = {split: _read_csv(path) for split, path in present.items()}
+    # a linked annotation file must not lead elsewhere (nor its contents reach an error)
+    raw = {split: _read_csv(inside(base, path, f"{ANNOTATIONS}/{path.name}"))
+           for split, path in present.items()}  # fmt: skip
     if dataset == "crema_d":
         classes = list(CREMA_D_CLASSES)
 
@@ -209,6 +214,7 @@ def av_meta(dataset: str, p: AVParams) -> dict[str, Any]:
             VISUAL: (p.frames, 3, p.image_size, p.image_size),
         },
         "n_classes": ann.n_classes,
+        "sizes": {split: len(rows) for split, rows in ann.rows.items()},
     }
 
 

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from igm_core.names import MODALITY_NAME
+from igm_core.paths import inside
 
 SPLITS = ("train", "val", "test")
 LABEL = "label"
@@ -67,7 +68,7 @@ def split_files(root: str | Path) -> dict[str, Path]:
         path = base / f"{split}.npz"
         if not path.is_file():
             raise FileNotFoundError(f"{base}: missing file {split}.npz")
-        files[split] = path
+        files[split] = inside(base, path, f"{base}/{split}.npz")  # a link must not lead out
     return files
 
 
@@ -248,6 +249,7 @@ def read_meta(root: str, n_classes: int | None) -> dict[str, Any]:
         "modalities": list(shapes),
         "shapes": dict(shapes),
         "n_classes": _resolve_classes(files, labels, n_classes),
+        "sizes": {split: len(labels[split]) for split in SPLITS},
     }
 
 

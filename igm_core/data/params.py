@@ -15,7 +15,8 @@ from igm_core.names import ModalityName
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no `true` as a batch size, no "3" or 2.5 as an int (an int is a float, though)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SyntheticParams(Params):

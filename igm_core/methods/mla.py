@@ -5,7 +5,11 @@ variant as a named option.
 `alternation: step` (the default): every mini-batch trains each modality in turn, in the spec's
 modality order, over ONE head shared by all modalities (the spec's model gets shared_head: true):
 modality m's loss, backward, an optimizer step, then the next modality on the same mini-batch.
-The trainer's step counter, learning-rate schedule and checkpoints count mini-batches.
+The trainer's step counter, learning-rate schedule and checkpoints count mini-batches. One
+deliberate difference: the released code runs on torch 1.8, whose zero_grad() leaves zero tensors
+rather than None, so during the second modality's update the first modality's encoder (whose
+gradient is then zero) still moves by its momentum and weight decay; here gradients are cleared to
+None and the optimizer skips them, so each encoder moves once per mini-batch, by its own update.
 
 Gradient modification (`project`): the paper protects the shared head with an OWM projector,
 P <- P - k k^T / (alpha_t + r^T k), k = P r, with r the batch mean of the head layer's input,
@@ -59,14 +63,20 @@ def owm_alpha(base: float, batch: int, batches: int) -> float:
 
 
 class _MLAFusion:
+    """MLA's own fusion next to the shared ones (mean, entropy, ...) of the alternating methods."""
+
     params: dict[str, Any]
+    fusions = (*getattr(Alternating, "fusions", ()), "entropy_logits")
 
     def fuse(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.params["fusion"] == "entropy_logits" and len(logits) > 1:
-            return entropy_logit_fusion(logits)
         if self.params["fusion"] == "entropy_logits":
-            return F.softmax(next(iter(logits.values())).float(), dim=1)
+            return entropy_logit_fusion(logits)
         return super().fuse(logits)  # type: ignore[misc]
+
+    def fuse_as(self, logits: dict[str, torch.Tensor], fusion: str) -> torch.Tensor:
+        if fusion == "entropy_logits":
+            return entropy_logit_fusion(logits)
+        return super().fuse_as(logits, fusion)  # type: ignore[misc]
 
 
 class MLAStage(_MLAFusion, Projected):

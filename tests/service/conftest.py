@@ -114,7 +114,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
     """Embedded settings under tmp_path; override database_url, broker_url, ... as needed."""
-    values = {"data_dir": tmp_path / "data", **overrides}
+    # TestClient sends `Host: testserver`
+    hosts = ["localhost", "127.0.0.1", "testserver"]
+    values = {"data_dir": tmp_path / "data", "trusted_hosts": hosts, **overrides}
     return Settings(**values)
 
 

@@ -32,16 +32,17 @@ from server.settings import Settings
 from tests.service.conftest import free_port, served
 from worker.command import worker_command
 
-# one stage, every step in train/fused/loss: 50 steps per epoch, a checkpoint at each epoch's end
+# one stage, every step in train/fused/loss: 30 steps per epoch, a checkpoint at each epoch's end
 SPEC = {
     "name": "fault",
-    "dataset": {"name": "synthetic", "params": {"n_train": 1600, "n_val": 100, "n_test": 100}},
+    "dataset": {"name": "synthetic", "params": {"n_train": 960, "n_val": 64, "n_test": 64}},
     "method": {"name": "joint"},
     "schedule": {"epochs": 8},
     "batch_size": 32,
     "log_every": 10,
 }
 LOSS_KEY = "train/fused/loss"
+STEPS_PER_EPOCH = 30
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:

@@ -116,7 +116,9 @@ def test_open_paths_and_writes_with_public_reads(lab, tmp_path):
     client, _ = lab
     assert client.get("/health").status_code in (200, 503)
     assert client.get("/docs").status_code == 200
-    assert client.get("/openapi.json").status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    assert schema["security"] == [{"token": []}]
     assert client.get("/static/js/api.js").status_code == 200
     with TestClient(create_app(lab_settings(tmp_path, public_reads=True))) as public:
         assert public.post("/experiments", json=SPEC).status_code == 401

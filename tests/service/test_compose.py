@@ -74,6 +74,8 @@ def test_the_api_image_has_no_torch_and_the_worker_image_the_cuda_build(services
     assert 'pip install --no-cache-dir ".[server]"' in api
     assert not any(word in api for word in ("torch==", "[worker]", "[all]", "pip install -e"))
     assert "ARG TORCH_INDEX_URL" in worker and '".[worker]"' in worker
+    for text in (api, worker):  # migrations and pages are found beside the code in /app
+        assert "PYTHONPATH=/app" in text and "COPY alembic alembic" in text
 
 
 def test_redis_persists_and_never_evicts_and_needs_its_password(services: dict) -> None:

@@ -81,7 +81,7 @@ def _queued_rows(settings, queue: str, n: int, age_s: float) -> list[str]:
     return ids
 
 
-def test_unclaimed_queued_rows_are_sent_again_while_the_broker_lacks_them(
+def test_unclaimed_queued_rows_are_sent_again_once_their_queue_is_empty(
     tmp_path, db_url: str, redis_queue: str
 ) -> None:
     settings = make_settings(
@@ -95,22 +95,31 @@ def test_unclaimed_queued_rows_are_sent_again_while_the_broker_lacks_them(
     )
     conn = redis.Redis.from_url(REDIS_URL)
 
-    def wait_for(n: int) -> list[str]:
+    def settled(n: int) -> list[str]:
         deadline = time.time() + 10
         while time.time() < deadline and len(ids_on(conn, redis_queue)) < n:
             time.sleep(0.05)
-        time.sleep(1.0)  # several more passes: none sends them again while the queue holds them
+        time.sleep(1.0)  # several more passes: none sends them again
         return ids_on(conn, redis_queue)
 
     try:
         with TestClient(create_app(settings)) as client:  # started with an empty table
-            fresh = _queued_rows(settings, redis_queue, 1, age_s=0)
-            send_run(client.app.state.celery, experiment_id=fresh[0], queue=redis_queue, priority=0)
             lost = _queued_rows(settings, redis_queue, 2, age_s=60)
-            assert sorted(wait_for(3)) == sorted(lost + fresh)
+            fresh = _queued_rows(settings, redis_queue, 1, age_s=0)
+            assert sorted(settled(2)) == sorted(lost)  # the old rows, once; not the fresh one
             conn.delete(*conn.scan_iter(match=f"{redis_queue}*"))  # a broker restarted empty
-            # the old rows again, once; the fresh one only once it is old too
-            assert sorted(wait_for(2)) == sorted(lost)
+            # sent again only after requeue_queued_after_s (sending them marked them written)
+            assert settled(1) == []
+            with session_factory(settings.resolved_database_url())() as s:
+                s.query(Experiment).filter(Experiment.id.in_(lost + fresh)).update(
+                    {"updated_at": utcnow() - timedelta(seconds=60)}, synchronize_session=False
+                )
+                s.commit()
+            assert sorted(settled(3)) == sorted(lost + fresh)
+            # a queue that holds messages proves nothing lost: an old row is not sent again
+            old = _queued_rows(settings, redis_queue, 1, age_s=60)
+            assert old[0] not in settled(4)
+            assert client.get("/health").json()["broker"]["ok"]
     finally:
         conn.delete(*conn.scan_iter(match=f"{redis_queue}*"))
         conn.close()

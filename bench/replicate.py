@@ -1,0 +1,384 @@
+"""Replication report: every method and fusion on the built-in data, 5 seeds each.
+
+    python bench/replicate.py [--seeds 0,1,2,3,4] [--out docs/replication.md]
+
+Trains joint, unimodal (each modality), alternating, mla, ogm_ge and igm on three settings:
+`synthetic` with a strongly imbalanced pair (a linear, fast-learned modality beside one whose
+signal is mostly behind a nonlinear code), `digits` with 2 views and with 3 views. The
+alternating-family methods run once per seed with the default fusion (`mean`, which also selects
+the checkpoint); result["fusions"] scores every fusion (mean, entropy, geometric, calibrated) on
+that same selected model. Statistics are the ones `igm compare` prints (igm_core.compare): mean,
+95% t-interval over seeds, and paired per-seed differences with their 95% t-interval. The report
+(Markdown) states the command, the versions, the machine and the wall time; progress goes to
+stdout (bench/results/replicate.log when run with nohup as below).
+
+    nohup .venv/bin/python bench/replicate.py > bench/results/replicate.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from igm_core import catalog
+from igm_core.compare import compare_pairs, group_runs, parse_seeds, report_from_results
+from igm_core.compare.report import Run
+from igm_core.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILY = ("alternating", "mla", "igm")  # methods that fuse unimodal outputs
+RIVALS = ("joint", "alternating", "mla", "ogm_ge")
+OUTPUTS = ("docs/replication.md", "bench/results/replicate.log", "bench/results/replicate.json")
+
+# Each setting: the dataset, its modalities, the optimiser and batch, and the stage lengths of the
+# staged methods (alternating, igm). Every method gives each modality's branch the same number of
+# passes over the training set, E = sum(stage_epochs) / M: the staged methods train one modality
+# per stage, the others (joint, ogm_ge, unimodal, and mla, which alternates modalities inside every
+# mini-batch) train E epochs. Every method selects its checkpoint on the validation split.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "synthetic (imbalanced)": {
+        "dataset": {
+            "name": "synthetic",
+            "params": {"dims": [32, 32], "signal": [2.0, 2.0], "difficulty": [0.0, 0.8]},
+        },
+        "modalities": ["strong", "weak"],
+        "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4},
+        "batch_size": 64,
+        "stage_epochs": [3] * 8,
+    },
+    "digits, 2 views": {
+        "dataset": {"name": "digits", "params": {"views": 2, "noise": [0.1, 0.6]}},
+        "modalities": ["top", "bottom"],
+        "optimizer": {"name": "sgd", "lr": 0.02, "momentum": 0.9, "weight_decay": 1e-4},
+        "batch_size": 32,
+        "stage_epochs": [3] * 6,
+    },
+    "digits, 3 views": {
+        "dataset": {"name": "digits", "params": {"views": 3, "noise": [0.1, 0.6, 0.3]}},
+        "modalities": ["top", "bottom", "coarse"],
+        "optimizer": {"name": "sgd", "lr": 0.02, "momentum": 0.9, "weight_decay": 1e-4},
+        "batch_size": 32,
+        "stage_epochs": [3] * 9,
+    },
+}
+
+
+def specs_for(setting: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """label -> spec (without seed) of every method run on one setting."""
+    base = {k: setting[k] for k in ("dataset", "modalities", "optimizer", "batch_size")}
+    stages = {"stage_epochs": setting["stage_epochs"]}
+    epochs = {"epochs": sum(setting["stage_epochs"]) // len(setting["modalities"])}
+    out = {"joint": {"method": {"name": "joint"}, "schedule": epochs}}
+    for m in setting["modalities"]:
+        out[f"unimodal {m}"] = {
+            "method": {"name": "unimodal", "params": {"modality": m}},
+            "schedule": epochs,
+        }
+    out["ogm_ge"] = {"method": {"name": "ogm_ge"}, "schedule": epochs}
+    for name in FAMILY:
+        form = catalog.method_rules(name).schedule  # of the default parameters
+        out[name] = {"method": {"name": name}, "schedule": stages if form == "stages" else epochs}
+    return {label: {"name": label, **copy.deepcopy(base), **spec} for label, spec in out.items()}
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        outputs = [f":!{p}" for p in OUTPUTS]  # this run rewrites them: not a code change
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *outputs],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + (" (with uncommitted changes)" if dirty else "")
+
+
+def run_all(seeds: list[int]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """setting -> [(label, result)] for every method and seed; progress on stdout."""
+    results: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for setting_name, setting in SETTINGS.items():
+        rows = results.setdefault(setting_name, [])
+        for label, spec in specs_for(setting).items():
+            for seed in seeds:
+                t0 = time.perf_counter()
+                result = train({**spec, "seed": seed}).result
+                rows.append((label, result))
+                fus = result.get("fusions", {})
+                print(
+                    f"{setting_name} | {label} | seed {seed}: test acc {result['test']['acc']:.4f}"
+                    + (
+                        " | " + " ".join(f"{f} {fus[f]['test_acc']:.4f}" for f in fus)
+                        if fus
+                        else ""
+                    )
+                    + f" | {time.perf_counter() - t0:.1f} s",
+                    flush=True,
+                )
+    return results
+
+
+def fusion_results(label: str, result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """One pseudo-result per fusion of an alternating-family run, for the compare statistics:
+    the same spec and modality accuracies, the fused test metrics of that fusion."""
+    out = []
+    for fusion, row in result["fusions"].items():
+        r = copy.deepcopy(result)
+        r["spec"]["name"] = f"{label} [{fusion}]"
+        r["spec"]["method"]["params"]["fusion"] = fusion
+        r["test"] = {
+            "acc": row["test_acc"],
+            "macro_f1": row["test_macro_f1"],
+            "map": row["test_map"],
+            "modality_acc": result["test"]["modality_acc"],
+        }
+        out.append((f"{label} [{fusion}]", r))
+    return out
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def ci(stats: dict[str, Any]) -> str:
+    if stats["lo"] is None:
+        return f"{pct(stats['mean'])}"
+    return f"{pct(stats['mean'])} [{pct(stats['lo'])}, {pct(stats['hi'])}]"
+
+
+def fusions_of(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, list[str]]:
+    """The fusions each alternating-family method's results compare, in their order."""
+    out: dict[str, list[str]] = {}
+    for label, result in rows:
+        if label in FAMILY:
+            out.setdefault(label, list(result["fusions"]))
+    return out
+
+
+def defaults_of(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    """Each alternating-family method's configured (default) fusion."""
+    return {
+        label: result["spec"]["method"]["params"]["fusion"]
+        for label, result in rows
+        if label in FAMILY
+    }
+
+
+def setting_section(name: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict]:
+    """Markdown of one setting, and its key numbers for the summary."""
+    expanded: list[tuple[str, dict[str, Any]]] = []
+    for label, result in rows:
+        if label in FAMILY:
+            expanded.extend(fusion_results(label, result))
+        else:
+            expanded.append((label, result))
+    report = report_from_results(expanded)
+    groups = {g["label"]: g for g in report["groups"]}
+    modalities = SETTINGS[name]["modalities"]
+    lines = [f"## {name}", ""]
+    spec_line = dict(SETTINGS[name])
+    lines.append(f"Setting: `{json.dumps(spec_line, separators=(', ', ': '))}`.")
+    per_modality = sum(spec_line["stage_epochs"]) // len(modalities)
+    lines += [
+        "",
+        f"Each modality's branch sees the training set {per_modality} times: joint, ogm_ge,"
+        f" unimodal and mla train {per_modality} epochs; alternating and igm train"
+        f" {len(spec_line['stage_epochs'])} stages of one modality each.",
+        "",
+    ]
+    head = "| method [fusion] | fused test acc, % (95% CI) | macro-F1 | " + " | ".join(
+        f"{m} acc, %" for m in modalities
+    )
+    lines += [head + " |", "|" + " --- |" * (3 + len(modalities))]
+    fusions = fusions_of(rows)
+    order = [lbl for lbl, _ in rows if lbl not in FAMILY]
+    order = list(dict.fromkeys(order))
+    for fam in FAMILY:
+        order += [f"{fam} [{f}]" for f in fusions[fam]]
+    for label in order:
+        g = groups[label]
+        mods = " | ".join(
+            ci(g["modality_acc"][m]) if m in g["modality_acc"] else "-" for m in modalities
+        )
+        lines.append(
+            f"| {label} | {ci(g['metrics']['acc'])} | {ci(g['metrics']['macro_f1'])} | {mods} |"
+        )
+    lines.append("")
+    # paired differences, the statistics of `igm compare`
+    by_label = {g.label: g for g in group_runs(Run(Path(lbl), r) for lbl, r in expanded)}
+    wanted: list[tuple[str, str]] = []
+    defaults = defaults_of(rows)
+    for rival in RIVALS:  # each with its default fusion against IGM with its default
+        a = f"{rival} [{defaults[rival]}]" if rival in FAMILY else rival
+        wanted.append((a, f"igm [{defaults['igm']}]"))
+    for fusion in fusions["igm"]:  # the same fusion on both sides
+        for rival in RIVALS:
+            a = f"{rival} [{fusion}]" if rival in FAMILY else rival
+            if rival not in FAMILY or fusion in fusions[rival]:
+                wanted.append((a, f"igm [{fusion}]"))
+    wanted += [("igm [mean]", f"igm [{f}]") for f in fusions["igm"] if f != "mean"]
+    wanted = list(dict.fromkeys(wanted))
+    lines += [
+        "Paired differences of fused test accuracy (B - A, per seed; mean and 95% t-interval):",
+        "",
+        "| A | B | B - A, points | 95% CI | verdict |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    key: dict[str, Any] = {}
+    for a, b in wanted:
+        pair = compare_pairs([by_label[a], by_label[b]])  # b - a, seed by seed
+        if not pair:
+            continue
+        mean, lo, hi = pair[0]["mean_diff"], pair[0]["lo"], pair[0]["hi"]
+        if lo is None:
+            verdict = "no interval"
+        elif lo == hi == 0.0:
+            verdict = "equal on every seed"
+        elif lo <= 0.0 <= hi:
+            verdict = "within interval"
+        else:
+            verdict = f"B {'higher' if mean > 0 else 'lower'}"
+        rng = "-" if lo is None else f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
+        lines.append(f"| {a} | {b} | {100 * mean:+.1f} | {rng} | {verdict} |")
+        key[(a, b)] = {"mean": mean, "lo": lo, "hi": hi, "verdict": verdict}
+    lines.append("")
+    return "\n".join(lines), {"groups": groups, "pairs": key, "order": order}
+
+
+def key_tables(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """The key table (fused test accuracy per method and setting) and IGM's paired verdicts."""
+    names = list(summary)
+    lines = [
+        "## Key table: fused test accuracy, % (mean over seeds, 95% t-interval)",
+        "",
+        "| method [fusion] | " + " | ".join(names) + " |",
+        "|" + " --- |" * (1 + len(names)),
+    ]
+    rows = list(dict.fromkeys(r for n in names for r in summary[n]["order"]))
+    rows = [r for r in rows if not r.startswith("unimodal")]
+    for row in rows:
+        cells = [
+            ci(summary[n]["groups"][row]["metrics"]["acc"]) if row in summary[n]["groups"] else "-"
+            for n in names
+        ]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "IGM minus each rival (B - A, points, 95% interval): first each with its default fusion,",
+        "then the same fusion on both sides, then IGM's fusions against its mean fusion:",
+        "",
+        "| A | B | " + " | ".join(names) + " |",
+        "|" + " --- |" * (2 + len(names)),
+    ]
+    pairs = list(dict.fromkeys(p for n in names for p in summary[n]["pairs"]))
+    for a, b in pairs:
+        cells = []
+        for n in names:
+            p = summary[n]["pairs"].get((a, b))
+            if p is None or p["lo"] is None:
+                cells.append("-")
+                continue
+            cells.append(
+                f"{100 * p['mean']:+.1f} [{100 * p['lo']:+.1f}, {100 * p['hi']:+.1f}] "
+                + p["verdict"]
+            )
+        lines.append(f"| {a} | {b} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", default="0,1,2,3,4", help="seeds (default 0,1,2,3,4)")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "replication.md"))
+    ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "replicate.json"))
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument(
+        "--smoke", action="store_true", help="one epoch per stage, one stage per modality (a check)"
+    )
+    args = ap.parse_args(argv)
+    if args.smoke:
+        for setting in SETTINGS.values():
+            setting["stage_epochs"] = [1] * len(setting["modalities"])
+    seeds = parse_seeds(args.seeds)
+    torch.set_num_threads(args.threads)
+    commit = git_commit()  # the code the runs use
+    t0 = time.perf_counter()
+    results = run_all(seeds)
+    wall = time.perf_counter() - t0
+    sections, summary = [], {}
+    for name, rows in results.items():
+        text, key = setting_section(name, rows)
+        sections.append(text)
+        summary[name] = key
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    header = [
+        "# Replication report: IGM against its baselines on the built-in data",
+        "",
+        "Generated by `python bench/replicate.py"
+        + (f" --seeds {args.seeds}" if args.seeds != "0,1,2,3,4" else "")
+        + (" --smoke" if args.smoke else "")
+        + "`; do not edit by hand.",
+        "",
+        f"- git commit: {commit}",
+        f"- python {platform.python_version()}, torch {torch.__version__}, "
+        f"{platform.machine()} CPU, {args.threads} torch thread(s), "
+        f"{os.cpu_count()} cores, load average {load:.1f} at the end",
+        f"- seeds: {', '.join(map(str, seeds))}; wall time of the whole run: {wall / 60:.1f} min",
+        "",
+        "How to read it. Every number is a test-set percentage: the mean over seeds and its 95%",
+        "Student t-interval (`igm compare`'s statistics, igm_core.compare). Every run selects its",
+        "checkpoint on the validation split and is tested once. The alternating-family methods",
+        "(alternating, mla, igm) are trained ONCE per seed with their default fusion (mean for",
+        "alternating and igm, entropy_logits for mla), which also selects the checkpoint; every",
+        "fusion is then scored on that same selected model (result.json's `fusions`):",
+        "`calibrated` fits its per-modality temperatures on the validation split. Every method",
+        "gives each modality's branch the same number of passes over the training set",
+        "(alternating and igm: one modality per stage; joint, ogm_ge, unimodal and mla, which",
+        "alternates modalities inside each mini-batch: that many epochs). A paired difference",
+        "compares two methods seed by seed (a seed draws the initial weights and the data: the",
+        "synthetic samples, the digits splits and noise); 'within interval' means its 95%",
+        "interval covers 0: no difference is shown.",
+        "",
+    ]
+    text = "\n".join(header + key_tables(summary)) + "\n" + "\n".join(sections)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    raw = {
+        name: [
+            {
+                "label": label,
+                "seed": r["spec"]["seed"],
+                "test": r["test"],
+                "fusions": r.get("fusions"),
+                "calibration": r.get("calibration"),
+                "best": r["best"],
+                "wall_time_s": r["run"]["wall_time_s"],
+            }
+            for label, r in rows
+        ]
+        for name, rows in results.items()
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"wall_s": wall, "results": raw}, indent=1))
+    print(f"wrote {args.out} and {args.json} in {wall / 60:.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

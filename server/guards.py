@@ -1,0 +1,81 @@
+"""Request guards in front of every route: trusted Host headers and body content types.
+
+A web page open in a lab member's browser can send simple cross-site requests (form posts,
+`text/plain` bodies) and can point a DNS name it controls at the lab's address (DNS rebinding).
+So, before any route runs:
+- the Host header must name one of settings.trusted_hosts (400 otherwise);
+- a write (POST, PUT, PATCH, DELETE) that carries a body says it is JSON (application/json or
+  any +json type), or YAML where the API accepts a spec as YAML (POST /experiments); any other
+  content type, a form among them, or a body without a type gets 415, even when empty.
+CORS stays closed (no Access-Control-Allow-* headers) unless settings.cors_origins names origins;
+server.main adds Starlette's CORS middleware for those only.
+"""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+JSON_TYPES = ("application/json",)
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+YAML_ROUTES = frozenset({("POST", "/experiments")})  # where a spec may come as YAML
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def host_name(host: str) -> str:
+    """The host of a Host header, without its port ("[::1]:8000" -> "::1")."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def media_type(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
+
+
+def accepted_types(method: str, path: str) -> tuple[str, ...]:
+    yaml = YAML_TYPES if (method, path.rstrip("/") or "/") in YAML_ROUTES else ()
+    return JSON_TYPES + yaml
+
+
+class RequestGuards:
+    """400 for an untrusted Host, 415 for a write whose body is not JSON (or YAML)."""
+
+    def __init__(self, app: ASGIApp, trusted_hosts: list[str]) -> None:
+        self.app = app
+        self.any_host = "*" in trusted_hosts
+        self.hosts = {host_name(h) for h in trusted_hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers") or []}
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not self.any_host and host_name(host) not in self.hosts:
+            response = JSONResponse({"detail": "invalid Host header"}, status_code=400)
+            await response(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        if method in WRITES:
+            refusal = self._content_refusal(method, path, headers)
+            if refusal is not None:
+                await JSONResponse({"detail": refusal}, status_code=415)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _content_refusal(method: str, path: str, headers: dict[bytes, bytes]) -> str | None:
+        accepted = accepted_types(method, path)
+        raw = headers.get(b"content-type")
+        if raw is None:
+            length = headers.get(b"content-length", b"0").strip()
+            has_body = b"transfer-encoding" in headers or length not in (b"", b"0")
+            if not has_body:
+                return None
+            return f"a request body needs a Content-Type: {', '.join(accepted)}"
+        media = media_type(raw.decode("latin-1"))
+        if media in accepted or (media.startswith("application/") and media.endswith("+json")):
+            return None
+        return f"unsupported content type {media[:100]!r}; send {', '.join(accepted)}"

@@ -1,0 +1,118 @@
+"""igm_core.cost: the estimates match what igm_core builds, and the combinations that pass every
+field's own bound are caught by the caps."""
+
+from __future__ import annotations
+
+import pytest
+
+from igm_core import catalog, cost
+from igm_core.models import build_model
+from igm_core.spec import resolve_spec
+
+CAPS = cost.Caps(max_data_bytes=64 * 10**9, max_parameters=500_000_000, max_steps=5_000_000)
+
+
+def synthetic(**changes) -> dict:
+    spec = {"name": "c", "dataset": {"name": "synthetic"}, "method": {"name": "joint"}}
+    spec.update(changes)
+    return spec
+
+
+def meta_of(spec) -> dict:
+    params = catalog.DATASETS.get(spec.dataset.name).params.model_validate(spec.dataset.params)
+    return catalog.dataset_meta(spec.dataset.name, params)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        synthetic(),
+        synthetic(model={"head_hidden": [64], "shared_head": True}),
+        synthetic(model={"encoders": {"strong": {"name": "mlp", "params": {"hidden": [7, 9]}}}}),
+        {"name": "d", "dataset": {"name": "digits"}, "method": {"name": "joint"}},
+        {
+            "name": "d",
+            "dataset": {"name": "digits", "params": {"views": 3, "noise": [0.1, 0.6, 0.3]}},
+            "method": {"name": "joint"},
+            "model": {"encoders": {"top": {"name": "conv", "params": {"channels": [8, 16, 4]}}}},
+        },
+    ],
+)
+def test_parameter_count_is_what_the_model_has(raw: dict) -> None:
+    spec = resolve_spec(raw)
+    meta = meta_of(spec)
+    model = build_model(
+        {m: spec.model.encoders[m].model_dump() for m in spec.modalities},
+        meta["shapes"],
+        spec.model.head_hidden,
+        meta["n_classes"],
+        spec.model.shared_head,
+    )
+    built = sum(p.numel() for p in model.parameters())
+    assert cost.estimate_spec(spec).parameters == built
+
+
+def test_resnet18_count_matches_the_built_encoder() -> None:
+    from igm_core.resnet import ResNet18Encoder
+
+    for shape in [(1, 64, 64), (2, 3, 32, 32)]:
+        built = sum(p.numel() for p in ResNet18Encoder(shape).parameters())
+        assert cost.encoder_parameters("resnet18", {}, shape) == built
+
+
+def test_the_issue_examples_exceed_the_caps() -> None:
+    # 8 modalities x 4,096 dims x 10^6 samples in each split: about 393 GB of float32
+    names = [f"m{i}" for i in range(8)]
+    big_data = resolve_spec(
+        synthetic(
+            dataset={
+                "name": "synthetic",
+                "params": {
+                    "modalities": names,
+                    "dims": [4096] * 8,
+                    "signal": [1.0] * 8,
+                    "difficulty": [0.0] * 8,
+                    "n_train": 10**6,
+                    "n_val": 10**6,
+                    "n_test": 10**6,
+                },
+            },
+            model={"encoders": {m: {"name": "mlp", "params": {"hidden": [8]}} for m in names}},
+        )
+    )
+    est = cost.estimate_spec(big_data)
+    assert est.data_bytes == 3 * 10**6 * 8 * 4096 * 4  # 393,216,000,000
+    ((field, msg),) = [e for e in cost.check(est, CAPS) if e[0] == "dataset.params"]
+    assert "393.2 GB" in msg and "64.0 GB" in msg and "IGM_MAX_DATA_BYTES" in msg
+
+    # a 1.6e9-parameter MLP: two branches of 12 hidden layers 8,192 wide
+    wide = {"name": "mlp", "params": {"hidden": [8192] * 12, "out_dim": 8192}}
+    huge = resolve_spec(
+        synthetic(
+            dataset={"name": "synthetic", "params": {"dims": [4096, 32]}},
+            model={"encoders": {"strong": wide, "weak": wide}},
+        )
+    )
+    est = cost.estimate_spec(huge)
+    assert 1.6e9 < est.parameters < 1.7e9
+    ((field, msg),) = cost.check(est, CAPS)
+    assert field == "model" and "500,000,000 (IGM_MAX_PARAMETERS)" in msg
+
+    # 1,000 stages x 10,000 epochs
+    long = resolve_spec(
+        {
+            "name": "l",
+            "dataset": {"name": "synthetic"},
+            "method": {"name": "igm"},
+            "schedule": {"stage_epochs": [10_000] * 1000},
+        }
+    )
+    est = cost.estimate_spec(long)
+    assert est.epochs == 10**7 and est.steps == 10**7 * 32  # 2,000 samples / 64 a batch
+    ((field, msg),) = cost.check(est, CAPS)
+    assert field == "schedule" and "320,000,000 training steps" in msg
+
+
+def test_ordinary_specs_fit() -> None:
+    for raw in [synthetic(), synthetic(schedule={"epochs": 200}, batch_size=16)]:
+        assert cost.check(cost.estimate_spec(resolve_spec(raw)), CAPS) == []
