@@ -374,9 +374,14 @@ def delete_experiment(session: Session, *, experiment_id: str) -> None:
 
 
 def orphans(session: Session, *, stale_after_s: float, queued: bool = True) -> list[Experiment]:
-    """Running rows whose worker went silent for stale_after_s; with queued=True, queued rows."""
+    """Running rows whose worker went silent for stale_after_s and that were not sent again
+    within stale_after_s (touch marks a sent row); with queued=True, queued rows."""
     stale = utcnow() - timedelta(seconds=stale_after_s)
-    lost = (Experiment.status == RUNNING) & (Experiment.heartbeat_at < stale)
+    lost = (
+        (Experiment.status == RUNNING)
+        & (Experiment.heartbeat_at < stale)
+        & (Experiment.updated_at < stale)
+    )
     q = (
         select(Experiment)
         .where(or_(Experiment.status == QUEUED, lost) if queued else lost)
@@ -396,11 +401,12 @@ def queued_since(session: Session, *, older_than_s: float) -> list[Experiment]:
     return list(session.scalars(q))
 
 
-def touch_queued(session: Session, *, ids: list[str]) -> None:
-    """Mark queued rows as written now (their message was just sent again)."""
+def touch(session: Session, *, ids: list[str]) -> None:
+    """Mark queued or running rows as written now (their message was just sent again); the
+    heartbeat, which decides whether a running row can be taken over, stays as it was."""
     session.execute(
         update(Experiment)
-        .where(Experiment.id.in_(ids), Experiment.status == QUEUED)
+        .where(Experiment.id.in_(ids), Experiment.status.in_((QUEUED, RUNNING)))
         .values(updated_at=utcnow())
     )
     session.commit()

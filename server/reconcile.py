@@ -4,8 +4,9 @@ The broker carries only ids. A message is lost when the broker restarts without 
 running experiment's message sits unacknowledged when its worker dies (Redis redelivers it only
 after the visibility timeout, which is days for long GPU jobs). The API re-sends, at start, the ids
 of queued rows and of running rows whose worker went silent; then every `reconcile_s` seconds the
-latter, and the queued rows no worker claimed for `requeue_queued_after_s` when their queue in the
-broker is empty (a broker restarted without its messages). A queue that holds messages is left
+latter (each at most once per `stale_after_s`), and the queued rows no worker claimed for
+`requeue_queued_after_s` when their queue in the broker is empty (a broker restarted without its
+messages). A queue that holds messages is left
 alone: a worker may have reserved a row's message without claiming it yet, so fewer messages than
 rows proves no loss; once the queue drains, rows still queued are re-sent, each at most once per
 `requeue_queued_after_s` (sending one marks it as written).
@@ -22,7 +23,7 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from server import crud
-from server.models import Experiment
+from server.models import RUNNING, Experiment
 from server.queue import send_run, waiting
 from server.settings import Settings
 
@@ -45,6 +46,8 @@ def requeue(
     were sent."""
     with sessions() as s:
         rows = crud.orphans(s, stale_after_s=settings.stale_after_s, queued=queued)
+        # a lost row is sent once per stale_after_s, not at every pass while workers are busy
+        crud.touch(s, ids=[e.id for e in rows if e.status == RUNNING])
     return _send(celery, rows, "worker lost" if not queued else "start-up")
 
 
@@ -60,7 +63,7 @@ def requeue_unclaimed(settings: Settings, sessions: sessionmaker[Session], celer
     for queue, rows in by_queue.items():
         if waiting(celery, queue) == 0:
             with sessions() as s:  # not again before requeue_queued_after_s
-                crud.touch_queued(s, ids=[e.id for e in rows])
+                crud.touch(s, ids=[e.id for e in rows])
             sent += _send(celery, rows, f"unclaimed, broker queue {queue!r} empty")
     return sent
 
