@@ -45,7 +45,9 @@ class CompiledStep:
         self.active = True
         # SAM takes a second gradient through a retained graph (retain_graph=True), which the
         # compiled backward's donated buffers forbid
-        torch._functorch.config.donated_buffer = False
+        import torch._functorch.config as functorch_config
+
+        functorch_config.donated_buffer = False
         for module in self.modules:
             module.compile(mode=MODES[mode], dynamic=False, backend=backend)
 

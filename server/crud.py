@@ -6,6 +6,7 @@ is one conditional UPDATE whose row count says whether it happened.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -463,13 +464,25 @@ def claim(
     return session.get(Experiment, experiment_id) if done else None
 
 
+def finite_json(value: Any) -> Any:
+    """A JSON value with every non-finite float (NaN, inf) as null: PostgreSQL's json type refuses
+    them, and JSON has no such numbers (a diverged run's loss is NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
 def heartbeat(
     session: Session, *, experiment_id: str, worker: str, progress: dict[str, Any] | None = None
 ) -> bool:
     """Record progress and liveness; returns whether a cancel was requested."""
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
     if progress is not None:
-        values["progress"] = progress
+        values["progress"] = finite_json(progress)
     session.execute(
         update(Experiment)
         .where(
@@ -530,7 +543,7 @@ def finish(
         )
         .values(
             status=status,
-            summary=summary,
+            summary=finite_json(summary),
             error=error,
             traceback=traceback,
             finished_at=utcnow(),

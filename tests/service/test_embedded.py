@@ -28,12 +28,12 @@ def test_igm_up_demo_then_ctrl_c_leaves_a_clean_checkout(tmp_path: Path) -> None
     """The README's first command from a clean checkout, with its default data directory
     (./igm-data): the demo succeeds, Ctrl-C stops everything, and `git status` stays empty.
     On the way: the demo shows `igm logs -f`'s progress line, the server's URL is saved for
-    the igm commands (the session's XDG_CONFIG_HOME), and `--data-root data` lets the README's
+    the igm commands (the session's XDG_CONFIG_HOME), and `--data-root .` lets the README's
     `features` config in."""
     repo = clean_checkout(tmp_path / "repo")
     data = repo / "igm-data"
     port = free_port()
-    command = ["up", "--demo", "--port", str(port), "--data-root", "data"]
+    command = ["up", "--demo", "--port", str(port), "--data-root", "."]
     proc = subprocess.Popen(
         [sys.executable, "-m", "launcher", *command],
         cwd=repo,

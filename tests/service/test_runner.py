@@ -180,3 +180,19 @@ def test_lost_worker_is_taken_over_until_the_attempt_cap(settings) -> None:
     assert run(eid, settings=settings, worker="w3") == "skipped"
     exp = row(settings, eid)
     assert exp.status == "failed" and "attempt cap" in exp.error
+
+
+def test_non_finite_progress_and_summary_are_stored_as_null(settings) -> None:
+    """A diverged run reports NaN and inf; PostgreSQL's json type refuses them, so the row keeps
+    null in their place (and every other value) on both databases."""
+    eid = create(settings, SMALL)
+    sessions = session_factory(settings.resolved_database_url())
+    with sessions() as s:
+        assert crud.claim(s, experiment_id=eid, worker="w1", stale_after_s=60) is not None
+        progress = {"step": 3, "val_acc": float("nan"), "loss": [1.0, float("inf")]}
+        crud.heartbeat(s, experiment_id=eid, worker="w1", progress=progress)
+    assert row(settings, eid).progress == {"step": 3, "val_acc": None, "loss": [1.0, None]}
+    with sessions() as s:
+        summary = {"test": {"acc": 0.5, "loss": float("-inf")}}
+        assert crud.finish(s, experiment_id=eid, worker="w1", status="succeeded", summary=summary)
+    assert row(settings, eid).summary == {"test": {"acc": 0.5, "loss": None}}
