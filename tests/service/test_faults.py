@@ -53,7 +53,8 @@ def resumed_from_checkpoint(the_lab: Lab, exp) -> None:
     runs = exp.attempt_runs
     assert len(runs) == 2, runs
     start = runs[1]["from_step"]
-    assert start and start % STEPS_PER_EPOCH == 0 and start < exp.progress["total_steps"], runs
+    total_steps = exp.spec["schedule"]["epochs"] * STEPS_PER_EPOCH
+    assert start and start % STEPS_PER_EPOCH == 0 and start < total_steps, runs
     client = MlflowClient(the_lab.settings.resolved_mlflow_uri())
     first, second = (
         [m.step for m in client.get_metric_history(r["run_id"], LOSS_KEY)] for r in runs
