@@ -4,7 +4,8 @@ The broker carries only ids. A message is lost when the broker restarts without 
 running experiment's message sits unacknowledged when its worker dies (Redis redelivers it only
 after the visibility timeout, which is days for long GPU jobs). The API re-sends, at start, the ids
 of queued rows and of running rows whose worker went silent; then every `reconcile_s` seconds the
-latter (each at most once per `stale_after_s`), and the queued rows no worker claimed for
+latter (once when found; again, at most once per `stale_after_s`, only while their broker queue is
+empty), and the queued rows no worker claimed for
 `requeue_queued_after_s` when their queue in the broker is empty (a broker restarted without its
 messages). A queue that holds messages is left
 alone: a worker may have reserved a row's message without claiming it yet, so fewer messages than
@@ -46,9 +47,30 @@ def requeue(
     were sent."""
     with sessions() as s:
         rows = crud.orphans(s, stale_after_s=settings.stale_after_s, queued=queued)
-        # a lost row is sent once per stale_after_s, not at every pass while workers are busy
+    # A lost row is sent once when it is found; after that only when its broker queue is empty
+    # (that message was lost too): while the queue holds messages, the one already sent waits
+    # its turn, and sending more would only pile duplicates behind a long queue.
+    empty: dict[str, bool] = {}
+
+    def due(exp: Experiment) -> bool:
+        if exp.status != RUNNING or not _sent_since_lost(exp, settings.stale_after_s):
+            return True
+        if exp.queue not in empty:
+            empty[exp.queue] = waiting(celery, exp.queue) == 0
+        return empty[exp.queue]
+
+    rows = [e for e in rows if due(e)]
+    with sessions() as s:  # marks them as written: not again before stale_after_s
         crud.touch(s, ids=[e.id for e in rows if e.status == RUNNING])
     return _send(celery, rows, "worker lost" if not queued else "start-up")
+
+
+def _sent_since_lost(exp: Experiment, stale_after_s: float) -> bool:
+    """Whether a lost running row was sent again already: touch writes updated_at at least
+    stale_after_s after the last heartbeat, which a worker's own writes never do."""
+    if exp.heartbeat_at is None or exp.updated_at is None:
+        return False
+    return (exp.updated_at - exp.heartbeat_at).total_seconds() >= stale_after_s
 
 
 def requeue_unclaimed(settings: Settings, sessions: sessionmaker[Session], celery: Celery) -> int:

@@ -29,6 +29,12 @@ def ids_on(conn: redis.Redis, queue: str) -> list[str]:
     return out
 
 
+def drain(conn: redis.Redis, queue: str) -> None:
+    if keys := list(conn.scan_iter(match=f"{queue}*")):
+        conn.delete(*keys)
+    assert ids_on(conn, queue) == []
+
+
 def test_queued_and_lost_rows_are_sent_again(tmp_path, db_url: str, redis_queue: str) -> None:
     settings = make_settings(
         tmp_path,
@@ -63,7 +69,53 @@ def test_queued_and_lost_rows_are_sent_again(tmp_path, db_url: str, redis_queue:
         assert queued in sent and alive not in sent
         assert sent.count(queued) == 1 and sent.count(lost) == 1
     finally:
-        conn.delete(*conn.scan_iter(match=f"{redis_queue}*"))
+        drain(conn, redis_queue)
+        conn.close()
+
+
+def test_a_lost_row_sent_once_waits_for_its_queue_to_drain(
+    tmp_path, db_url: str, redis_queue: str
+) -> None:
+    """Sent again once when found; after that, while its queue holds messages (the one already
+    sent waits behind them), it is not sent again; once the queue is empty, it is."""
+    from server.queue import make_celery
+    from server.reconcile import requeue
+
+    settings = make_settings(
+        tmp_path,
+        database_url=db_url,
+        broker_url=REDIS_URL,
+        default_queue=redis_queue,
+        queues=[redis_queue],
+        stale_after_s=30,
+    )
+    sessions = session_factory(settings.resolved_database_url())
+    with sessions() as s:
+        lost = crud.create_experiment(s, spec=resolve_spec(SPEC), queue=redis_queue, max_attempts=3)
+        crud.claim(s, experiment_id=lost.id, worker="w", stale_after_s=30)
+        # silent for 200 s, sent again 60 s ago (that message still waits in a long queue)
+        now = utcnow()
+        s.query(Experiment).filter_by(id=lost.id).update(
+            {
+                "heartbeat_at": now - timedelta(seconds=200),
+                "updated_at": now - timedelta(seconds=60),
+            }
+        )
+        s.commit()
+    celery = make_celery(settings)
+    conn = redis.Redis.from_url(REDIS_URL)
+    try:
+        send_run(celery, experiment_id="someone-else", queue=redis_queue, priority=0)
+        assert requeue(settings, sessions, celery, queued=False) == 0
+        assert ids_on(conn, redis_queue) == ["someone-else"]
+        drain(conn, redis_queue)  # the queue drained, and that message was lost
+        assert requeue(settings, sessions, celery, queued=False) == 1
+        assert ids_on(conn, redis_queue) == [lost.id]
+        # just sent: not again within stale_after_s, even with the queue empty
+        drain(conn, redis_queue)
+        assert requeue(settings, sessions, celery, queued=False) == 0
+    finally:
+        drain(conn, redis_queue)
         conn.close()
 
 
@@ -109,7 +161,7 @@ def test_unclaimed_queued_rows_are_sent_again_once_their_queue_is_empty(
             lost = _queued_rows(settings, redis_queue, 2, age_s=60)
             fresh = _queued_rows(settings, redis_queue, 1, age_s=0)
             assert sorted(settled(2)) == sorted(lost)  # the old rows, once; not the fresh one
-            conn.delete(*conn.scan_iter(match=f"{redis_queue}*"))  # a broker restarted empty
+            drain(conn, redis_queue)  # a broker restarted empty
             # sent again only after requeue_queued_after_s (sending them marked them written)
             assert settled(0) == []
             with session_factory(settings.resolved_database_url())() as s:
@@ -123,7 +175,7 @@ def test_unclaimed_queued_rows_are_sent_again_once_their_queue_is_empty(
             assert old[0] not in settled(3)
             assert client.get("/health").json()["broker"]["ok"]
     finally:
-        conn.delete(*conn.scan_iter(match=f"{redis_queue}*"))
+        drain(conn, redis_queue)
         conn.close()
 
 
@@ -151,5 +203,5 @@ def test_health_reports_a_broker_that_lost_messages(tmp_path, db_url: str, redis
                 send_run(client.app.state.celery, experiment_id=eid, queue=redis_queue, priority=0)
             assert client.get("/health").json()["broker"]["ok"]
     finally:
-        conn.delete(*conn.scan_iter(match=f"{redis_queue}*"))
+        drain(conn, redis_queue)
         conn.close()
