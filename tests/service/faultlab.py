@@ -209,8 +209,9 @@ class Lab:
 
     def wait_step(self, eid: str, step: int, timeout: float) -> Experiment:
         """Until the row runs at `step` or later and its checkpoint exists. The run's process
-        is paused (SIGSTOP) while each check reads the row and resumed for 0.1 s between checks,
-        so however fast the machine, the run is caught early (it cannot finish meanwhile)."""
+        is paused (SIGSTOP) while each check reads the row and resumed for 0.02 s between checks
+        (a few steps), so however fast the machine, the run is caught early: the row's progress
+        (written every heartbeat_s of wall time) advances by a fraction of a run, never past it."""
         claimed = wait_until(
             f"{eid} to be claimed",
             lambda: (e := self.row(eid)).status == "running" and e.worker and e,
@@ -230,7 +231,7 @@ class Lab:
                     return exp
             finally:
                 os.kill(pid, signal.SIGCONT)
-            time.sleep(0.1)
+            time.sleep(0.02)
         raise AssertionError(f"timed out after {timeout:g} s waiting for {eid} to pass {step}")
 
     def worker_of(self, eid: str) -> tuple[str, int]:

@@ -29,6 +29,8 @@ pytestmark = [
         reason="needs redis-server to start one of its own: apt-get install -y redis-server",
     ),
 ]
+# 720 steps: long enough that an idle machine cannot finish a run while a test waits to cut it
+LONG = {"epochs": 24}
 RUN_S = 240  # hang guard for one experiment (about 10-20 s on a loaded 2-core machine)
 
 
@@ -70,7 +72,7 @@ def first_run_status(the_lab: Lab, exp) -> str:
 
 
 def test_a_whole_worker_killed_resumes_on_another_from_its_checkpoint(the_lab: Lab) -> None:
-    eid = the_lab.submit(name="kill-worker")
+    eid = the_lab.submit(name="kill-worker", schedule=LONG)
     the_lab.wait_step(eid, 45, RUN_S)
     name, pid = the_lab.worker_of(eid)
     the_lab.workers[name].kill(signal.SIGKILL)  # the whole process group: parent and child
@@ -84,7 +86,7 @@ def test_a_whole_worker_killed_resumes_on_another_from_its_checkpoint(the_lab: L
 
 
 def test_b_the_pool_child_alone_killed_resumes_from_its_checkpoint(the_lab: Lab) -> None:
-    eid = the_lab.submit(name="kill-child")
+    eid = the_lab.submit(name="kill-child", schedule=LONG)
     the_lab.wait_step(eid, 45, RUN_S)
     _, pid = the_lab.worker_of(eid)
     os.kill(pid, signal.SIGKILL)
@@ -96,7 +98,7 @@ def test_b_the_pool_child_alone_killed_resumes_from_its_checkpoint(the_lab: Lab)
 
 
 def test_c_after_the_attempt_cap_the_experiment_fails_with_the_reason(the_lab: Lab) -> None:
-    eid = the_lab.submit(name="cap", max_attempts=1)
+    eid = the_lab.submit(name="cap", max_attempts=1, schedule=LONG)
     the_lab.wait_step(eid, 20, RUN_S)
     _, pid = the_lab.worker_of(eid)
     os.kill(pid, signal.SIGKILL)
