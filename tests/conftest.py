@@ -26,6 +26,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="rewrite tests/golden.json from this run (a deliberate, reviewed change)",
     )
+    parser.addoption(
+        "--update-openapi",
+        action="store_true",
+        help="rewrite tests/service/openapi.json from the app (a deliberate API change)",
+    )
 
 
 def git_status(root: Path) -> set[str] | None:
