@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from igm_core import sweep
 from igm_core.spec import ResolvedSpec, SpecError
-from server import auth, crud, queries
+from server import auth, crud
 from server.deps import CeleryDep, SessionDep, SettingsDep
 from server.inputs import (
     check_queue,
@@ -83,7 +83,7 @@ def create_sweep(
         submitted_by=auth.submitter(request),
     )
     warning = enqueue(celery, exps)
-    twins = queries.twins_of(session, exps)
+    twins = crud.twins_of(session, exps)
     data = [ExperimentPublic.from_row(exp, twins=twins[exp.id]) for exp in exps]
     return SweepPublic(sweep_id=row.id, count=len(exps), data=data, warning=warning)
 
