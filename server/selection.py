@@ -3,12 +3,13 @@ and grouping of GET /compare, GET /compare/curves and so of the compare page.
 
 A selection names experiments by ids (or unique prefixes of them) and by the experiment filters
 (server.filters: a tag, a sweep id or prefix, ...); an experiment must match all that is given.
-`chosen` checks and resolves it once; `compared` and `drawn` read the experiments it names
-(succeeded ones with their results; those with an MLflow run); `labelled` names each sweep point
-by its swept values but the seed, and `groups` groups the labelled specs (igm_core.compare: specs
-that differ only in their seed), which is also how the report of `/compare` groups them. So a
-sweep's points that differ only in their seed form one group, labelled by what was swept, in the
-table and in the curves alike.
+`chosen` checks and resolves it once. `compared` reads its succeeded experiments with their
+results (for the report of /compare), `drawn` those with an MLflow run and their groups (for the
+curves). Both name each sweep point by its swept values but the seed (`labelled`) before the
+specs are grouped by igm_core.compare's group_runs (specs that differ only in their seed form a
+group): `groups` for the curves, `report` for the table. So a sweep's points that differ only in
+their seed form one group, labelled by what was swept, in the table and in the curves alike; a
+change to how groups are formed or labelled belongs here.
 """
 
 from __future__ import annotations
@@ -124,16 +125,17 @@ def compared(
     return results, matched
 
 
-def drawn(session: Session, selection: Selection) -> tuple[list[Experiment], int]:
+def drawn(session: Session, selection: Selection) -> tuple[list[Experiment], list[Group], int]:
     """The selection's experiments that have an MLflow run (any status: running ones too),
-    oldest first, at most MAX_CURVE_RUNS; and how many matched."""
+    oldest first, at most MAX_CURVE_RUNS; their `groups`; and how many matched."""
     q = (
         select(Experiment)
         .options(defer(Experiment.traceback))
         .where(Experiment.mlflow_run_id.is_not(None))
     )
     rows, matched = _page(session, selection, q, MAX_CURVE_RUNS)
-    return [exp for (exp,) in rows], matched
+    exps = [exp for (exp,) in rows]
+    return exps, groups(labelled(session, {e.id: e.spec for e in exps})), matched
 
 
 def _shown(value: Any) -> str:

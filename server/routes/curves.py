@@ -63,7 +63,7 @@ async def compare_curves(
     )
     if len(asked) > MAX_CURVE_KEYS:
         raise unprocessable("query.keys", f"at most {MAX_CURVE_KEYS} keys, got {len(asked)}")
-    exps, groups, matched = await run_in_threadpool(_chosen_runs, session, query)
+    exps, groups, matched = await run_in_threadpool(_drawn, session, query)
     await run_in_threadpool(session.close)  # MLflow may be slow: hold no database connection
     try:
         every, shown, out = await reader.call(
@@ -88,12 +88,8 @@ async def compare_curves(
     )
 
 
-def _chosen_runs(session: Session, query: CurvesQuery) -> tuple[list[Experiment], list[Group], int]:
-    """The selection's experiments with a run, their groups (server.selection) and how many
-    matched."""
-    exps, matched = selection.drawn(session, selection.chosen(session, query))
-    specs = selection.labelled(session, {e.id: e.spec for e in exps})
-    return exps, selection.groups(specs), matched
+def _drawn(session: Session, query: CurvesQuery) -> tuple[list[Experiment], list[Group], int]:
+    return selection.drawn(session, selection.chosen(session, query))
 
 
 def _curve_groups(
