@@ -41,7 +41,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-SORTS = [f"{p}{key}" for key in crud.SORTS for p in ("-", "")]
 
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
 router = APIRouter(include_in_schema=False)
@@ -83,8 +82,7 @@ def experiments_page(request: Request, query: Annotated[PageQuery, Query()]) -> 
         "experiments.html",
         filters=filters,
         filter_names=FILTER_NAMES,
-        sort=query.sort if query.sort in SORTS else "-created_at",
-        sorts=SORTS,
+        sort=query.sort if query.sort in crud.SORT_CHOICES else "-created_at",
         offset=query.offset,
         statuses=STATUSES,
         methods=_names(catalog.METHODS),
