@@ -55,6 +55,13 @@ def experiment(session: Session, experiment_id: str) -> dict[str, Any] | None:
     return detail_dict(row, crud.twins(session, spec_hash=row.spec_hash, exclude_id=row.id))
 
 
+def experiments(session: Session, experiment_ids: list[str]) -> list[dict[str, Any]]:
+    """Experiments (full ids) as ExperimentPublic's fields, in the order given."""
+    rows = crud.experiment_rows(session, experiment_ids)
+    twins = crud.twins_of(session, rows)
+    return [detail_dict(row, twins[row.id]) for row in rows]
+
+
 def _exact(value: Any) -> Any:
     """`value` with every integer beyond orjson's 64 bits as its decimal text, spliced in."""
     if isinstance(value, int) and value not in _INT64:

@@ -82,6 +82,17 @@ def experiment_row(session: Session, experiment_id: str) -> Row[Any] | None:
     return session.execute(q).first()
 
 
+def experiment_rows(session: Session, experiment_ids: Sequence[str]) -> list[Row[Any]]:
+    """Experiments as rows of SUMMARY_COLUMNS + DETAIL_COLUMNS, in the order of the ids given
+    (those that exist)."""
+    ids = list(experiment_ids)
+    found = {}
+    for i in range(0, len(ids), _CHUNK):
+        q = select(*SUMMARY_COLUMNS, *DETAIL_COLUMNS).where(Experiment.id.in_(ids[i : i + _CHUNK]))
+        found.update((row.id, row) for row in session.execute(q))
+    return [found[i] for i in ids if i in found]
+
+
 def changed_experiments(
     session: Session, *, filters: ExperimentFilters, since: datetime | None, limit: int
 ) -> tuple[list[Row[Any]], int, datetime | None]:
@@ -108,9 +119,10 @@ def twins(session: Session, *, spec_hash: str, exclude_id: str) -> list[str]:
     return list(session.scalars(q))
 
 
-def twins_of(session: Session, experiments: Sequence[Experiment]) -> dict[str, list[str]]:
-    """Like twins for many experiments at once: id -> ids of the other experiments with the
-    same spec hash, oldest first, at most MAX_TWINS each."""
+def twins_of(session: Session, experiments: Sequence[Any]) -> dict[str, list[str]]:
+    """Like twins for many experiments (objects or rows with an id and a spec_hash) at once:
+    id -> ids of the other experiments with the same spec hash, oldest first, at most MAX_TWINS
+    each."""
     hashes = sorted({exp.spec_hash for exp in experiments})
     by_hash: dict[str, list[str]] = {h: [] for h in hashes}
     for i in range(0, len(hashes), _CHUNK):
