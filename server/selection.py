@@ -49,14 +49,16 @@ Ids = Annotated[list[Annotated[str, AfterValidator(no_nul)]] | None, AfterValida
 
 
 class SelectionQuery(BaseModel):
-    """The query parameters that choose what to compare: at least one of them."""
+    """The query parameters that choose what to compare: at least one of them. They become a
+    Selection whose filters are an ExperimentFilters: the list's other filters (status, method,
+    dataset, q) would be fields here too, and query parameters of both routes (an API change)."""
 
     ids: Annotated[Ids, Field(description=_IDS_HELP)] = None
     tag: Name = None
     sweep: Annotated[Name, Field(description=SWEEP_HELP)] = None
 
     @model_validator(mode="after")
-    def _something(self) -> SelectionQuery:
+    def _not_empty(self) -> SelectionQuery:
         if not (self.ids or self.tag or self.sweep):
             raise PydanticCustomError("empty", "give experiment ids, a tag or a sweep to compare")
         return self
