@@ -43,6 +43,7 @@ from igm_core.spec import resolve_spec  # noqa: E402
 from launcher.embedded import worker_env  # noqa: E402
 from server import crud, migrations  # noqa: E402
 from server.db import session_factory  # noqa: E402
+from server.filters import ExperimentFilters  # noqa: E402
 from server.models import Experiment, utcnow  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from worker.command import worker_command  # noqa: E402
@@ -202,7 +203,8 @@ def bench_api(tmp: Path, args: argparse.Namespace) -> None:
         migrations.upgrade(settings.resolved_database_url())
         seed(settings, 10_000)
         with session_factory(settings.resolved_database_url())() as s:
-            ids = [e.id for e in crud.list_experiments(s, limit=200)[0]]
+            rows, _ = crud.list_experiment_rows(s, filters=ExperimentFilters(), limit=200)
+            ids = [row.id for row in rows]
         for workers in (int(w) for w in str(args.api_workers).split(",")):
             for level in (int(c) for c in args.concurrency.split(",")):
                 for label, root in trees:  # one server at a time, the others stopped

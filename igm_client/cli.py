@@ -1,5 +1,6 @@
 """The remote `igm` commands: submit, sweep, ls, show, cancel, retry, rm, logs, login and logout,
 talking to an IGM Lab server through IGMClient (httpx only: no torch, no igm_core, no server code).
+logs is in igm_client/logs.py, login and logout in igm_client/login.py.
 
 The server is --url, else IGM_URL, else the config file that `igm login` and `igm up` write, else
 http://127.0.0.1:8000 (igm_client.config). Ids may be shortened to a unique prefix (the server
@@ -12,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from datetime import datetime
 from typing import Any
 
 import yaml
@@ -21,9 +20,9 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from igm_client import login
+from igm_client import login, logs
 from igm_client.args import distribution, grid_values, pairs
-from igm_client.client import FINISHED, IGMClient, IGMClientError, read_spec
+from igm_client.client import FILTERS, IGMClient, IGMClientError, read_spec
 from igm_client.format import (
     EXIT_BY_STATUS,
     console,
@@ -144,8 +143,8 @@ def _wait(client: IGMClient, experiment_id: str, *, as_json: bool) -> int:
 
 
 def cmd_ls(client: IGMClient, args: argparse.Namespace) -> int:
-    filters = ("status", "method", "dataset", "tag", "q", "sweep", "sort", "limit", "offset")
-    page = client.list(**{key: getattr(args, key) for key in filters})
+    filters = {name: getattr(args, name) for name in FILTERS}
+    page = client.list(sort=args.sort, limit=args.limit, offset=args.offset, **filters)
     if args.json:
         out_console.print_json(json.dumps(page))
         return 0
@@ -221,88 +220,11 @@ def cmd_action(client: IGMClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def _last_point(series: Any) -> tuple[Any, Any] | None:
-    """(step, value) of the last finite point of {"steps": [...], "values": [...]}."""
-    if not isinstance(series, dict):
-        return None
-    points = zip(series.get("steps") or [], series.get("values") or [], strict=False)
-    finite = [(step, value) for step, value in points if value is not None]
-    return finite[-1] if finite else None
-
-
-def _latest_val(client: IGMClient, exp: dict[str, Any]) -> str | None:
-    """'latest val acc 0.9120 (strong 0.9300, weak 0.6100) at step N', when the run logged it."""
-    modalities = (exp.get("spec") or {}).get("modalities") or []
-    keys = ["val/fused/acc", *(f"val/{m}/acc" for m in modalities)]
-    try:
-        series = client.metrics(exp["id"], keys=keys, max_points=200).get("metrics") or {}
-    except IGMClientError as err:
-        if err.status_code == 404:  # no run yet, or nothing logged under these keys yet
-            return None
-        raise
-    fused = _last_point(series.get("val/fused/acc"))
-    if fused is None:
-        return None
-    points = {m: _last_point(series.get(f"val/{m}/acc")) for m in modalities}
-    mods = ", ".join(f"{m} {p[1]:.4f}" for m, p in points.items() if p is not None)
-    return f"latest val acc {fused[1]:.4f}{f' ({mods})' if mods else ''} at step {fused[0]}"
-
-
-def _logs_once(client: IGMClient, exp: dict[str, Any]) -> None:
-    head = Text(f"{exp['id']} {exp.get('name', '')}: ") + styled(exp.get("status"))
-    head += Text(f"  attempts {exp.get('attempts', 0)}/{exp.get('max_attempts', '?')}")
-    if exp.get("worker"):
-        head += Text(f"  worker {exp['worker']}")
-    out_console.print(head)
-    if exp.get("started_at"):
-        ended = f", finished {when(exp.get('finished_at'))}" if exp.get("finished_at") else ""
-        say(f"started {when(exp['started_at'])}{ended}")
-    if exp.get("progress"):
-        say(progress_text(exp))
-    val = _latest_val(client, exp)
-    if val:
-        say(val)
-    if exp.get("status") == "failed":
-        print_error(exp)
-
-
-def cmd_logs(client: IGMClient, args: argparse.Namespace) -> int:
-    exp = client.get(args.id)
-    _logs_once(client, exp)
-    seen = (exp.get("status"), exp.get("progress"))
-    epoch = {k: (exp.get("progress") or {}).get(k) for k in ("stage", "epoch")}
-    try:
-        while args.follow and exp.get("status") not in FINISHED:
-            time.sleep(args.poll)
-            exp = client.get(exp["id"])
-            if (exp.get("status"), exp.get("progress")) == seen:
-                continue
-            seen = (exp.get("status"), exp.get("progress"))
-            if exp.get("status") in FINISHED:
-                _logs_once(client, exp)
-                break
-            stamp = datetime.now().strftime("%H:%M:%S")
-            say(f"{stamp}  {progress_text(exp)}")
-            now = {k: (exp.get("progress") or {}).get(k) for k in ("stage", "epoch")}
-            if now != epoch:  # a new epoch: the last one's validation metrics are in
-                epoch, val = now, _latest_val(client, exp)
-                if val:
-                    say(f"{stamp}  {val}")
-    except KeyboardInterrupt:
-        pass  # Ctrl-C only stops following
-    return 0
-
-
 # ----------------------------------------------------------------------------- parsing
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="igm",
-        description="IGM Lab's remote commands: they talk to a server (--url, IGM_URL, or the "
-        "one `igm login` and `igm up` saved). `igm --help` lists every command.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The options many commands share: --url, and --json."""
     url = argparse.ArgumentParser(add_help=False)
     url.add_argument(
         "--url",
@@ -311,8 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print the server's JSON answer")
+    return url, as_json
 
-    s = sub.add_parser("submit", parents=[url, as_json], help="queue a spec on the server")
+
+def _add_submit(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("submit", parents=parents, help="queue a spec on the server")
     s.add_argument("spec", help="a YAML or JSON spec file")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field")
     s.add_argument("--priority", type=int, help="0..9, higher runs first (server default 5)")
@@ -321,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wait", action="store_true", help="follow it to the end, show the metrics")
     s.set_defaults(func=cmd_submit)
 
-    sw = sub.add_parser("sweep", parents=[url, as_json], help=COMMANDS["sweep"])
+
+def _add_sweep(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    sw = sub.add_parser("sweep", parents=parents, help=COMMANDS["sweep"])
     sw.add_argument("spec", help="the base spec, a YAML or JSON file")
     sw.add_argument(
         "--grid",
@@ -346,28 +273,49 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true", help="list the points; submit nothing")
     sw.set_defaults(func=cmd_sweep)
 
-    ls = sub.add_parser("ls", parents=[url, as_json], help="list experiments")
-    for flag in ("status", "method", "dataset", "tag", "sweep"):
-        ls.add_argument(f"--{flag}")
-    ls.add_argument("--q", metavar="TEXT", help="name contains TEXT")
+
+# how `igm ls` shows a filter's option, where it says more than --NAME NAME
+FILTER_OPTIONS = {"q": {"metavar": "TEXT", "help": "name contains TEXT"}}
+
+
+def _add_ls(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    ls = sub.add_parser("ls", parents=parents, help="list experiments")
+    for name in FILTERS:  # the server's filters (igm_client.client.FILTERS)
+        ls.add_argument(f"--{name}", **FILTER_OPTIONS.get(name, {}))
     ls.add_argument("--sort", help="created_at, name, status, priority, ...; '-' for descending")
     ls.add_argument("--limit", type=int, default=50)
     ls.add_argument("--offset", type=int, default=0)
     ls.set_defaults(func=cmd_ls)
 
+
+def _add_by_id(
+    sub: argparse._SubParsersAction,
+    url: argparse.ArgumentParser,
+    as_json: argparse.ArgumentParser,
+) -> None:
+    """show, cancel, retry, rm: one experiment named by its id or a unique prefix."""
     show = sub.add_parser("show", parents=[url, as_json], help="one experiment in full")
     show.add_argument("id", help="an id, or the start of one")
     show.set_defaults(func=cmd_show)
-    for name, text in (("cancel", "cancel a queued or running experiment"),
-                       ("retry", "queue a failed or cancelled experiment again"),
-                       ("rm", "delete a finished experiment")):  # fmt: skip
-        p = sub.add_parser(name, parents=[url], help=text)
+    for name in ("cancel", "retry", "rm"):
+        p = sub.add_parser(name, parents=[url], help=COMMANDS[name])
         p.add_argument("id", help="an id, or the start of one")
         p.set_defaults(func=cmd_action)
-    logs = sub.add_parser("logs", parents=[url], help="status, progress and errors of a run")
-    logs.add_argument("id", help="an id, or the start of one")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until it ends")
-    logs.set_defaults(func=cmd_logs, poll=1.0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="igm",
+        description="IGM Lab's remote commands: they talk to a server (--url, IGM_URL, or the "
+        "one `igm login` and `igm up` saved). `igm --help` lists every command.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    url, as_json = _parents()
+    _add_submit(sub, [url, as_json])
+    _add_sweep(sub, [url, as_json])
+    _add_ls(sub, [url, as_json])
+    _add_by_id(sub, url, as_json)
+    logs.add_parser(sub, [url])
     login.add_parsers(sub)
     return parser
 

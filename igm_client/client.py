@@ -21,8 +21,11 @@ import yaml
 from igm_client import config
 from igm_client.config import DEFAULT_URL
 
-__all__ = ["DEFAULT_URL", "FINISHED", "IGMClient", "IGMClientError", "read_spec"]
+__all__ = ["DEFAULT_URL", "FILTERS", "FINISHED", "IGMClient", "IGMClientError", "read_spec"]
 FINISHED = ("succeeded", "failed", "cancelled")
+# the filters of a list of experiments: the fields of the server's ExperimentFilters (server/
+# filters.py), which this package cannot import; tests/test_filters.py keeps them equal
+FILTERS = ("status", "method", "dataset", "tag", "q", "sweep")
 
 
 def _format_loc(loc: Any) -> str:
@@ -81,6 +84,14 @@ def read_spec(path: str | Path) -> dict[str, Any]:
 def _params(**values: Any) -> dict[str, Any]:
     """Query parameters without the unset ones (httpx would send None as an empty value)."""
     return {k: v for k, v in values.items() if v is not None and v != [] and v != ()}
+
+
+def _filters(given: dict[str, Any]) -> dict[str, Any]:
+    """`given` if every key is one of FILTERS; TypeError naming the first that is not."""
+    for name in given:
+        if name not in FILTERS:
+            raise TypeError(f"unknown filter {name!r}; the filters are: {', '.join(FILTERS)}")
+    return given
 
 
 def _quote_path(path: str) -> str:
@@ -204,28 +215,15 @@ class IGMClient:
     def list(
         self,
         *,
-        status: str | None = None,
-        method: str | None = None,
-        dataset: str | None = None,
-        tag: str | None = None,
-        q: str | None = None,
-        sweep: str | None = None,
         sort: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        **filters: str | None,
     ) -> dict[str, Any]:
-        """A page of experiments, {"data": [...], "count": total matching the filters}."""
-        params = _params(
-            status=status,
-            method=method,
-            dataset=dataset,
-            tag=tag,
-            q=q,
-            sweep=sweep,
-            sort=sort,
-            limit=limit,
-            offset=offset,
-        )
+        """A page of experiments, {"data": [...], "count": total matching the filters}; the
+        filters are FILTERS (status, method, dataset, tag, q: text in the name, sweep: an id
+        or a unique prefix), each an exact match, all of them at once."""
+        params = _params(**_filters(filters), sort=sort, limit=limit, offset=offset)
         return self._json("GET", "/experiments", params=params)
 
     def get(self, experiment_id: str) -> dict[str, Any]:

@@ -2,12 +2,14 @@
 
 The app builds its settings, session factory, Celery app and MLflow reader once at start-up
 (server.main) and keeps them on app.state; routes declare `session: SessionDep` and so on. The
-checks that turn request input into trusted values live in server.inputs.
+checks that turn request input into trusted values live in server.inputs (the experiment
+filters in server.filters).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from celery import Celery
@@ -15,8 +17,9 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from server import crud, ids
+from server.filters import ExperimentFilters
 from server.mlflow_reader import MlflowReader
-from server.models import Experiment, Sweep
+from server.models import Experiment
 from server.settings import Settings
 
 
@@ -51,6 +54,14 @@ def not_found(experiment_id: str) -> HTTPException:
     )
 
 
+@contextmanager
+def ambiguous_is_409() -> Iterator[None]:
+    try:
+        yield
+    except ids.AmbiguousId as err:
+        raise HTTPException(status_code=409, detail=str(err)) from None
+
+
 def resolve_experiment_id(session: Session, given: str) -> str:
     """The full id of the experiment named by its id or a unique prefix of it (server.ids);
     404 when none matches, 409 when several do. A whole id is not looked up here: the caller's
@@ -58,10 +69,8 @@ def resolve_experiment_id(session: Session, given: str) -> str:
     ident = given.strip().lower()
     if len(ident) == ids.ID_LEN and ids.is_hex(ident):
         return ident
-    try:
+    with ambiguous_is_409():
         full = ids.resolve(session, Experiment, given)
-    except ids.AmbiguousId as err:
-        raise HTTPException(status_code=409, detail=str(err)) from None
     if full is None:
         raise not_found(given)
     return full
@@ -70,25 +79,19 @@ def resolve_experiment_id(session: Session, given: str) -> str:
 def get_experiment(experiment_id: str, session: SessionDep) -> Experiment:
     """The experiment named in the path by its id or a unique prefix of it (server.ids);
     404 when none matches, 409 when several do."""
-    try:
+    with ambiguous_is_409():
         full = ids.resolve(session, Experiment, experiment_id)
-    except ids.AmbiguousId as err:
-        raise HTTPException(status_code=409, detail=str(err)) from None
     exp = crud.get_experiment(session, full) if full else None
     if exp is None:
         raise not_found(experiment_id)
     return exp
 
 
-def sweep_id(session: Session, given: str | None) -> str | None:
-    """A sweep filter's full id when `given` is a sweep id or a unique prefix of one (409 when
-    several match); `given` itself otherwise, which then matches nothing."""
-    if not given:
-        return given
-    try:
-        return ids.resolve(session, Sweep, given) or given
-    except ids.AmbiguousId as err:
-        raise HTTPException(status_code=409, detail=str(err)) from None
+def resolved(session: Session, filters: ExperimentFilters) -> ExperimentFilters:
+    """The filters with a sweep named by a unique prefix as its full id (server.filters); 409
+    when several sweeps match."""
+    with ambiguous_is_409():
+        return filters.resolved(session)
 
 
 ExperimentDep = Annotated[Experiment, Depends(get_experiment)]

@@ -1,6 +1,6 @@
 """What the API accepts, checked: spec bodies (JSON or YAML), specs resolved within the data
-roots, tags, queues, choices. Each check turns request input into a trusted value or a 4xx in the
-API's one error shape: {"detail": [{"loc": "a.b", "msg": ...}]}.
+roots, tags, queues (the list filters: server.filters). Each check turns request input into a
+trusted value or a 4xx in the API's one error shape: {"detail": [{"loc": "a.b", "msg": ...}]}.
 """
 
 from __future__ import annotations
@@ -151,13 +151,6 @@ def spec_errors(err: SpecError, prefix: str = "", **extra: Any) -> list[dict[str
         {"loc": f"{prefix}{path}" if path else prefix.rstrip(".") or "body", "msg": msg, **extra}
         for path, msg in err.errors
     ]
-
-
-def check_choice(value: str | None, choices: Sequence[str], loc: str, what: str) -> None:
-    if value is not None and value not in choices:
-        raise unprocessable(
-            loc, f"unknown {what} {value[:80]!r}; choose one of: {', '.join(choices)}"
-        )
 
 
 def no_nul(**params: str | None) -> None:

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from igm_core import sweep
 from igm_core.sweep import Grid, RandomSearch
-from server.models import Experiment
 
 TAG_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 MAX_TAGS = 20
@@ -32,6 +31,8 @@ def _aware(value: datetime | None) -> datetime | None:
 # ----------------------------------------------------------------------------- experiments
 
 
+# The fields of these two are what the API reads (server.crud.reads: the column of each field's
+# name) and writes (server.fastjson); their docstrings are the API schema's descriptions.
 class ExperimentSummaryPublic(BaseModel):
     """A list item: everything but the spec and the traceback."""
 
@@ -63,12 +64,6 @@ class ExperimentSummaryPublic(BaseModel):
 
     _utc = field_validator("created_at", "started_at", "finished_at", "updated_at")(_aware)
 
-    @classmethod
-    def from_row(cls, exp: Experiment, **extra: Any) -> ExperimentSummaryPublic:
-        fields = {name: getattr(exp, name) for name in cls.model_fields if hasattr(exp, name)}
-        fields.update(tags=sorted(exp.tag_names), **extra)
-        return cls.model_validate(fields)
-
 
 class ExperimentPublic(ExperimentSummaryPublic):
     spec: dict[str, Any] = Field(description="the resolved spec, every default filled in")
@@ -83,11 +78,6 @@ class ExperimentPublic(ExperimentSummaryPublic):
     heartbeat_at: datetime | None
 
     _utc_hb = field_validator("heartbeat_at")(_aware)
-
-    @classmethod
-    def from_row(cls, exp: Experiment, **extra: Any) -> ExperimentPublic:  # type: ignore[override]
-        tail = exp.traceback[-TRACEBACK_TAIL:] if exp.traceback else None
-        return super().from_row(exp, traceback_tail=tail, **extra)  # type: ignore[return-value]
 
 
 class ExperimentCreated(ExperimentPublic):

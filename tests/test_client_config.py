@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import stat
 import threading
 from collections.abc import Iterator
@@ -134,15 +135,27 @@ def test_the_token_goes_out_as_a_bearer_header(xdg: Path, echo: str) -> None:
         assert client.health() == {"authorization": None}
 
 
+@pytest.fixture
+def closed_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A loopback URL where nothing listens, whatever runs on this machine: a port bound by
+    this test and never listened on (connections are refused while it is held). It is also the
+    client's default URL for the test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        monkeypatch.setattr(config, "DEFAULT_URL", url)
+        yield url
+
+
 def test_unreachable_says_where_the_url_came_from(
-    xdg: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    xdg: Path, closed_url: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert igm(["ls"]) == 1
     assert "(the server URL is the default: `igm login URL`, `igm up`" in capsys.readouterr().err
-    config.save("http://127.0.0.1:9")
+    config.save(closed_url)
     assert igm(["ls"]) == 1
     err = capsys.readouterr().err.replace("\n", "")
-    assert "cannot reach the IGM Lab server at http://127.0.0.1:9" in err and str(xdg) in err
-    monkeypatch.setenv("IGM_URL", "http://127.0.0.1:9")
+    assert f"cannot reach the IGM Lab server at {closed_url}" in err and str(xdg) in err
+    monkeypatch.setenv("IGM_URL", closed_url)
     assert igm(["ls"]) == 1
     assert "(the server URL is from IGM_URL)" in capsys.readouterr().err

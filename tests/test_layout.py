@@ -41,7 +41,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(
     ("module", "line", "contract"),
     [
-        ("server/queries.py", "from igm_core.trainer import train", "never imports torch"),
+        ("server/selection.py", "from igm_core.trainer import train", "never imports torch"),
         ("igm_client/format.py", "from igm_core import spec", "httpx-level"),
         ("igm_core/spec.py", "import server.settings", "igm_core is a library"),
         ("worker/runner.py", "import launcher.cli", "nothing imports it"),

@@ -4,20 +4,22 @@ form a group (the grouping of igm compare); per group and metric key, the mean o
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from igm_core.compare import group_runs
-from igm_core.compare.report import Run
-from server import attempts, curves, queries
+from igm_core.compare.report import Group
+from server import attempts, curves, selection
 from server.deps import MlflowDep, SessionDep
-from server.inputs import no_nul, unprocessable
+from server.filters import Name
+from server.inputs import unprocessable
 from server.mlflow_reader import MlflowReader, MlflowUnavailable
 from server.models import Experiment
 from server.schemas import CurveGroup, CurveRun, CurvesPublic
+from server.selection import Ids, SelectionQuery
 
 router = APIRouter(tags=["compare"])
 
@@ -33,45 +35,39 @@ def _default_keys(keys: list[str]) -> list[str]:
     return (val + loss)[:DEFAULT_KEYS]
 
 
-@router.get("/compare/curves", response_model=CurvesPublic)
-async def compare_curves(
-    session: SessionDep,
-    reader: MlflowDep,
-    ids: Annotated[
-        list[str] | None, Query(description="experiment ids, repeatable or comma-separated")
-    ] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    sweep: Annotated[str | None, Query(max_length=64, description="a sweep id")] = None,
+class CurvesQuery(SelectionQuery):
+    """GET /compare/curves: a selection, the metric keys and the points per curve."""
+
+    # as recorded in the API schema; prefixes work here too, as in GET /compare
+    ids: Annotated[Ids, Field(description="experiment ids, repeatable or comma-separated")] = None
+    sweep: Annotated[Name, Field(description="a sweep id")] = None
     keys: Annotated[
         list[str] | None,
-        Query(
+        Field(
             description=f"metric keys (at most {MAX_CURVE_KEYS}); default: validation "
             "accuracies and training losses"
         ),
-    ] = None,
-    max_points: Annotated[int, Query(ge=2, le=5000, description="steps per curve")] = 300,
+    ] = None
+    max_points: Annotated[int, Field(ge=2, le=5000, description="steps per curve")] = 300
+
+
+@router.get("/compare/curves", response_model=CurvesPublic)
+async def compare_curves(
+    session: SessionDep, reader: MlflowDep, query: Annotated[CurvesQuery, Query()]
 ) -> CurvesPublic:
     """Experiments with an MLflow run (running ones too) matching every filter, grouped by spec
     up to the seed: per group and key, mean and 95% t-interval over the seeds at each step of a
     common grid; with the spec keys whose values differ between the runs. At least one filter."""
-    wanted = [i.strip() for item in ids or [] for i in item.split(",") if i.strip()]
-    no_nul(tag=tag, sweep=sweep, **{f"ids.{n}": v for n, v in enumerate(wanted)})
-    if not (wanted or tag or sweep):
-        raise unprocessable("query", "give experiment ids, a tag or a sweep to compare")
-    if len(wanted) > queries.MAX_COMPARED:
-        raise unprocessable("query.ids", f"at most {queries.MAX_COMPARED} ids")
     asked = list(
-        dict.fromkeys(k.strip() for item in keys or [] for k in item.split(",") if k.strip())
+        dict.fromkeys(k.strip() for item in query.keys or [] for k in item.split(",") if k.strip())
     )
     if len(asked) > MAX_CURVE_KEYS:
         raise unprocessable("query.keys", f"at most {MAX_CURVE_KEYS} keys, got {len(asked)}")
-    exps, matched = await run_in_threadpool(
-        queries.runs_with_metrics, session, ids=wanted, tag=tag, sweep_id=sweep
-    )
+    exps, groups, matched = await run_in_threadpool(_drawn, session, query)
     await run_in_threadpool(session.close)  # MLflow may be slow: hold no database connection
     try:
-        every, shown, groups, out = await reader.call(
-            _curve_groups, reader, exps, asked, max_points
+        every, shown, out = await reader.call(
+            _curve_groups, reader, exps, groups, asked, query.max_points
         )
     except MlflowUnavailable as err:
         raise HTTPException(status_code=503, detail=str(err)) from None
@@ -79,7 +75,7 @@ async def compare_curves(
     return CurvesPublic(
         keys=every,
         shown=shown,
-        max_points=max_points,
+        max_points=query.max_points,
         runs=[
             CurveRun(
                 id=e.id, name=e.name, status=e.status, seed=e.spec.get("seed"), group=label_of[e.id]
@@ -92,15 +88,22 @@ async def compare_curves(
     )
 
 
+def _drawn(session: Session, query: CurvesQuery) -> tuple[list[Experiment], list[Group], int]:
+    return selection.drawn(session, selection.chosen(session, query))
+
+
 def _curve_groups(
-    reader: MlflowReader, exps: list[Experiment], asked: list[str], max_points: int
-) -> tuple[list[str], list[str], list, list[CurveGroup]]:
-    """Every key, the keys shown, the seed groups and their curves (MLflow calls: run through
+    reader: MlflowReader,
+    exps: list[Experiment],
+    groups: list[Group],
+    asked: list[str],
+    max_points: int,
+) -> tuple[list[str], list[str], list[CurveGroup]]:
+    """Every key, the keys shown and each group's curves (MLflow calls: run through
     MlflowReader.call). A resumed experiment's histories are stitched across its attempts."""
     run_keys = {e.id: set(attempts.metric_keys(reader, e.runs())) for e in exps}
     every = sorted(set().union(*run_keys.values())) if run_keys else []
     shown = asked or _default_keys(every)
-    groups = group_runs(Run(Path(e.id), {"spec": e.spec}) for e in exps)
     by_id = {e.id: e for e in exps}
     out = []
     for g in groups:
@@ -124,4 +127,4 @@ def _curve_groups(
                 curves=bands,
             )
         )
-    return every, shown, groups, out
+    return every, shown, out

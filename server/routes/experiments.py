@@ -8,9 +8,11 @@ Sweeps are in sweeps.py, an experiment's MLflow metrics and artifacts in runs.py
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import Field
+from sqlalchemy.orm import Session
 
 from igm_core.spec import SpecError, apply_overrides
 from server import auth, crud, fastjson, run_dirs
@@ -21,27 +23,21 @@ from server.deps import (
     SettingsDep,
     not_found,
     resolve_experiment_id,
-    sweep_id,
+    resolved,
 )
+from server.filters import ExperimentFilters, choice
 from server.inputs import (
     JSON_TYPES,
     YAML_TYPES,
     SpecBodyDep,
-    check_choice,
     check_queue,
     check_tags,
     no_nul,
     resolve_checked,
     spec_errors,
 )
-from server.models import STATUSES
 from server.queue import enqueue
-from server.schemas import (
-    ExperimentCreated,
-    ExperimentPublic,
-    ExperimentsPublic,
-    ExperimentSummaryPublic,
-)
+from server.schemas import ExperimentCreated, ExperimentPublic, ExperimentsPublic
 
 logger = logging.getLogger("server.experiments")
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -74,7 +70,7 @@ def create_experiment(
             description="repeatable key.path=value overrides of the body (value read as YAML)",
         ),
     ] = None,
-) -> ExperimentCreated:
+) -> Response:
     """Validate a spec (JSON or YAML body, with `set` overrides), store it as a queued
     experiment, enqueue it."""
     tag_list = check_tags(tags or [])
@@ -94,69 +90,52 @@ def create_experiment(
         submitted_by=auth.submitter(request),
     )
     warning = enqueue(celery, [exp])
-    twins = crud.twins(session, spec_hash=exp.spec_hash, exclude_id=exp.id)
-    return ExperimentCreated.from_row(exp, twins=twins, warning=warning)
+    return experiment_response(session, exp.id, status_code=201, warning=warning)
+
+
+def experiment_response(
+    session: Session, experiment_id: str, status_code: int = 200, **extra: Any
+) -> Response:
+    """One experiment as GET /experiments/{id} answers it, with `extra` fields; 404 if none."""
+    data = fastjson.experiment(session, experiment_id)
+    if data is None:
+        raise not_found(experiment_id)
+    return fastjson.response({**data, **extra}, status_code)
 
 
 # ----------------------------------------------------------------------------- read
 
 
-SORT_CHOICES = [f"{p}{key}" for key in crud.SORTS for p in ("", "-")]
+class ListQuery(ExperimentFilters):
+    """GET /experiments: the filters, a sort and a page."""
+
+    sort: Annotated[
+        str,
+        choice("sort", crud.SORT_CHOICES),
+        Field(description=f"a sort key, '-' first for descending: {', '.join(crud.SORTS)}"),
+    ] = "-created_at"
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    offset: Annotated[int, Field(ge=0, le=10**9)] = 0
 
 
 @router.get("", response_model=ExperimentsPublic)
-def list_experiments(
-    session: SessionDep,
-    status: Annotated[str | None, Query(description=f"one of: {', '.join(STATUSES)}")] = None,
-    method: Annotated[str | None, Query(max_length=64)] = None,
-    dataset: Annotated[str | None, Query(max_length=64)] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    q: Annotated[str | None, Query(max_length=128, description="text in the name")] = None,
-    sweep: Annotated[
-        str | None, Query(max_length=64, description="a sweep id, or a unique prefix of one")
-    ] = None,
-    sort: Annotated[
-        str, Query(description=f"a sort key, '-' first for descending: {', '.join(crud.SORTS)}")
-    ] = "-created_at",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-) -> ExperimentsPublic:
+def list_experiments(session: SessionDep, query: Annotated[ListQuery, Query()]) -> Response:
     """Experiments matching every filter given, one page of them, and how many match in all."""
-    check_choice(status, STATUSES, "query.status", "status")
-    check_choice(sort, SORT_CHOICES, "query.sort", "sort")
-    no_nul(method=method, dataset=dataset, tag=tag, q=q, sweep=sweep)
-    filters = {
-        "status": status,
-        "method": method,
-        "dataset": dataset,
-        "tag": tag,
-        "text": q,
-        "sweep_id": sweep_id(session, sweep),
-    }
-    # the hot read: JSON from selected columns (server.fastjson); the model is the documentation
     rows, count = crud.list_experiment_rows(
-        session, sort=sort, limit=limit, offset=offset, **filters
+        session,
+        filters=resolved(session, query),
+        sort=query.sort,
+        limit=query.limit,
+        offset=query.offset,
     )
-    body = fastjson.dumps({"data": [fastjson.summary_dict(r) for r in rows], "count": count})
-    if body is not None:
-        return Response(body, media_type="application/json")  # type: ignore[return-value]
-    exps, count = crud.list_experiments(session, sort=sort, limit=limit, offset=offset, **filters)
-    return ExperimentsPublic(data=[ExperimentSummaryPublic.from_row(e) for e in exps], count=count)
+    page = {"data": [fastjson.summary_dict(r) for r in rows], "count": count}
+    return fastjson.response(page)
 
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic)
-def get_experiment(experiment_id: str, session: SessionDep) -> ExperimentPublic:
+def get_experiment(experiment_id: str, session: SessionDep) -> Response:
     """One experiment in full: resolved spec, state, progress, results, error."""
-    full = resolve_experiment_id(session, experiment_id)
-    row = crud.experiment_row(session, full)
-    if row is None:
-        raise not_found(experiment_id)
-    twins = crud.twins(session, spec_hash=row.spec_hash, exclude_id=full)
-    body = fastjson.dumps(fastjson.detail_dict(row, twins))
-    if body is not None:
-        return Response(body, media_type="application/json")  # type: ignore[return-value]
-    exp = crud.get_experiment(session, full)
-    return ExperimentPublic.from_row(exp, twins=twins)
+    return experiment_response(session, resolve_experiment_id(session, experiment_id))
 
 
 # ----------------------------------------------------------------------------- actions
@@ -167,15 +146,13 @@ def get_experiment(experiment_id: str, session: SessionDep) -> ExperimentPublic:
     response_model=ExperimentPublic,
     responses={409: {"description": "already finished"}},
 )
-def cancel_experiment(exp: ExperimentDep, session: SessionDep) -> ExperimentPublic:
+def cancel_experiment(exp: ExperimentDep, session: SessionDep) -> Response:
     """Queued: cancelled now. Running: asked to stop; it stops at its next step."""
     try:
-        exp = crud.request_cancel(session, experiment_id=exp.id)
+        crud.request_cancel(session, experiment_id=exp.id)
     except crud.Conflict as err:
         raise HTTPException(status_code=409, detail=str(err)) from None
-    return ExperimentPublic.from_row(
-        exp, twins=crud.twins(session, spec_hash=exp.spec_hash, exclude_id=exp.id)
-    )
+    return experiment_response(session, exp.id)
 
 
 @router.post(
@@ -185,15 +162,14 @@ def cancel_experiment(exp: ExperimentDep, session: SessionDep) -> ExperimentPubl
 )
 def retry_experiment(
     exp: ExperimentDep, session: SessionDep, settings: SettingsDep, celery: CeleryDep
-) -> ExperimentCreated:
+) -> Response:
     """Queue a failed or cancelled experiment again; it resumes from its last checkpoint."""
     try:
         exp = crud.retry(session, experiment_id=exp.id, extra_attempts=settings.max_attempts)
     except crud.Conflict as err:
         raise HTTPException(status_code=409, detail=str(err)) from None
     warning = enqueue(celery, [exp])
-    twins = crud.twins(session, spec_hash=exp.spec_hash, exclude_id=exp.id)
-    return ExperimentCreated.from_row(exp, twins=twins, warning=warning)
+    return experiment_response(session, exp.id, warning=warning)
 
 
 @router.delete(

@@ -13,20 +13,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import BaseModel, Field
 
-from server import crud, timeline
-from server.deps import ExperimentRowDep, MlflowDep, SessionDep, SettingsDep
-from server.inputs import check_choice, no_nul, unprocessable
+from server import crud, fastjson, timeline
+from server.deps import ExperimentRowDep, MlflowDep, SessionDep, SettingsDep, resolved
+from server.filters import ExperimentFilters, Name
+from server.inputs import unprocessable
 from server.mlflow_reader import MlflowReader, MlflowUnavailable
-from server.models import STATUSES
-from server.schemas import ChangesPublic, ExperimentSummaryPublic, TimelinePublic
+from server.schemas import ChangesPublic, TimelinePublic
 
 router = APIRouter(prefix="/experiments", tags=["dashboard"])
 
 OVERLAP = timedelta(seconds=5)  # writes stamped just before the cursor but committed after it
 MAX_CHANGES = 200
 CLOCK_KEYS = ("train/",)  # per-step keys: their timestamps are the run's clock
+
+
+class _Cursor(BaseModel):
+    """The feed's cursor: a base of ChangesQuery so that it comes first among the query's
+    parameters, as in the API schema."""
+
+    since: Annotated[Name, Field(description="the cursor of the previous answer")] = None
 
 
 def _parse_cursor(since: str | None) -> datetime | None:
@@ -41,36 +49,25 @@ def _parse_cursor(since: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+class ChangesQuery(ExperimentFilters, _Cursor):
+    """GET /experiments/changes: a cursor, the filters of GET /experiments, a limit."""
+
+    # as recorded in the API schema; a unique prefix works here too, as in the list
+    sweep: Annotated[Name, Field(description="a sweep id")] = None
+    limit: Annotated[int, Field(ge=1, le=MAX_CHANGES)] = MAX_CHANGES
+
+
 @router.get("/changes", response_model=ChangesPublic)
-def experiment_changes(
-    session: SessionDep,
-    since: Annotated[
-        str | None, Query(max_length=64, description="the cursor of the previous answer")
-    ] = None,
-    status: Annotated[str | None, Query(description=f"one of: {', '.join(STATUSES)}")] = None,
-    method: Annotated[str | None, Query(max_length=64)] = None,
-    dataset: Annotated[str | None, Query(max_length=64)] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    q: Annotated[str | None, Query(max_length=128, description="text in the name")] = None,
-    sweep: Annotated[str | None, Query(max_length=64, description="a sweep id")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_CHANGES)] = MAX_CHANGES,
-) -> ChangesPublic:
+def experiment_changes(session: SessionDep, query: Annotated[ChangesQuery, Query()]) -> Response:
     """Experiments matching the filters of GET /experiments that were written since the cursor,
     with how many match now and the next cursor. Without `since`: no rows, only the count and
     a cursor to start from."""
-    check_choice(status, STATUSES, "query.status", "status")
-    no_nul(since=since, method=method, dataset=dataset, tag=tag, q=q, sweep=sweep)
-    cursor = _parse_cursor(since)
+    cursor = _parse_cursor(query.since)
     rows, count, newest = crud.changed_experiments(
         session,
+        filters=resolved(session, query),
         since=cursor - OVERLAP if cursor else None,
-        limit=limit + 1,
-        status=status,
-        method=method,
-        dataset=dataset,
-        tag=tag,
-        text=q,
-        sweep_id=sweep,
+        limit=query.limit + 1,
     )
     if newest is not None and newest.tzinfo is None:
         newest = newest.replace(tzinfo=UTC)
@@ -78,12 +75,13 @@ def experiment_changes(
         newest = cursor or datetime.now(UTC)
     elif cursor is not None and newest < cursor:
         newest = cursor  # never move a cursor back (the newest rows deleted)
-    return ChangesPublic(
-        cursor=newest.isoformat(),
-        count=count,
-        data=[ExperimentSummaryPublic.from_row(e) for e in rows[:limit]],
-        truncated=len(rows) > limit,
-    )
+    changes = {
+        "cursor": newest.isoformat(),
+        "count": count,
+        "data": [fastjson.summary_dict(r) for r in rows[: query.limit]],
+        "truncated": len(rows) > query.limit,
+    }
+    return fastjson.response(changes)
 
 
 def _mlflow_url(base: str | None, experiment_id: str | None, run_id: str) -> str | None:

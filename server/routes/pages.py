@@ -19,12 +19,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from pydantic import Field
 
 from igm_core import catalog
-from server import crud, ids
+from server import crud, fastjson, ids
 from server.deps import SessionDep
+from server.filters import FILTER_NAMES, ExperimentFilters, Words
 from server.models import STATUSES, Experiment
-from server.schemas import ExperimentPublic
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 STATIC_DIR = WEB_DIR / "static"
@@ -40,12 +41,11 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-SORTS = [f"{p}{key}" for key in crud.SORTS for p in ("-", "")]
 
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
 router = APIRouter(include_in_schema=False)
 
-Text = Annotated[str | None, Query(max_length=128)]
+QueryText = Annotated[str | None, Query(max_length=128)]
 
 
 def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -64,29 +64,26 @@ def _names(registry: catalog.Registry) -> list[str]:
     return [entry["name"] for entry in registry.describe()]
 
 
+class PageQuery(ExperimentFilters):
+    """The page at `/`: the filters of GET /experiments, a sort (an unknown one: the default)
+    and the offset of its first row."""
+
+    sort: Words = None
+    offset: Annotated[int, Field(ge=0, le=10**9)] = 0
+
+
 @router.get("/", response_class=HTMLResponse)
-def experiments_page(
-    request: Request,
-    status: Text = None,
-    method: Text = None,
-    dataset: Text = None,
-    tag: Text = None,
-    q: Text = None,
-    sweep: Text = None,
-    sort: Text = None,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-) -> HTMLResponse:
+def experiments_page(request: Request, query: Annotated[PageQuery, Query()]) -> HTMLResponse:
     """The experiments table; its twin is GET /experiments (and /experiments/changes)."""
-    filters = {"status": status, "method": method, "dataset": dataset, "tag": tag, "q": q,
-               "sweep": sweep}  # fmt: skip
+    filters = query.filters().model_dump()
     twin = "/experiments?" + urlencode({k: v for k, v in filters.items() if v})
     return _page(
         request,
         "experiments.html",
         filters=filters,
-        sort=sort if sort in SORTS else "-created_at",
-        sorts=SORTS,
-        offset=offset,
+        filter_names=FILTER_NAMES,
+        sort=query.sort if query.sort in crud.SORT_CHOICES else "-created_at",
+        offset=query.offset,
         statuses=STATUSES,
         methods=_names(catalog.METHODS),
         datasets=_names(catalog.DATASETS),
@@ -101,21 +98,18 @@ def experiment_page(request: Request, experiment_id: str, session: SessionDep) -
         full = ids.resolve(session, Experiment, experiment_id)
     except ids.AmbiguousId:
         full = None
-    exp = crud.get_experiment(session, full) if full else None
+    exp = fastjson.experiment(session, full) if full else None
     if exp is None:
         return _page(
             request, "not_found.html", status_code=404, what=f"experiment {experiment_id[:100]}"
         )
-    data = ExperimentPublic.from_row(
-        exp, twins=crud.twins(session, spec_hash=exp.spec_hash, exclude_id=exp.id)
-    )
     return _page(
         request,
         "experiment.html",
-        exp=data,
-        spec_text=json.dumps(data.spec, indent=2, sort_keys=False),
-        sweep_text=json.dumps(data.sweep_values, sort_keys=True) if data.sweep_values else "",
-        twin=f"/experiments/{exp.id}",
+        exp=exp,
+        spec_text=json.dumps(exp["spec"], indent=2, sort_keys=False),
+        sweep_text=json.dumps(exp["sweep_values"], sort_keys=True) if exp["sweep_values"] else "",
+        twin=f"/experiments/{exp['id']}",
     )
 
 
@@ -123,9 +117,9 @@ def experiment_page(request: Request, experiment_id: str, session: SessionDep) -
 def compare_page(
     request: Request,
     ids: Annotated[str | None, Query(max_length=20_000)] = None,
-    tag: Text = None,
-    sweep: Text = None,
-    metric: Text = None,
+    tag: QueryText = None,
+    sweep: QueryText = None,
+    metric: QueryText = None,
 ) -> HTMLResponse:
     """Seed groups of the chosen experiments; its twins are GET /compare and /compare/curves."""
     chosen = {"ids": ids or "", "tag": tag or "", "sweep": sweep or "", "metric": metric or "acc"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from igm_core import sweep
 from igm_core.spec import ResolvedSpec, SpecError
-from server import auth, crud, queries
+from server import auth, crud, fastjson
 from server.deps import CeleryDep, SessionDep, SettingsDep
 from server.inputs import (
     check_queue,
@@ -20,7 +20,7 @@ from server.inputs import (
     unprocessable,
 )
 from server.queue import enqueue
-from server.schemas import ExperimentPublic, SweepCreate, SweepPoint, SweepPreview, SweepPublic
+from server.schemas import SweepCreate, SweepPoint, SweepPreview, SweepPublic
 from server.settings import Settings
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -61,7 +61,7 @@ def create_sweep(
     session: SessionDep,
     settings: SettingsDep,
     celery: CeleryDep,
-) -> SweepPublic:
+) -> Response:
     """Expand a grid (and seeded random samples) over a base spec; validate every point before
     writing any; store them as one sweep and enqueue each."""
     tags = check_tags(body.tags)
@@ -83,9 +83,9 @@ def create_sweep(
         submitted_by=auth.submitter(request),
     )
     warning = enqueue(celery, exps)
-    twins = queries.twins_of(session, exps)
-    data = [ExperimentPublic.from_row(exp, twins=twins[exp.id]) for exp in exps]
-    return SweepPublic(sweep_id=row.id, count=len(exps), data=data, warning=warning)
+    data = fastjson.experiments(session, [exp.id for exp in exps])
+    answer = {"sweep_id": row.id, "count": len(exps), "data": data, "warning": warning}
+    return fastjson.response(answer, status_code=201)
 
 
 @router.post("/sweep/preview", response_model=SweepPreview)

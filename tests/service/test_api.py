@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from igm_core import catalog
 from server import crud
 from server.db import session_factory
+from server.filters import ExperimentFilters
 from server.main import create_app
 from server.migrations import SchemaError
 from server.settings import Settings
@@ -78,7 +79,7 @@ def messages(rds: redis.Redis, queue: str) -> list[tuple[str, str]]:
 
 def row_count(settings: Settings) -> int:
     with session_factory(settings.resolved_database_url())() as session:
-        return crud.list_experiments(session, limit=1)[1]
+        return crud.list_experiment_rows(session, filters=ExperimentFilters(), limit=1)[1]
 
 
 def post(client: TestClient, spec: dict, **params) -> dict:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from server.filters import ExperimentFilters
 from server.routes.pages import CSP, STATIC_DIR, UPLOT
 from server.settings import Settings
 from tests.service.conftest import make_settings, sqlite_url
@@ -97,6 +98,9 @@ def test_the_list_page_reflects_filters_escaped(client: TestClient) -> None:
     for column in ("Name", "Method", "Status", "Progress", "Test acc", "Weak acc", "Duration"):
         assert f">{column}</th>" in res.text
     assert client.get("/", params={"q": "x" * 129}).status_code == 422
+    assert client.get("/", params={"status": "done"}).status_code == 422  # the API's filters
+    # the script reads the filters' names from the form: the server's model's fields
+    assert f'data-filters="{" ".join(ExperimentFilters.model_fields)}"' in res.text
 
 
 def test_the_experiment_page_escapes_spec_error_and_traceback(

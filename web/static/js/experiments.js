@@ -13,7 +13,9 @@ const tbody = document.getElementById("rows");
 const filtersForm = document.getElementById("filters");
 const groupSweeps = document.getElementById("group-sweeps");
 const LIMIT = Number(table.dataset.limit) || 50;
-const FILTERS = ["status", "method", "dataset", "tag", "q", "sweep"];
+// the filters of GET /experiments, as the server's model names them (server/filters.py); read
+// with getAttribute: the form's `dataset` property is its <select name="dataset">
+const FILTERS = filtersForm.getAttribute("data-filters").split(" ");
 
 const state = {
   sort: table.dataset.sort || "-created_at",

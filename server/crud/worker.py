@@ -1,0 +1,194 @@
+"""The worker's side of an experiment's life: finding lost rows, claiming a queued row, the
+heartbeat with its progress, the attempt's MLflow run, the outcome. Every transition that a
+second worker could race is one conditional UPDATE whose row count says whether it happened."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from server.models import FAILED, FINISHED, QUEUED, RUNNING, Experiment, utcnow
+
+
+def orphans(session: Session, *, stale_after_s: float, queued: bool = True) -> list[Experiment]:
+    """Running rows whose worker went silent for stale_after_s and that were not sent again
+    within stale_after_s (touch marks a sent row); with queued=True, queued rows."""
+    stale = utcnow() - timedelta(seconds=stale_after_s)
+    lost = (
+        (Experiment.status == RUNNING)
+        & (Experiment.heartbeat_at < stale)
+        & (Experiment.updated_at < stale)
+    )
+    q = (
+        select(Experiment)
+        .where(or_(Experiment.status == QUEUED, lost) if queued else lost)
+        .order_by(Experiment.created_at)
+    )
+    return list(session.scalars(q))
+
+
+def queued_since(session: Session, *, older_than_s: float) -> list[Experiment]:
+    """Queued rows unchanged for older_than_s (no worker claimed them), oldest first."""
+    before = utcnow() - timedelta(seconds=older_than_s)
+    q = (
+        select(Experiment)
+        .where(Experiment.status == QUEUED, Experiment.updated_at < before)
+        .order_by(Experiment.created_at)
+    )
+    return list(session.scalars(q))
+
+
+def touch(session: Session, *, ids: list[str]) -> None:
+    """Mark queued or running rows as written now (their message was just sent again); the
+    heartbeat, which decides whether a running row can be taken over, stays as it was."""
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id.in_(ids), Experiment.status.in_((QUEUED, RUNNING)))
+        .values(updated_at=utcnow())
+    )
+    session.commit()
+
+
+def claim(
+    session: Session, *, experiment_id: str, worker: str, stale_after_s: float
+) -> Experiment | None:
+    """queued -> running for this worker (or take over a running row whose worker went silent).
+
+    None when the row is not claimable: already running elsewhere, finished, cancelled, or out of
+    attempts (then it is marked failed).
+    """
+    now = utcnow()
+    stale = now - timedelta(seconds=stale_after_s)
+    claimable = or_(
+        Experiment.status == QUEUED,
+        (Experiment.status == RUNNING) & (Experiment.heartbeat_at < stale),
+    )
+    done = session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == experiment_id,
+            claimable,
+            Experiment.cancel_requested.is_(False),
+            Experiment.attempts < Experiment.max_attempts,
+        )
+        .values(
+            status=RUNNING,
+            attempts=Experiment.attempts + 1,
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
+            error=None,
+            traceback=None,
+        )
+    ).rowcount
+    if not done:
+        # out of attempts: record why, so the row does not sit in queued/running forever
+        session.execute(
+            update(Experiment)
+            .where(
+                Experiment.id == experiment_id,
+                claimable,
+                Experiment.attempts >= Experiment.max_attempts,
+            )
+            .values(
+                status=FAILED,
+                finished_at=now,
+                error="attempt cap reached: the worker was lost on every attempt",
+            )
+        )
+    session.commit()
+    return session.get(Experiment, experiment_id) if done else None
+
+
+def finite_json(value: Any) -> Any:
+    """A JSON value with every non-finite float (NaN, inf) as null: PostgreSQL's json type refuses
+    them, and JSON has no such numbers (a diverged run's loss is NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def heartbeat(
+    session: Session, *, experiment_id: str, worker: str, progress: dict[str, Any] | None = None
+) -> bool:
+    """Record progress and liveness; returns whether a cancel was requested."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if progress is not None:
+        values["progress"] = finite_json(progress)
+    session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == experiment_id,
+            Experiment.status == RUNNING,
+            Experiment.worker == worker,
+        )
+        .values(**values)
+    )
+    session.commit()
+    flag = session.scalar(select(Experiment.cancel_requested).where(Experiment.id == experiment_id))
+    return bool(flag)
+
+
+def set_mlflow_run(
+    session: Session,
+    *,
+    experiment_id: str,
+    run_id: str,
+    attempt: int | None = None,
+    from_step: int | None = 0,
+) -> None:
+    """The run of this attempt: the row's current run, appended to its attempt runs (or, for an
+    attempt already listed, its from_step updated: the step its checkpoint resumed from)."""
+    exp = session.get(Experiment, experiment_id, with_for_update=True)
+    if exp is None:
+        return
+    runs = [dict(r) for r in exp.attempt_runs or []]
+    if not runs and exp.mlflow_run_id and exp.mlflow_run_id != run_id:
+        runs.append({"attempt": None, "run_id": exp.mlflow_run_id, "from_step": 0})
+    mine = next((r for r in runs if r["run_id"] == run_id), None)
+    if mine is None:
+        runs.append({"attempt": attempt, "run_id": run_id, "from_step": from_step})
+    else:
+        mine["from_step"] = from_step
+    exp.mlflow_run_id, exp.attempt_runs = run_id, runs
+    session.commit()
+
+
+def finish(
+    session: Session,
+    *,
+    experiment_id: str,
+    worker: str,
+    status: str,
+    summary: dict[str, Any] | None = None,
+    error: str | None = None,
+    traceback: str | None = None,
+) -> bool:
+    """running -> succeeded | failed | cancelled, only by the worker that holds the row."""
+    assert status in FINISHED
+    done = session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == experiment_id,
+            Experiment.status == RUNNING,
+            Experiment.worker == worker,
+        )
+        .values(
+            status=status,
+            summary=finite_json(summary),
+            error=error,
+            traceback=traceback,
+            finished_at=utcnow(),
+            heartbeat_at=utcnow(),
+        )
+    ).rowcount
+    session.commit()
+    return bool(done)
