@@ -4,8 +4,9 @@ Read it top to bottom in `Run`: `train` builds one, `Run.start` loads the data, 
 method (and resumes from a checkpoint), `Run.stage` and `Run.epoch` are the loop, `Run.finish`
 evaluates the test split once, for the checkpoint selected on the validation split. A method
 computes each step's gradients; the trainer steps the optimizer (igm_core/optim.py: reset at
-every stage, with a per-stage step decay). Randomness is derived from (seed, stage, epoch) and (seed, step), so a run
-stopped between any two steps and resumed from its checkpoint repeats the same updates.
+every stage, with a per-stage step decay). Randomness is derived from (seed, stage, epoch) and
+(seed, step), so a run stopped between any two steps and resumed from its checkpoint repeats the
+same updates.
 """
 
 from __future__ import annotations
