@@ -110,73 +110,103 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_one(args: argparse.Namespace, spec: Any, out: Path) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from igm_core import tracking
     from igm_core.trainer import train
 
-    if args.mlflow:
-        tracker = tracking.MlflowTracker(args.mlflow, args.mlflow_experiment, run_name=spec.name)
-    elif args.tracker == "jsonl":
-        tracker = tracking.JsonlTracker(out / "metrics.jsonl")
-    else:
-        tracker = tracking.NullTracker()
-    stop = {"flag": False}
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if stop["flag"]:
-            raise KeyboardInterrupt
-        stop["flag"] = True
-        console.print("stopping after this step (Ctrl-C again to abort without a checkpoint)")
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=args.quiet,
-        transient=False,
-    )
-    task = progress.add_task("starting", total=1.0)
-
-    def on_event(ev: events.Event) -> None:
-        if isinstance(ev, events.Progress):
-            desc = (
-                f"stage {ev.stage + 1}/{ev.n_stages} {'+'.join(ev.modalities)} "
-                f"epoch {ev.epoch + 1}/{ev.epochs}"
-            )
-            progress.update(task, completed=ev.fraction, description=desc)
-        elif isinstance(ev, events.EpochEnd) and not args.quiet:
-            v = ev.val
-            mods = " ".join(f"{m}={a:.3f}" for m, a in v["modality_acc"].items())
-            progress.console.print(
-                f"  stage {ev.stage + 1} epoch {ev.epoch + 1}: val acc {v['acc']:.4f} ({mods})",
-                highlight=False,
-            )
-        elif isinstance(ev, events.Resumed):
-            progress.console.print(
-                f"resuming from stage {ev.stage + 1}, epoch {ev.epoch + 1}, step {ev.step}"
-            )
-
-    try:
-        with progress:
-            res = train(
-                spec,
-                out_dir=out,
-                tracker=tracker,
-                should_stop=lambda: stop["flag"],
-                on_event=on_event,
-                resume=not args.fresh,
-            )
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    tracker = _tracker(args, spec, out)
+    with _CtrlC() as ctrl_c, _TrainDisplay(args.quiet) as display:
+        res = train(
+            spec,
+            out_dir=out,
+            tracker=tracker,
+            should_stop=ctrl_c.pressed,
+            on_event=display.on_event,
+            resume=not args.fresh,
+        )
     if res.status == "stopped":
         console.print(f"stopped; checkpoint in {res.checkpoint}. Run the same command to resume.")
         return 130
     _summary(res.result, out)
     return 0
+
+
+def _tracker(args: argparse.Namespace, spec: Any, out: Path) -> Any:
+    from igm_core import tracking
+
+    if args.mlflow:
+        return tracking.MlflowTracker(args.mlflow, args.mlflow_experiment, run_name=spec.name)
+    if args.tracker == "jsonl":
+        return tracking.JsonlTracker(out / "metrics.jsonl")
+    return tracking.NullTracker()
+
+
+class _CtrlC:
+    """While training: the first Ctrl-C asks the trainer to stop after its step, which keeps a
+    checkpoint to resume from; a second one aborts at once."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def __enter__(self) -> _CtrlC:
+        self.previous = signal.signal(signal.SIGINT, self.on_sigint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        console.print("stopping after this step (Ctrl-C again to abort without a checkpoint)")
+
+    def pressed(self) -> bool:
+        return self.asked
+
+
+class _TrainDisplay:
+    """What `igm train` shows on stderr, drawn from the trainer's events: a progress bar, a line
+    per validated epoch (not with --quiet) and where a resumed run continues."""
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.quiet = quiet
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}%"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
+        )
+        self.task = self.bar.add_task("starting", total=1.0)
+
+    def __enter__(self) -> _TrainDisplay:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def on_event(self, ev: events.Event) -> None:
+        if isinstance(ev, events.Progress):
+            desc = (
+                f"stage {ev.stage + 1}/{ev.n_stages} {'+'.join(ev.modalities)} "
+                f"epoch {ev.epoch + 1}/{ev.epochs}"
+            )
+            self.bar.update(self.task, completed=ev.fraction, description=desc)
+        elif isinstance(ev, events.EpochEnd) and not self.quiet:
+            v = ev.val
+            mods = " ".join(f"{m}={a:.3f}" for m, a in v["modality_acc"].items())
+            self.bar.console.print(
+                f"  stage {ev.stage + 1} epoch {ev.epoch + 1}: val acc {v['acc']:.4f} ({mods})",
+                highlight=False,
+            )
+        elif isinstance(ev, events.Resumed):
+            self.bar.console.print(
+                f"resuming from stage {ev.stage + 1}, epoch {ev.epoch + 1}, step {ev.step}"
+            )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -224,6 +254,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="igm", description="IGM Lab: imbalanced multimodal learning"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_validate, _add_export_features, _add_compare, _add_prepare):
+        add(sub)
+    for name, registry in (
+        ("methods", catalog.METHODS),
+        ("datasets", catalog.DATASETS),
+        ("encoders", catalog.ENCODERS),
+    ):
+        p = sub.add_parser(name, help=f"list the registered {name}")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=lambda a, r=registry: _registry_table(r, a.json))
+    return parser
+
+
+Subparsers = Any  # argparse's _SubParsersAction, private
+
+
+def _add_train(sub: Subparsers) -> None:
     t = sub.add_parser("train", help="train an experiment spec (YAML or JSON)")
     t.add_argument("spec")
     t.add_argument(
@@ -250,38 +297,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="train these seeds one after another (0,1,2 or 0-4), each in OUT/seed-<k>",
     )
     t.set_defaults(func=cmd_train)
+
+
+def _add_validate(sub: Subparsers) -> None:
     v = sub.add_parser("validate", help="print the resolved spec")
     v.add_argument("spec")
     v.add_argument("--set", action="append", metavar="KEY=VALUE")
     v.set_defaults(func=cmd_validate)
+
+
+def _add_export_features(sub: Subparsers) -> None:
     e = sub.add_parser("export-features", help="write a built-in dataset as train/val/test.npz")
     e.add_argument("dataset", choices=[n for n in catalog.DATASETS.names() if n != "features"])
     e.add_argument("--out", required=True)
     e.add_argument("--param", action="append", metavar="KEY=VALUE", help="a dataset parameter")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=cmd_export_features)
+
+
+def _add_compare(sub: Subparsers) -> None:
     c = sub.add_parser("compare", help="seed statistics and paired comparisons of results")
     c.add_argument("results", nargs="+", metavar="RESULT.json", help="result.json files")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
-    c.add_argument(
-        "--metric",
-        choices=compare.METRICS,
-        default="acc",
-        help="fused test metric of the paired comparison (default acc)",
-    )
+    metric_help = "fused test metric of the paired comparison (default acc)"
+    c.add_argument("--metric", choices=compare.METRICS, default="acc", help=metric_help)
     c.set_defaults(func=cmd_compare)
+
+
+def _add_prepare(sub: Subparsers) -> None:
     pr = sub.add_parser("prepare", help="decode an audio-visual dataset once into ROOT/.igm_cache")
     prepare_cli.add_arguments(pr)
     pr.set_defaults(func=prepare_cli.run)
-    for name, registry in (
-        ("methods", catalog.METHODS),
-        ("datasets", catalog.DATASETS),
-        ("encoders", catalog.ENCODERS),
-    ):
-        p = sub.add_parser(name, help=f"list the registered {name}")
-        p.add_argument("--json", action="store_true")
-        p.set_defaults(func=lambda a, r=registry: _registry_table(r, a.json))
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,14 +38,20 @@ class Event:
 
 
 @dataclass(frozen=True)
-class Resumed(Event):
-    """Training continues from a checkpoint at this position."""
+class _AtPosition(Event):
+    """An event at a position of the loop: a checkpoint's, to resume from."""
 
-    type: ClassVar[str] = "resumed"
     stage: int
     epoch: int
     batch: int
     step: int
+
+
+@dataclass(frozen=True)
+class Resumed(_AtPosition):
+    """Training continues from a checkpoint at this position."""
+
+    type: ClassVar[str] = "resumed"
 
 
 @dataclass(frozen=True)
@@ -88,17 +94,6 @@ class EpochEnd(Event):
 
 
 @dataclass(frozen=True)
-class Stopped(Event):
-    """`should_stop` said so; the checkpoint holds this position."""
-
-    type: ClassVar[str] = "stopped"
-    stage: int
-    epoch: int
-    batch: int
-    step: int
-
-
-@dataclass(frozen=True)
 class Finished(Event):
     type: ClassVar[str] = "finished"
     test: dict[str, Any]
@@ -106,3 +101,10 @@ class Finished(Event):
 
     def progress(self) -> dict[str, Any]:
         return {}
+
+
+@dataclass(frozen=True)
+class Stopped(_AtPosition):
+    """`should_stop` said so; the checkpoint holds this position."""
+
+    type: ClassVar[str] = "stopped"

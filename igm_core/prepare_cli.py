@@ -70,25 +70,11 @@ def run(args: argparse.Namespace) -> int:
     """Prepare the cache for parsed arguments; returns the exit status."""
     try:
         params: dict[str, Any] = apply_overrides({}, args.param or [])
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=args.quiet,
-        )
-        tasks: dict[str, Any] = {}
-
-        def on_progress(split: str, done: int, total: int) -> None:
-            if split not in tasks:
-                tasks[split] = progress.add_task(f"{split} clips", total=total)
-            progress.update(tasks[split], completed=done)
-
+        bars = _SplitBars(args.quiet)
         from igm_core.data import av_prepare  # torch: only when preparing
 
-        with progress:
-            reports = av_prepare.prepare(args.dataset, args.root, params, progress=on_progress)
+        with bars.progress:
+            reports = av_prepare.prepare(args.dataset, args.root, params, progress=bars.update)
     except SpecError as err:
         return _fail("; ".join(f"{k}: {m}" for k, m in err.errors))
     except ValidationError as err:
@@ -97,6 +83,26 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(err))
     _summary(reports)
     return 0
+
+
+class _SplitBars:
+    """A progress bar per split, added when the split's first clip is decoded."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def update(self, split: str, done: int, total: int) -> None:
+        if split not in self.tasks:
+            self.tasks[split] = self.progress.add_task(f"{split} clips", total=total)
+        self.progress.update(self.tasks[split], completed=done)
 
 
 def _fail(message: str) -> int:

@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from igm_core import catalog
-from igm_core.errors import SpecError
+from igm_core.errors import Problems, SpecError
 from igm_core.names import ModalityName
 from igm_core.sweep import apply_values
 
@@ -150,113 +150,37 @@ class ResolvedSpec(Spec):
         return rules.used_modalities(self.method.params, list(self.modalities))
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc)
-
-
-def _pydantic_errors(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
-    out = []
-    for e in err.errors():
-        path = _loc(e["loc"])
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        out.append((f"{prefix}{path}" if path else prefix.rstrip("."), msg))
-    return out
-
-
 def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
-    """Validate `data` and return the resolved spec, every default filled in."""
+    """Validate `data` and return the resolved spec, every default filled in.
+
+    Seven steps, in order. Each adds what it finds wrong to one collector; resolution stops (with
+    every problem found so far) only where the next step needs what failed.
+    """
     if isinstance(data, ResolvedSpec):
         return data
-    if isinstance(data, Spec):
-        data = data.to_dict()
-    if not isinstance(data, dict):
-        raise SpecError([("", f"a spec is a mapping, got {type(data).__name__}")])
-    try:
-        spec = Spec.model_validate(data)
-    except ValidationError as err:
-        raise SpecError(_pydantic_errors(err)) from None
-    errors: list[tuple[str, str]] = []
-
-    def params_of(registry: catalog.Registry, comp: Component, path: str) -> BaseModel | None:
-        if comp.name not in registry:
-            errors.append(
-                (
-                    f"{path}.name",
-                    f"unknown {registry.kind} {comp.name!r}; choose one of: "
-                    f"{', '.join(registry.names())}",
-                )
-            )
-            return None
-        try:
-            return registry.get(comp.name).params.model_validate(comp.params)
-        except ValidationError as err:
-            errors.extend(_pydantic_errors(err, f"{path}.params."))
-            return None
-
-    ds_params = params_of(catalog.DATASETS, spec.dataset, "dataset")
-    method_params = params_of(catalog.METHODS, spec.method, "method")
-    if ds_params is None or method_params is None:
-        raise SpecError(errors)
-    try:
-        meta = catalog.dataset_meta(spec.dataset.name, ds_params)
-    except (OSError, ValueError) as err:
-        raise SpecError([("dataset.params", str(err))]) from None
-
-    available = meta["modalities"]
-    modalities = spec.modalities or list(available)
-    for i, m in enumerate(modalities):
-        if m not in available:
-            errors.append(
-                (
-                    f"modalities.{i}",
-                    f"{m!r} is not a modality of this dataset; it has: {', '.join(available)}",
-                )
-            )
-    if len(set(modalities)) != len(modalities):
-        errors.append(("modalities", "modalities must be distinct"))
-
+    problems = Problems()
+    # 1. the spec's own fields: types, bounds, unknown keys
+    spec = _fields(data, problems)
+    # 2. the dataset's and the method's names and parameters
+    ds_params = _params(catalog.DATASETS, spec.dataset, "dataset", problems)
+    method_params = _params(catalog.METHODS, spec.method, "method", problems)
+    problems.stop_if_any()
+    # 3. the dataset's modalities and input shapes (may read its files' headers)
+    meta = _dataset_meta(spec.dataset.name, ds_params, problems)
+    # 4. the modalities trained: the dataset's, or those the spec names
+    modalities = _modalities(spec.modalities, meta["modalities"], problems)
+    # 5. the method's parameters completed for them, and the schedule in the method's form
     rules = catalog.method_rules(spec.method.name)
-    method_dict = rules.complete_params(method_params.model_dump(mode="json"), modalities, errors)
-    schedule = _resolve_schedule(
-        spec.schedule, rules.schedule_kind(method_dict), spec.method.name, modalities, errors
+    method_dict = rules.complete_params(
+        method_params.model_dump(mode="json"), modalities, problems.found
     )
-    if rules.hint:  # say how to get the other schedule form
-        errors[:] = [(p, m + rules.hint if " trains in " in m else m) for p, m in errors]
-    shared_head = spec.model.shared_head
-    if rules.needs_shared_head(method_dict):
-        if "shared_head" in spec.model.model_fields_set and not shared_head:
-            errors.append(
-                (
-                    "model.shared_head",
-                    f"method {spec.method.name!r} with these parameters trains one head shared "
-                    "by every modality; leave shared_head out or set it true",
-                )
-            )
-        shared_head = True
-
-    encoders: dict[str, Any] = {}
-    for m in modalities:
-        comp = spec.model.encoders.get(m) or Component(
-            name=catalog.default_encoder(tuple(meta["shapes"].get(m, (1,))))
-        )
-        p = params_of(catalog.ENCODERS, comp, f"model.encoders.{m}")
-        if p is not None:
-            encoders[m] = {"name": comp.name, "params": p.model_dump(mode="json")}
-    for m in spec.model.encoders:
-        if m not in modalities:
-            errors.append((f"model.encoders.{m}", "no such modality in this spec"))
-    for i, h in enumerate(spec.model.head_hidden):
-        if not 1 <= h <= 8192:
-            errors.append((f"model.head_hidden.{i}", "must lie in [1, 8192]"))
-    if shared_head and len({e["params"].get("out_dim") for e in encoders.values()}) > 1:
-        errors.append(
-            ("model.shared_head", "a shared head needs the same encoder out_dim for every modality")
-        )
-    if errors:
-        raise SpecError(errors)
-
+    schedule = _schedule(spec, rules.schedule_kind(method_dict), rules.hint, modalities, problems)
+    # 6. the model: a shared head where the method needs one, an encoder per modality
+    shared_head = _shared_head(spec, rules.needs_shared_head(method_dict), problems)
+    encoders = _encoders(spec.model, modalities, meta["shapes"], problems)
+    _check_head(spec.model, shared_head, encoders, problems)
+    problems.stop_if_any()
+    # 7. the spec as given, with every default written in
     resolved = spec.to_dict()
     resolved.update(
         dataset={"name": spec.dataset.name, "params": ds_params.model_dump(mode="json")},
@@ -264,70 +188,152 @@ def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
         method={"name": spec.method.name, "params": method_dict},
         schedule=schedule,
     )
-    resolved["model"]["encoders"] = encoders
-    resolved["model"]["shared_head"] = shared_head
+    resolved["model"].update(encoders=encoders, shared_head=shared_head)
     return ResolvedSpec.model_validate(resolved)
 
 
-def _resolve_schedule(
-    sched: Schedule,
-    kind: str,
-    method: str,
-    modalities: list[str],
-    errors: list[tuple[str, str]],
+def _fields(data: Any, problems: Problems) -> Spec:
+    """1. The spec's own fields; every later step reads them, so a problem here stops."""
+    if isinstance(data, Spec):
+        data = data.to_dict()
+    if not isinstance(data, dict):
+        problems.add("", f"a spec is a mapping, got {type(data).__name__}")
+        problems.stop()
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as err:
+        problems.add_invalid(err)
+        problems.stop()
+
+
+def _params(
+    registry: catalog.Registry, comp: Component, path: str, problems: Problems
+) -> BaseModel | None:
+    """A component's parameters as its registry entry validates them; None for a problem."""
+    if comp.name not in registry:
+        problems.add(
+            f"{path}.name",
+            f"unknown {registry.kind} {comp.name!r}; choose one of: {', '.join(registry.names())}",
+        )
+        return None
+    try:
+        return registry.get(comp.name).params.model_validate(comp.params)
+    except ValidationError as err:
+        problems.add_invalid(err, f"{path}.params.")
+        return None
+
+
+def _dataset_meta(name: str, params: BaseModel, problems: Problems) -> dict[str, Any]:
+    """3. The dataset's modalities and shapes; files that cannot be read stop resolution."""
+    try:
+        return catalog.dataset_meta(name, params)
+    except (OSError, ValueError) as err:
+        problems.add("dataset.params", str(err))
+        problems.stop()
+
+
+def _modalities(named: list[str] | None, available: list[str], problems: Problems) -> list[str]:
+    """4. The modalities the spec names (each one the dataset's, none twice), else all."""
+    modalities = named or list(available)
+    problems.add_outside(
+        "modalities", modalities, available, "is not a modality of this dataset; it has"
+    )
+    if len(set(modalities)) != len(modalities):
+        problems.add("modalities", "modalities must be distinct")
+    return modalities
+
+
+# The schedule fields of the other form, per form: (key, its value when left out, what to do).
+OTHER_FORM: dict[str, tuple[tuple[str, Any, str], ...]] = {
+    "stages": (("epochs", None, "give schedule.stage_epochs (one entry per stage) instead"),),
+    "epochs": (
+        ("stage_init", "last", "stage_init applies to staged methods"),
+        ("stage_epochs", None, "give schedule.epochs instead"),
+        ("modality_order", None, "give schedule.epochs instead"),
+    ),
+}
+
+
+def _schedule(
+    spec: Spec, kind: str, hint: str, modalities: list[str], problems: Problems
 ) -> dict[str, Any]:
-    """`kind` is the method's schedule rule: "stages" or "epochs"."""
-    if kind == "stages":
-        if sched.epochs is not None:
-            errors.append(
-                (
-                    "schedule.epochs",
-                    f"method {method!r} trains in stages; give "
-                    "schedule.stage_epochs (one entry per stage) instead",
-                )
+    """5. The schedule in the method's form: `stages` (one entry per stage, in a modality order)
+    or `epochs` (one stage of every modality). A field of the other form is a problem that says
+    the method's form, and (`hint`, from the method's rules) how to choose the other one."""
+    sched, method = spec.schedule, spec.method.name
+    trains_in = "stages" if kind == "stages" else "one stage"
+    for key, left_out, instead in OTHER_FORM[kind]:
+        if getattr(sched, key) != left_out:
+            problems.add(
+                f"schedule.{key}", f"method {method!r} trains in {trains_in}; {instead}{hint}"
             )
-        order = sched.modality_order or list(modalities)
-        for i, m in enumerate(order):
-            if m not in modalities:
-                errors.append(
-                    (
-                        f"schedule.modality_order.{i}",
-                        f"{m!r} is not one of the spec's modalities: {', '.join(modalities)}",
-                    )
-                )
-        if sorted(set(order)) != sorted(modalities):
-            errors.append(("schedule.modality_order", "must name every modality of the spec"))
-        stage_epochs = sched.stage_epochs or [2] * (3 * len(modalities))
-        for i, e in enumerate(stage_epochs):
-            if not 1 <= e <= MAX_EPOCHS:
-                errors.append((f"schedule.stage_epochs.{i}", f"must lie in [1, {MAX_EPOCHS}]"))
+    if kind == "epochs":
         return {
-            "stage_epochs": stage_epochs,
-            "modality_order": order,
-            "epochs": None,
+            "stage_epochs": None,
+            "modality_order": None,
+            "epochs": sched.epochs or 10,
             "stage_init": sched.stage_init,
         }
-    if sched.stage_init != "last":
-        errors.append(
-            (
-                "schedule.stage_init",
-                f"method {method!r} trains in one stage; stage_init applies to staged methods",
-            )
-        )
-    for key in ("stage_epochs", "modality_order"):
-        if getattr(sched, key) is not None:
-            errors.append(
-                (
-                    f"schedule.{key}",
-                    f"method {method!r} trains in one stage; give schedule.epochs instead",
-                )
-            )
+    order = sched.modality_order or list(modalities)
+    problems.add_outside(
+        "schedule.modality_order", order, modalities, "is not one of the spec's modalities"
+    )
+    if sorted(set(order)) != sorted(modalities):
+        problems.add("schedule.modality_order", "must name every modality of the spec")
+    stage_epochs = sched.stage_epochs or [2] * (3 * len(modalities))  # 3 rounds of 2 epochs
+    for i, e in enumerate(stage_epochs):
+        if not 1 <= e <= MAX_EPOCHS:
+            problems.add(f"schedule.stage_epochs.{i}", f"must lie in [1, {MAX_EPOCHS}]")
     return {
-        "stage_epochs": None,
-        "modality_order": None,
-        "epochs": sched.epochs or 10,
+        "stage_epochs": stage_epochs,
+        "modality_order": order,
+        "epochs": None,
         "stage_init": sched.stage_init,
     }
+
+
+def _shared_head(spec: Spec, needed: bool, problems: Problems) -> bool:
+    """6. One head shared by every modality: as the spec says, unless the method needs one."""
+    if not needed:
+        return spec.model.shared_head
+    if "shared_head" in spec.model.model_fields_set and not spec.model.shared_head:
+        problems.add(
+            "model.shared_head",
+            f"method {spec.method.name!r} with these parameters trains one head shared by every "
+            "modality; leave shared_head out or set it true",
+        )
+    return True
+
+
+def _encoders(
+    model: ModelSpec, modalities: list[str], shapes: dict[str, Any], problems: Problems
+) -> dict[str, Any]:
+    """6. An encoder per modality: the spec's, or the default for the modality's input shape."""
+    encoders: dict[str, Any] = {}
+    for m in modalities:
+        comp = model.encoders.get(m) or Component(
+            name=catalog.default_encoder(tuple(shapes.get(m, (1,))))
+        )
+        params = _params(catalog.ENCODERS, comp, f"model.encoders.{m}", problems)
+        if params is not None:
+            encoders[m] = {"name": comp.name, "params": params.model_dump(mode="json")}
+    for m in model.encoders:
+        if m not in modalities:
+            problems.add(f"model.encoders.{m}", "no such modality in this spec")
+    return encoders
+
+
+def _check_head(
+    model: ModelSpec, shared_head: bool, encoders: dict[str, Any], problems: Problems
+) -> None:
+    """6. The head's layer widths, and equal encoder outputs for a shared head."""
+    for i, h in enumerate(model.head_hidden):
+        if not 1 <= h <= 8192:
+            problems.add(f"model.head_hidden.{i}", "must lie in [1, 8192]")
+    if shared_head and len({e["params"].get("out_dim") for e in encoders.values()}) > 1:
+        problems.add(
+            "model.shared_head", "a shared head needs the same encoder out_dim for every modality"
+        )
 
 
 def load_spec_file(path: str | Path) -> dict[str, Any]:

@@ -3,16 +3,15 @@
 Read it top to bottom in `Run`: `train` builds one, `Run.start` loads the data, the model and the
 method (and resumes from a checkpoint), `Run.stage` and `Run.epoch` are the loop, `Run.finish`
 evaluates the test split once, for the checkpoint selected on the validation split. A method
-computes each step's gradients; the trainer steps the optimizer (reset at every stage, with a
-per-stage step decay). Randomness is derived from (seed, stage, epoch) and (seed, step), so a run
-stopped between any two steps and resumed from its checkpoint repeats the same updates.
+computes each step's gradients; the trainer steps the optimizer (igm_core/optim.py: reset at
+every stage, with a per-stage step decay). Randomness is derived from (seed, stage, epoch) and
+(seed, step), so a run stopped between any two steps and resumed from its checkpoint repeats the
+same updates.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -26,9 +25,11 @@ from igm_core import catalog, checkpoint, events, results
 from igm_core.checkpoint import CHECKPOINT, Best, RunState
 from igm_core.compiled import CompiledStep
 from igm_core.data.base import MultimodalData, Split
+from igm_core.device import pick_autocast, pick_device
 from igm_core.evaluation import compare_fusions, evaluate, flat_metrics, public
 from igm_core.methods.base import Method, Stage, StepContext, TransitionData
 from igm_core.models import build_model
+from igm_core.optim import make_optimizer, make_scheduler, stage_parameters
 from igm_core.spec import ResolvedSpec, Spec, resolve_spec
 from igm_core.tracking import NullTracker, Tracker
 
@@ -52,42 +53,6 @@ def derive_seed(*parts: int) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("the spec asks for device 'cuda' but no CUDA device is available")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def pick_autocast(precision: str, device: torch.device) -> tuple[str, Callable]:
-    if precision == "auto":
-        use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        precision = "bf16" if use_bf16 else "fp32"
-    if precision == "bf16":
-        return "bf16", functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
-    return "fp32", contextlib.nullcontext
-
-
-def make_optimizer(spec: Spec, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    o = spec.optimizer
-    if o.name == "adam":
-        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
-    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-
-
-def make_scheduler(spec: Spec, optimizer: torch.optim.Optimizer) -> Any:
-    """The per-stage step decay: epoch e of a stage trains at lr * gamma^floor((e + k) / lr_step),
-    k = 0 (lr_step_timing after_epoch) or 1 (before_epoch, the IGM authors' loop, which steps
-    its StepLR before each epoch). Stepped once per epoch, after it; reset with the optimizer."""
-    o = spec.optimizer
-    step_size = o.lr_step or 10**9
-    if o.lr_step_timing == "after_epoch":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size, o.lr_gamma)
-    gamma = o.lr_gamma
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: gamma ** ((e + 1) // step_size))
-
-
 def transition_data(split: Split, batch_size: int, device: torch.device) -> TransitionData:
     """The training inputs, in order, for the covariance pass between stages."""
     chunk = batch_size * TRANSITION_CHUNK.get(device.type, 1)
@@ -95,14 +60,6 @@ def transition_data(split: Split, batch_size: int, device: torch.device) -> Tran
         batches=lambda m: (xs[m] for xs, _ in split.batches(chunk, modalities=[m], device=device)),
         batch_size=batch_size,
     )
-
-
-def stage_parameters(model: torch.nn.Module, stage: Stage) -> list[torch.nn.Parameter]:
-    seen: dict[int, torch.nn.Parameter] = {}
-    for m in stage.modalities:
-        for p in model.branch_parameters(m):
-            seen.setdefault(id(p), p)
-    return list(seen.values())
 
 
 def train(

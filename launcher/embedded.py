@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from igm_client import config as client_config
 from igm_client.format import progress_text
@@ -194,13 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = configured(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db_url = settings.resolved_database_url()
-    try:
-        if settings.database_url is None:
-            migrations.upgrade(db_url)  # the embedded database is ours to create
-        migrations.check_schema(db_url)
-    except migrations.SchemaError as err:
-        print(f"error: {err}", file=sys.stderr)
+    if not schema_ready(settings):
         return 2
     worker = None if args.no_worker else start_worker(settings, settings.queues)
     app = create_app(settings)
@@ -209,12 +204,38 @@ def main(argv: list[str] | None = None) -> int:
     )
     base_url = client_url(args.host, args.port)
     print(banner(settings, base_url), flush=True)
+    start_helpers(args, server, base_url)
+    serve(server, worker)
+    print("IGM Lab stopped.", flush=True)
+    return 0
+
+
+def schema_ready(settings: Settings) -> bool:
+    """The database at the code's schema: the embedded one created or upgraded, another one
+    checked (its owner upgrades it: `igm db upgrade`); False, with the error printed, if not."""
+    db_url = settings.resolved_database_url()
+    try:
+        if settings.database_url is None:
+            migrations.upgrade(db_url)  # the embedded database is ours to create
+        migrations.check_schema(db_url)
+    except migrations.SchemaError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return False
+    return True
+
+
+def start_helpers(args: argparse.Namespace, server: object, base_url: str) -> None:
+    """Threads that wait for the API to answer: then save its URL and run the demo."""
     started = threading.Event()
     threading.Thread(target=_watch_started, args=(server, started), daemon=True).start()
     if not args.no_save_url:
         threading.Thread(target=save_url, args=(base_url, started), daemon=True).start()
     if args.demo:
         threading.Thread(target=run_demo, args=(base_url, started), daemon=True).start()
+
+
+def serve(server: Any, worker: subprocess.Popen | None) -> None:
+    """Serve until Ctrl-C or SIGTERM, then stop the worker too."""
     # uvicorn handles SIGINT/SIGTERM while it serves, then raises the signal again once it has
     # shut down: turn that into an exception here so the worker is always stopped too.
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -225,8 +246,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if worker is not None:
             stop_worker(worker)
-    print("IGM Lab stopped.", flush=True)
-    return 0
 
 
 def banner(settings: Settings, base_url: str) -> str:

@@ -2,9 +2,10 @@
 
 The metadata comes from the build backend itself (build_backend/igm_build.py, the hooks pip
 calls): a wheel's base is the client's requirements, an editable install of the checkout gets
-every part. The import check runs the `igm` entry point in a process where torch, fastapi,
-sqlalchemy, celery, mlflow, numpy and pydantic cannot be imported, as on a laptop with
-`pip install "igm-lab[client]"`.
+every part. The extras build on each other ("igm-lab[client]" in `server`): the checks follow
+those references, and check that each requirement is written once. The import check runs the
+`igm` entry point in a process where torch, fastapi, sqlalchemy, celery, mlflow, numpy and
+pydantic cannot be imported, as on a laptop with `pip install "igm-lab[client]"`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SELF = re.compile(r"igm-lab\[([a-z,]+)\]")  # a reference to this project's own extras
 HEAVY = ("torch", "fastapi", "starlette", "sqlalchemy", "celery", "mlflow", "numpy", "pydantic",
          "scipy", "sklearn", "igm_core", "server", "worker")  # fmt: skip
 
@@ -33,7 +35,8 @@ print(open(f"{out}/{name}/METADATA").read())
 
 
 def requirements(hook: str, tmp_path: Path) -> dict[str, set[str]]:
-    """{extra or "": the names (lower case, with a pin if any) it requires} from the backend."""
+    """{extra or "": the names (lower case, with a pin if any) it requires, as written} from the
+    backend; a reference to other extras of igm-lab keeps them ("igm-lab[client]")."""
     out = tmp_path / hook
     out.mkdir()
     done = subprocess.run(
@@ -46,9 +49,22 @@ def requirements(hook: str, tmp_path: Path) -> dict[str, set[str]]:
     for line in meta.get_all("Requires-Dist") or []:
         req, _, marker = line.partition(";")
         extra = re.search(r"extra\s*==\s*['\"]([a-z]+)['\"]", marker)
-        name = re.sub(r"\[.*?\]", "", req.replace(" ", "")).lower()
+        req = req.replace(" ", "").lower()
+        name = req if SELF.fullmatch(req) else re.sub(r"\[.*?\]", "", req)
         by_extra.setdefault(extra.group(1) if extra else "", set()).add(name)
     return by_extra
+
+
+def expanded(by_extra: dict[str, set[str]], extra: str) -> set[str]:
+    """What `pip install "igm-lab[extra]"` asks for: the extra's requirements, with its
+    references to other extras of igm-lab replaced by theirs."""
+    found: set[str] = set()
+    for req in by_extra[extra]:
+        ref = SELF.fullmatch(req)
+        found |= (
+            {r for e in ref.group(1).split(",") for r in expanded(by_extra, e)} if ref else {req}
+        )
+    return found
 
 
 def names(reqs: set[str]) -> set[str]:
@@ -56,11 +72,13 @@ def names(reqs: set[str]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+def raw(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """A wheel's requirements per extra, as written (references to other extras kept)."""
     return requirements("prepare_metadata_for_build_wheel", tmp_path_factory.mktemp("wheel"))
 
 
-def test_a_wheel_is_the_client_and_each_extra_adds_its_part(wheel: dict[str, set[str]]) -> None:
+def test_a_wheel_is_the_client_and_each_extra_adds_its_part(raw: dict[str, set[str]]) -> None:
+    wheel = {extra: expanded(raw, extra) for extra in raw}
     assert names(wheel[""]) == {"httpx", "pyyaml", "rich"}
     assert wheel["client"] == wheel[""]
     assert {"client", "server", "worker", "all", "dev"} <= set(wheel)
@@ -76,13 +94,31 @@ def test_a_wheel_is_the_client_and_each_extra_adds_its_part(wheel: dict[str, set
     assert wheel["all"] < wheel["dev"] and {"pytest", "ruff"} <= names(wheel["dev"])
 
 
-def test_an_editable_checkout_installs_every_part(
-    wheel: dict[str, set[str]], tmp_path: Path
+def test_the_extras_build_on_each_other_and_write_each_requirement_once(
+    raw: dict[str, set[str]],
 ) -> None:
+    refs = {extra: {r for r in reqs if SELF.fullmatch(r)} for extra, reqs in raw.items()}
+    assert refs == {
+        "": set(),  # the base writes its requirements out
+        "client": set(),
+        "server": {"igm-lab[client]"},
+        "worker": {"igm-lab[server]"},
+        "all": {"igm-lab[server,worker]"},
+        "dev": {"igm-lab[all]"},
+    }
+    written: dict[str, str] = {}
+    for extra in ("client", "server", "worker", "all", "dev"):
+        for name in names(raw[extra] - refs[extra]):
+            assert name not in written, f"{name} in both {written[name]} and {extra}"
+            written[name] = extra
+
+
+def test_an_editable_checkout_installs_every_part(raw: dict[str, set[str]], tmp_path: Path) -> None:
     editable = requirements("prepare_metadata_for_build_editable", tmp_path)
-    # `pip install -e .` then `igm up --demo` (README): the API, a worker and torch without extras
-    assert editable[""] == wheel["all"]
-    assert editable["dev"] == wheel["dev"]
+    # `pip install -e .` then `igm up --demo` (README): the API, a worker and torch without extras,
+    # written out in the base (no reference to igm-lab itself)
+    assert editable[""] == expanded(raw, "all")
+    assert {e: r for e, r in editable.items() if e} == {e: r for e, r in raw.items() if e}
 
 
 BLOCKED_RUN = """

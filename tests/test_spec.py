@@ -98,6 +98,95 @@ def test_joint_rejects_stage_schedule() -> None:
     assert "trains in one stage" in errs["schedule.stage_epochs"]
 
 
+def test_a_schedule_of_the_other_form_names_the_methods_form() -> None:
+    errs = errors_of({**BASE, "method": {"name": "joint"}, "schedule": {"stage_epochs": [1]}})
+    assert errs == {
+        "schedule.stage_epochs": "method 'joint' trains in one stage; give schedule.epochs instead"
+    }
+    errs = errors_of({**BASE, "schedule": {"epochs": 3}})
+    assert errs == {
+        "schedule.epochs": "method 'igm' trains in stages; give schedule.stage_epochs "
+        "(one entry per stage) instead"
+    }
+
+
+MLA_HINT = " (method.params.alternation: stage trains in stages)"
+
+
+def test_a_method_whose_parameter_chooses_the_form_says_how_to_get_the_other() -> None:
+    # MLA trains in one stage by default, in stages with alternation: stage; its rules' hint
+    # ends every schedule-form message, and no other
+    errs = errors_of(
+        {**BASE, "method": {"name": "mla"}, "schedule": {"stage_epochs": [1], "stage_init": "best"}}
+    )
+    assert list(errs) == ["schedule.stage_init", "schedule.stage_epochs"]
+    assert errs["schedule.stage_init"] == (
+        "method 'mla' trains in one stage; stage_init applies to staged methods" + MLA_HINT
+    )
+    assert errs["schedule.stage_epochs"] == (
+        "method 'mla' trains in one stage; give schedule.epochs instead" + MLA_HINT
+    )
+    staged = {"name": "mla", "params": {"alternation": "stage"}}
+    errs = errors_of({**BASE, "method": staged, "schedule": {"epochs": 3}})
+    assert errs == {
+        "schedule.epochs": "method 'mla' trains in stages; give schedule.stage_epochs "
+        "(one entry per stage) instead" + MLA_HINT
+    }
+    errs = errors_of(
+        {
+            **BASE,
+            "method": {
+                "name": "mla",
+                "params": {"fusion": "geometric", "fusion_weights": {"a": 1}},
+            },
+            "model": {"shared_head": False},
+        }
+    )
+    assert errs == {
+        "method.params.fusion_weights.a": "'a' is not one of the spec's modalities: strong, weak",
+        "model.shared_head": "method 'mla' with these parameters trains one head shared by "
+        "every modality; leave shared_head out or set it true",
+    }
+
+
+def test_every_problem_is_reported_at_once_in_the_order_of_the_steps() -> None:
+    with pytest.raises(SpecError) as info:
+        resolve_spec(
+            {
+                **BASE,
+                "modalities": ["strong", "weak", "audio"],
+                "schedule": {"epochs": 2, "stage_epochs": [0]},
+                "model": {
+                    "head_hidden": [0, 64],
+                    "encoders": {
+                        "strong": {"name": "nope"},
+                        "weak": {"name": "mlp", "params": {"out_dim": 0}},
+                        "video": {"name": "mlp"},
+                    },
+                },
+            }
+        )
+    assert str(info.value).splitlines() == [
+        "modalities.2: 'audio' is not a modality of this dataset; it has: strong, weak",
+        "schedule.epochs: method 'igm' trains in stages; give schedule.stage_epochs "
+        "(one entry per stage) instead",
+        "schedule.stage_epochs.0: must lie in [1, 10000]",
+        "model.encoders.strong.name: unknown encoder 'nope'; choose one of: mlp, conv, resnet18",
+        "model.encoders.weak.params.out_dim: Input should be greater than or equal to 1",
+        "model.encoders.video: no such modality in this spec",
+        "model.head_hidden.0: must lie in [1, 8192]",
+    ]
+
+
+def test_an_unknown_dataset_and_method_stop_resolution_both_reported() -> None:
+    # the later steps need the dataset's modalities and the method's rules: nothing after them
+    errs = errors_of(
+        {"name": "t", "dataset": {"name": "cifar"}, "method": {"name": "nope"},
+         "model": {"head_hidden": [0]}}
+    )  # fmt: skip
+    assert list(errs) == ["dataset.name", "method.name"]
+
+
 def test_shared_head_needs_equal_dims() -> None:
     errs = errors_of(
         {
