@@ -45,6 +45,8 @@ HASH_NEUTRAL: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("optimizer", "lr_step_timing"), "after_epoch"),
     (("dataset", "params", "augment"), "cpu"),
     (("compile",), "off"),
+    (("dataset", "params", "frame_train"), "random"),
+    (("dataset", "params", "frame_eval"), "centre"),
 )
 
 
