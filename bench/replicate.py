@@ -4,15 +4,20 @@
 
 Trains joint, unimodal (each modality), alternating, mla, ogm_ge and igm on three settings:
 `synthetic` with a strongly imbalanced pair (a linear, fast-learned modality beside one whose
-signal is mostly behind a nonlinear code), `digits` with 2 views and with 3 views. The
-alternating-family methods run once per seed with the default fusion (`mean`, which also selects
-the checkpoint); result["fusions"] scores every fusion (mean, entropy, geometric, calibrated) on
-that same selected model. Statistics are the ones `igm compare` prints (igm_core.compare): mean,
-95% t-interval over seeds, and paired per-seed differences with their 95% t-interval. The report
-(Markdown) states the command, the versions, the machine and the wall time; progress goes to
-stdout (bench/results/replicate.log when run with nohup as below).
+signal is mostly behind a nonlinear code), `digits` with 2 views and with 3 views. IGM runs in its
+two SAM variants, each under a label that says which: `igm reference` (`sam: reference`, the
+authors' code, which produced the paper's IGM numbers) and `igm standard` (`sam: standard`, true
+SAM as the paper's equations state it). MLA runs as its paper and release define it and in three
+sensitivity variants: `mla project` (the paper's OWM projection, `project: true`), `mla linear
+head` (the release's one-Linear shared head, `model.head_hidden: []`) and both. The
+alternating-family methods run once per seed with their default fusion (`mean`, or MLA's
+`entropy_logits`, which also selects the checkpoint); result["fusions"] scores every fusion (mean,
+entropy, geometric, calibrated) on that same selected model. Statistics are the ones `igm compare`
+prints (igm_core.compare): mean, 95% t-interval over seeds, and paired per-seed differences with
+their 95% t-interval. The report (Markdown) states the command, the versions, the machine and its
+load, and the wall time; progress goes to stdout (bench/results/replicate.log when run as below).
 
-    nohup .venv/bin/python bench/replicate.py > bench/results/replicate.log 2>&1 &
+    nohup nice -n 10 .venv/bin/python bench/replicate.py > bench/results/replicate.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -38,7 +43,22 @@ from igm_core.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILY = ("alternating", "mla", "igm")  # methods that fuse unimodal outputs
-RIVALS = ("joint", "alternating", "mla", "ogm_ge")
+# Each run of an alternating-family method: its label -> (method, method params, model keys, the
+# fusions the report shows: None for all). A label says what runs; a variant is never "igm".
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any], tuple[str, ...] | None]] = {
+    "alternating": ("alternating", {}, {}, None),
+    "mla": ("mla", {}, {}, None),
+    "mla project": ("mla", {"project": True}, {}, ("entropy_logits",)),
+    "mla linear head": ("mla", {}, {"head_hidden": []}, ("entropy_logits",)),
+    "mla linear head project": ("mla", {"project": True}, {"head_hidden": []}, ("entropy_logits",)),
+    "igm reference": ("igm", {"sam": "reference"}, {}, None),
+    "igm standard": ("igm", {"sam": "standard"}, {}, None),
+}
+IGM = ("igm reference", "igm standard")  # the first is the variant behind the paper's numbers
+# each with its default fusion against both IGM variants with theirs
+RIVALS = ("joint", "alternating", "mla", "mla project", "mla linear head",
+          "mla linear head project", "ogm_ge")  # fmt: skip
+SAME_FUSION_RIVALS = ("joint", "alternating", "mla", "ogm_ge")  # fusion by fusion, vs IGM's first
 OUTPUTS = ("docs/replication.md", "bench/results/replicate.log", "bench/results/replicate.json")
 
 # Each setting: the dataset, its modalities, the optimiser and batch, and the stage lengths of the
@@ -86,10 +106,19 @@ def specs_for(setting: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "schedule": epochs,
         }
     out["ogm_ge"] = {"method": {"name": "ogm_ge"}, "schedule": epochs}
-    for name in FAMILY:
+    for label, (name, params, model, _) in VARIANTS.items():
         form = catalog.method_rules(name).schedule  # of the default parameters
-        out[name] = {"method": {"name": name}, "schedule": stages if form == "stages" else epochs}
+        out[label] = {
+            "method": {"name": name, "params": params},
+            "schedule": stages if form == "stages" else epochs,
+            **({"model": model} if model else {}),
+        }
     return {label: {"name": label, **copy.deepcopy(base), **spec} for label, spec in out.items()}
+
+
+def family(label: str) -> bool:
+    """Is this run's method one that fuses unimodal outputs (scored under every fusion)?"""
+    return label in VARIANTS
 
 
 def git_commit() -> str:
@@ -163,28 +192,49 @@ def ci(stats: dict[str, Any]) -> str:
 
 
 def fusions_of(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, list[str]]:
-    """The fusions each alternating-family method's results compare, in their order."""
+    """The fusions the report shows for each alternating-family run, in their order."""
     out: dict[str, list[str]] = {}
     for label, result in rows:
-        if label in FAMILY:
-            out.setdefault(label, list(result["fusions"]))
+        if family(label):
+            shown = VARIANTS[label][3]
+            out.setdefault(label, [f for f in result["fusions"] if shown is None or f in shown])
     return out
 
 
 def defaults_of(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
-    """Each alternating-family method's configured (default) fusion."""
+    """Each alternating-family run's configured (default) fusion."""
     return {
         label: result["spec"]["method"]["params"]["fusion"]
         for label, result in rows
-        if label in FAMILY
+        if family(label)
     }
+
+
+def wanted_pairs(fusions: dict[str, list[str]], defaults: dict[str, str]) -> list[tuple[str, str]]:
+    """(A, B) pairs of the paired table, every IGM side naming its variant: each rival with its
+    default fusion against both IGM variants with theirs; then, fusion by fusion, the rivals
+    against IGM as the authors' code runs it, and the other IGM variant against it; then that
+    variant's fusions against its mean fusion."""
+
+    def at(label: str, fusion: str | None = None) -> str:
+        return f"{label} [{fusion or defaults[label]}]" if family(label) else label
+
+    ref, other = IGM
+    wanted = [(at(rival), at(igm)) for igm in IGM for rival in RIVALS]
+    for fusion in fusions[ref]:  # the same fusion on both sides
+        for rival in SAME_FUSION_RIVALS:
+            if not family(rival) or fusion in fusions[rival]:
+                wanted.append((at(rival, fusion), at(ref, fusion)))
+        wanted.append((at(other, fusion), at(ref, fusion)))
+    wanted += [(at(ref, "mean"), at(ref, f)) for f in fusions[ref] if f != "mean"]
+    return list(dict.fromkeys(wanted))
 
 
 def setting_section(name: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict]:
     """Markdown of one setting, and its key numbers for the summary."""
     expanded: list[tuple[str, dict[str, Any]]] = []
     for label, result in rows:
-        if label in FAMILY:
+        if family(label):
             expanded.extend(fusion_results(label, result))
         else:
             expanded.append((label, result))
@@ -198,8 +248,8 @@ def setting_section(name: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[
     lines += [
         "",
         f"Each modality's branch sees the training set {per_modality} times: joint, ogm_ge,"
-        f" unimodal and mla train {per_modality} epochs; alternating and igm train"
-        f" {len(spec_line['stage_epochs'])} stages of one modality each.",
+        f" unimodal and the mla runs train {per_modality} epochs; alternating and the igm runs"
+        f" train {len(spec_line['stage_epochs'])} stages of one modality each.",
         "",
     ]
     head = "| method [fusion] | fused test acc, % (95% CI) | macro-F1 | " + " | ".join(
@@ -207,9 +257,8 @@ def setting_section(name: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[
     )
     lines += [head + " |", "|" + " --- |" * (3 + len(modalities))]
     fusions = fusions_of(rows)
-    order = [lbl for lbl, _ in rows if lbl not in FAMILY]
-    order = list(dict.fromkeys(order))
-    for fam in FAMILY:
+    order = list(dict.fromkeys(lbl for lbl, _ in rows if not family(lbl)))
+    for fam in VARIANTS:
         order += [f"{fam} [{f}]" for f in fusions[fam]]
     for label in order:
         g = groups[label]
@@ -222,18 +271,7 @@ def setting_section(name: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[
     lines.append("")
     # paired differences, the statistics of `igm compare`
     by_label = {g.label: g for g in group_runs(Run(Path(lbl), r) for lbl, r in expanded)}
-    wanted: list[tuple[str, str]] = []
-    defaults = defaults_of(rows)
-    for rival in RIVALS:  # each with its default fusion against IGM with its default
-        a = f"{rival} [{defaults[rival]}]" if rival in FAMILY else rival
-        wanted.append((a, f"igm [{defaults['igm']}]"))
-    for fusion in fusions["igm"]:  # the same fusion on both sides
-        for rival in RIVALS:
-            a = f"{rival} [{fusion}]" if rival in FAMILY else rival
-            if rival not in FAMILY or fusion in fusions[rival]:
-                wanted.append((a, f"igm [{fusion}]"))
-    wanted += [("igm [mean]", f"igm [{f}]") for f in fusions["igm"] if f != "mean"]
-    wanted = list(dict.fromkeys(wanted))
+    wanted = wanted_pairs(fusions, defaults_of(rows))
     lines += [
         "Paired differences of fused test accuracy (B - A, per seed; mean and 95% t-interval):",
         "",
@@ -280,8 +318,10 @@ def key_tables(summary: dict[str, dict[str, Any]]) -> list[str]:
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "IGM minus each rival (B - A, points, 95% interval): first each with its default fusion,",
-        "then the same fusion on both sides, then IGM's fusions against its mean fusion:",
+        "IGM minus each rival (B - A, points, 95% interval), every IGM side naming its variant:",
+        "first each rival with its default fusion against both IGM variants with theirs; then,",
+        "fusion by fusion, the rivals and `igm standard` against `igm reference`; then",
+        "`igm reference`'s fusions against its mean fusion:",
         "",
         "| A | B | " + " | ".join(names) + " |",
         "|" + " --- |" * (2 + len(names)),
@@ -318,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = parse_seeds(args.seeds)
     torch.set_num_threads(args.threads)
     commit = git_commit()  # the code the runs use
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
     results = run_all(seeds)
     wall = time.perf_counter() - t0
@@ -338,22 +379,38 @@ def main(argv: list[str] | None = None) -> int:
         f"- git commit: {commit}",
         f"- python {platform.python_version()}, torch {torch.__version__}, "
         f"{platform.machine()} CPU, {args.threads} torch thread(s), "
-        f"{os.cpu_count()} cores, load average {load:.1f} at the end",
+        f"{os.cpu_count()} cores, load average {load_start:.1f} at the start and {load:.1f}"
+        " at the end (the machine is shared)",
         f"- seeds: {', '.join(map(str, seeds))}; wall time of the whole run: {wall / 60:.1f} min",
         "",
         "How to read it. Every number is a test-set percentage: the mean over seeds and its 95%",
         "Student t-interval (`igm compare`'s statistics, igm_core.compare). Every run selects its",
-        "checkpoint on the validation split and is tested once. The alternating-family methods",
-        "(alternating, mla, igm) are trained ONCE per seed with their default fusion (mean for",
-        "alternating and igm, entropy_logits for mla), which also selects the checkpoint; every",
-        "fusion is then scored on that same selected model (result.json's `fusions`):",
-        "`calibrated` fits its per-modality temperatures on the validation split. Every method",
-        "gives each modality's branch the same number of passes over the training set",
-        "(alternating and igm: one modality per stage; joint, ogm_ge, unimodal and mla, which",
+        "checkpoint on the validation split and is tested once. The alternating-family runs",
+        "(alternating, the mla runs, the igm runs) are trained ONCE per seed with their default",
+        "fusion (mean for alternating and igm, entropy_logits for mla), which also selects the",
+        "checkpoint; every fusion is then scored on that same selected model (result.json's",
+        "`fusions`): `calibrated` fits its per-modality temperatures on the validation split.",
+        "Every method gives each modality's branch the same number of passes over the training",
+        "set (alternating and igm: one modality per stage; joint, ogm_ge, unimodal and mla, which",
         "alternates modalities inside each mini-batch: that many epochs). A paired difference",
         "compares two methods seed by seed (a seed draws the initial weights and the data: the",
         "synthetic samples, the digits splits and noise); 'within interval' means its 95%",
         "interval covers 0: no difference is shown.",
+        "",
+        "The variants, by label:",
+        "",
+        "- `igm reference`: IGM as the authors' code runs it (`sam: reference`: (1 - 0.3) mixup",
+        "  CE + 0.3 CE of the head perturbed by rho 1e-10 per tensor, the perturbation kept), the",
+        "  variant behind the paper's IGM numbers.",
+        "- `igm standard`: IGM by the paper's equations (`sam: standard`: true SAM, one global",
+        "  norm, theta restored) at the project's default rho 0.05 (the paper's 1e-10 changes",
+        "  nothing in float32).",
+        "- `mla`: MLA as its paper and release define it (one step per modality per mini-batch",
+        "  over a shared head, here the 3-layer head of every other method; no projection, as the",
+        "  release applies none; `entropy_logits` fusion). Sensitivity rows, default fusion only:",
+        "  `mla project` (`project: true`: the paper's OWM rule with the release's alpha",
+        "  schedule and normalisation), `mla linear head` (the release's one-Linear shared head,",
+        "  `model.head_hidden: []`) and `mla linear head project` (both).",
         "",
     ]
     text = "\n".join(header + key_tables(summary)) + "\n" + "\n".join(sections)

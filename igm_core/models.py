@@ -1,6 +1,8 @@
 """Multimodal classifiers: one encoder and one head per modality (or one shared head).
 
-Head as in the paper: FC(D->h1)-ReLU-FC(h1->h2)-...-FC(->c), a ReLU after the first layer only.
+Head as in the paper: FC(D->h1)-ReLU-FC(h1->h2)-...-FC(->c), a ReLU after the first layer only;
+with no hidden sizes, one Linear layer FC(D->c) (the MLA release's shared head), named "head.0"
+like the first layer of any head, so gradient modification projects it from the encoder features.
 Each modality's branch is addressed by layer names relative to the branch ("encoder.net.0",
 "head.0"), so that gradient modification can pair a layer of one modality with the layer at the
 same position in another.
@@ -67,6 +69,7 @@ class ConvEncoder(nn.Module):
 
 
 def make_head(in_dim: int, hidden: list[int], n_classes: int) -> nn.Sequential:
+    """Linear layers in_dim -> *hidden -> n_classes, a ReLU after the first when hidden exist."""
     dims = [in_dim, *hidden, n_classes]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(itertools.pairwise(dims)):

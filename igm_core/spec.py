@@ -45,6 +45,8 @@ HASH_NEUTRAL: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("optimizer", "lr_step_timing"), "after_epoch"),
     (("dataset", "params", "augment"), "cpu"),
     (("compile",), "off"),
+    (("dataset", "params", "frame_train"), "random"),
+    (("dataset", "params", "frame_eval"), "centre"),
 )
 
 
@@ -99,7 +101,8 @@ class Optimizer(_Strict):
 
 class ModelSpec(_Strict):
     encoders: dict[ModalityName, Component] = Field(default_factory=dict)
-    head_hidden: list[int] = Field([256, 64], min_length=1, max_length=8)
+    # [] gives a head of one Linear layer (the MLA release's shared head)
+    head_hidden: list[int] = Field([256, 64], min_length=0, max_length=8)
     shared_head: bool = False
 
 

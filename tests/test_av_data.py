@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 
 from igm_core import catalog, prepare_cli
-from igm_core.data import av, av_meta, av_prepare
+from igm_core.data import av, av_frames, av_meta, av_prepare
 from igm_core.data.av_meta import CremaDParams, KineticsSoundsParams
 from igm_core.data.examples import make_dataset, tone
 
@@ -90,10 +90,11 @@ def test_short_audio_is_tiled_and_long_audio_cut(tmp_path: Path) -> None:
 
 
 def test_eval_frames_evenly_spaced_training_frames_random_and_seeded(tmp_path: Path) -> None:
-    assert av.pick_frames(10, 3, None) == [1, 5, 8]
-    assert av.pick_frames(2, 3, None) == [0, 1, 1]
-    draws = [av.pick_frames(10, 3, np.random.default_rng(s)) for s in range(20)]
-    assert draws[0] == av.pick_frames(10, 3, np.random.default_rng(0))
+    pick = av_frames.pick_frames
+    assert pick(10, 3, None) == [1, 5, 8]
+    assert pick(2, 3, None) == [0, 1, 1]
+    draws = [pick(10, 3, np.random.default_rng(s)) for s in range(20)]
+    assert draws[0] == pick(10, 3, np.random.default_rng(0))
     assert len({tuple(d) for d in draws}) > 5 and all(d == sorted(d) for d in draws)
 
     root = make_dataset(tmp_path / "c", frames=3)
@@ -104,6 +105,85 @@ def test_eval_frames_evenly_spaced_training_frames_random_and_seeded(tmp_path: P
     tr = [source.load(i, ["visual"], np.random.default_rng(s))["visual"] for s in (7, 7, 8)]
     assert torch.equal(tr[0], tr[1]) and not torch.equal(tr[0], tr[2])
     assert not torch.equal(tr[0], ev[0])
+
+
+def test_frame_rules_name_their_indices() -> None:
+    choose = av_frames.choose_frames
+    assert choose(10, 3, "first", None) == [0, 1, 2]
+    assert choose(10, 3, "centre", None) == [1, 5, 8]
+    assert choose(10, 3, "strided", None) == [0, 3, 6]
+    assert choose(2, 3, "first", None) == [0, 1, 1]  # the last frame repeated
+    assert choose(2, 3, "strided", None) == [0, 0, 0]  # as the MLA loader: floor(2 / 3) = 0
+    assert choose(10, 3, "random", np.random.default_rng(4)) == av_frames.pick_frames(
+        10, 3, np.random.default_rng(4)
+    )
+    with pytest.raises(ValueError, match="needs a random generator"):
+        choose(10, 3, "random", None)
+    with pytest.raises(ValueError, match="unknown frame choice 'last'"):
+        choose(10, 3, "last", None)
+
+
+def _which_frames(squares: torch.Tensor, paths: tuple[Path, ...], side: int) -> list[int]:
+    """The index of the clip frame each uint8 square is (every frame of a clip differs)."""
+    decoded = [torch.from_numpy(np.array(av.read_frame(p, side))) for p in paths]
+    out = []
+    for sq in squares:
+        (hit,) = [j for j, d in enumerate(decoded) if torch.equal(sq, d)]
+        out.append(hit)
+    return out
+
+
+EXPECTED_OF_6 = {"first": [0, 1], "centre": [1, 4], "strided": [0, 3]}  # 2 frames of 6
+
+
+@pytest.mark.parametrize("dataset", ["crema_d", "kinetics_sounds"])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_frame_choice_reads_the_frames_it_names(tmp_path: Path, dataset: str, mode: str) -> None:
+    """Each rule, in training and in evaluation, reads the frames it names off the clip's folder
+    (augment: device hands the chosen frames over uncropped, so they can be recognised)."""
+    root = make_dataset(tmp_path / "c", dataset, frames=6)
+    cls = CremaDParams if dataset == "crema_d" else KineticsSoundsParams
+    seen = {}
+    for how in av_frames.FRAME_CHOICES:
+        p = cls(root=str(root), num_workers=0, frames=2, image_size=32, augment="device",
+                **{f"frame_{mode}": how})  # fmt: skip
+        source = av.build(dataset, p).splits["train"].source
+        i = next(i for i, c in enumerate(source.clips) if len(c.frames) == 6)
+        paths, side = source.clips[i].frames, av_meta.store_size(p)
+        got = []
+        for seed in range(12):
+            rng = np.random.default_rng(seed) if mode == "train" else None
+            got.append(_which_frames(source.load(i, ["visual"], rng)["visual"], paths, side))
+        if how == "random":
+            assert all(g == sorted(set(g)) and len(g) == 2 for g in got)
+            if mode == "train":  # the sample's generator draws them
+                assert got[0] == av_frames.pick_frames(6, 2, np.random.default_rng(0))
+                assert len({tuple(g) for g in got}) > 3
+            else:  # one fixed draw per clip
+                assert all(g == got[0] for g in got)
+                assert got[0] == av_frames.pick_frames(6, 2, av_frames.eval_generator(i))
+        else:
+            assert all(g == EXPECTED_OF_6[how] for g in got), (how, got)
+        seen[how] = got[0]
+    assert len({tuple(v) for v in seen.values()}) == 4  # four rules, four different choices
+
+
+def test_frame_choice_defaults_keep_the_spec_hash(crema: Path) -> None:
+    from igm_core.spec import resolve_spec
+
+    def spec(**frame: str) -> dict[str, Any]:
+        params = {"root": str(crema), "num_workers": 0, **frame}
+        return {"name": "h", "dataset": {"name": "crema_d", "params": params},
+                "method": {"name": "joint"}}  # fmt: skip
+
+    plain = resolve_spec(spec())
+    assert plain.dataset.params["frame_train"] == "random"
+    assert plain.dataset.params["frame_eval"] == "centre"
+    assert resolve_spec(spec(frame_train="random", frame_eval="centre")).hash() == plain.hash()
+    assert resolve_spec(spec(frame_train="first")).hash() != plain.hash()
+    assert resolve_spec(spec(frame_eval="first")).hash() != plain.hash()
+    with pytest.raises(Exception, match="frame_eval"):
+        resolve_spec(spec(frame_eval="last"))
 
 
 def test_random_resized_crop_stays_inside_the_square() -> None:

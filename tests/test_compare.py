@@ -129,11 +129,15 @@ def test_published_numbers() -> None:
 @pytest.mark.parametrize(
     "name,cid",
     [
-        ("paper-crema_d-igm", "crema_d/igm"),
-        ("paper-crema_d-igm-seed2", "crema_d/igm"),
-        ("paper-crema_d-igm_reference", "crema_d/igm"),
+        ("paper-crema_d-igm_reference", "crema_d/igm"),  # the authors' code made the row
+        ("paper-crema_d-igm_reference-seed2", "crema_d/igm"),
+        ("paper-crema_d-igm", None),  # the paper's equations: not the published run
+        ("paper-crema_d-igm-seed2", None),
         ("paper-crema_d-igm_no_sam", "crema_d/igm_no_sam"),
-        ("paper-nvgesture-igm", "nvgesture/igm"),
+        ("paper-crema_d-mla_release", "crema_d/mla"),
+        ("paper-crema_d-mla", None),
+        ("paper-nvgesture-igm_reference", "nvgesture/igm"),
+        ("paper-nvgesture-igm", None),
         ("paper-crema_d-joint", None),  # no published number
         ("paper-crema_d-igm-tau03", None),  # a variant, not the paper's run
         ("crema_d-igm", None),
@@ -175,12 +179,13 @@ def _tiny_spec(method: str, seed: int, name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
-    """Real results of two tiny runs, seeds 0-2: igm named as the paper's CREMA-D IGM, and joint."""
+    """Real results of two tiny runs, seeds 0-2: igm named as the paper's CREMA-D IGM (the spec
+    held to the published row), and joint."""
     from igm_core.trainer import train
 
     root = tmp_path_factory.mktemp("results")
     out: dict[str, list[Path]] = {}
-    for method, name in (("igm", "paper-crema_d-igm"), ("joint", "tiny-joint")):
+    for method, name in (("igm", "paper-crema_d-igm_reference"), ("joint", "tiny-joint")):
         for seed in SEEDS:
             res = train(_tiny_spec(method, seed, name)).result
             path = root / name / f"seed-{seed}" / "result.json"
@@ -200,8 +205,8 @@ def _run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: 
 def test_groups_by_seed_with_statistics(results: dict[str, list[Path]]) -> None:
     report = build_report(results["igm"] + results["joint"])
     groups = {g["label"]: g for g in report["groups"]}
-    assert set(groups) == {"paper-crema_d-igm", "tiny-joint"}
-    igm = groups["paper-crema_d-igm"]
+    assert set(groups) == {"paper-crema_d-igm_reference", "tiny-joint"}
+    igm = groups["paper-crema_d-igm_reference"]
     accs = [load_result(p).result["test"]["acc"] for p in results["igm"]]
     assert igm["n"] == 3 and igm["seeds"] == [0, 1, 2]
     mean, std, lo, hi = mean_ci(accs)
@@ -209,8 +214,9 @@ def test_groups_by_seed_with_statistics(results: dict[str, list[Path]]) -> None:
     assert set(igm["modality_acc"]) == {"audio", "visual"}
     assert igm["wall_time_s"] > 0
     assert igm["paper_config"] == "crema_d/igm" and igm["paper"]["acc"] == 0.8105
+    assert igm["paper_label"] == paper.SPECS["crema_d/igm_reference"].label
     assert igm["paper_diff"]["acc"] == pytest.approx(mean - 0.8105)
-    assert groups["tiny-joint"]["paper"] is None
+    assert groups["tiny-joint"]["paper"] is None and groups["tiny-joint"]["paper_label"] is None
 
 
 def test_names_with_a_seed_suffix_group_together(results, tmp_path: Path) -> None:
@@ -239,7 +245,7 @@ def test_a_spec_change_other_than_the_seed_makes_another_group(results, tmp_path
 def test_table_shows_groups_ci_paper_and_paired_comparison(results, capsys, monkeypatch) -> None:
     code, out, err = _run(capsys, monkeypatch, *results["igm"], *results["joint"])
     assert code == 0, err
-    assert "paper-crema_d-igm" in out and "tiny-joint" in out
+    assert "paper-crema_d-igm_reference" in out and "tiny-joint" in out
     assert "seeds 0,1,2" in out and "│ 3 " in out
     assert re.search(r"0\.\d{4} ± 0\.\d{4}", out) and re.search(r"\[0\.\d{4}, 0\.\d{4}\]", out)
     assert "crema_d/igm" in out and "acc 0.8105" in out and "mAP 0.8948" in out
@@ -254,6 +260,28 @@ def test_table_shows_groups_ci_paper_and_paired_comparison(results, capsys, monk
     assert (pair["mean_diff"], pair["lo"], pair["hi"]) == pytest.approx(paired_diff(a, b)[:3])
     verdict = "not significant" if pair["lo"] <= 0 <= pair["hi"] else "better"
     assert verdict in out
+
+
+def test_paper_equation_variant_keeps_its_row_with_its_label(
+    results, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Named as the paper-equation spec (sam: standard), the same runs are shown with what they
+    run and no published number: the IGM row belongs to the authors' code (igm_reference)."""
+    paths = []
+    for seed, src in zip(SEEDS, results["igm"], strict=True):
+        data = json.loads(src.read_text())
+        data["spec"]["name"] = "paper-crema_d-igm"
+        paths.append(tmp_path / f"{seed}.json")
+        paths[-1].write_text(json.dumps(data))
+    code, out, _ = _run(capsys, monkeypatch, *paths, "--json")
+    (group,) = json.loads(out)["groups"]
+    assert code == 0 and group["label"] == "paper-crema_d-igm" and group["n"] == 3
+    assert group["paper_config"] is None and group["paper"] is None
+    assert group["paper_label"] == paper.SPECS["crema_d/igm"].label
+    assert "paper's equations" in group["paper_label"] and "igm_reference" in group["paper_label"]
+    code, out, _ = _run(capsys, monkeypatch, *paths)
+    words = " ".join(re.sub(r"[│┃─━┼╋┏┓┗┛┡┩└┘┌┐├┤]", " ", out).split())
+    assert code == 0 and "IGM by the paper's equations" in words and "0.8105" not in out
 
 
 def test_json_output(results, capsys, monkeypatch) -> None:

@@ -41,6 +41,11 @@ CASES: dict[str, dict[str, Any]] = {name: case(name) for name in catalog.METHODS
 CASES["igm-reference"] = case("igm", sam="reference")
 CASES["igm-no-sam"] = case("igm", sam="none")
 CASES["mla-stage"] = case("mla", alternation="stage", fusion="mean")  # the earlier MLA
+CASES["mla-project"] = case("mla", project=True)  # the paper's OWM rule on the shared head
+# a head of one Linear layer (model.head_hidden: []): MLA's release, and IGM projecting it
+for _name in ("mla", "igm"):
+    CASES[f"{_name}-linear-head"] = case(_name)
+    CASES[f"{_name}-linear-head"]["model"]["head_hidden"] = []
 
 
 def run_case(spec: dict[str, Any], tmp_path: Path) -> dict[str, Any]:

@@ -138,9 +138,10 @@ class MLAParams(AlternatingParams):
     )
     project: bool | None = Field(
         None,
-        description="apply the OWM projection to the head's gradients. Default: off for "
-        "alternation step, as in the released code (its projector is never applied: the "
-        "parameter-name check it relies on never matches); on for alternation stage",
+        description="apply the OWM projection to the head's gradients (the paper's rule, with "
+        "the released code's alpha schedule and normalisation). Default: off for alternation "
+        "step, as in the released code (its projector is never applied: the parameter-name "
+        "check it relies on never matches); on for alternation stage",
     )
     fusion: Fusion | Literal["entropy_logits"] = Field(
         "entropy_logits",

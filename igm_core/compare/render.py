@@ -20,16 +20,17 @@ def _fmt_stats(s: dict[str, float | None], n: int) -> str:
 
 
 def _fmt_paper(row: dict[str, Any]) -> tuple[str, str]:
-    pub, diff = row["paper"], row["paper_diff"]
-    if pub is None:
-        return "-", "-"
+    pub, diff, label = row["paper"], row["paper_diff"], row.get("paper_label")
+    if pub is None:  # a paper spec not held to a published row still says what it runs
+        return label or "-", "-"
     keys = [m for m in METRICS if m in pub]
     published = "\n".join(f"{METRIC_LABEL[m]} {pub[m]:.4f}" for m in keys)
     delta = "\n".join(f"{METRIC_LABEL[m]} {diff[m]:+.4f}" for m in keys)
     for m, v in diff.get("modality_acc", {}).items():
         published += f"\n{m} {pub['modality_acc'][m]:.4f}"
         delta += f"\n{m} {v:+.4f}"
-    return f"{row['paper_config']}\n{published}", delta
+    head = row["paper_config"] + (f": {label}" if label else "")
+    return f"{head}\n{published}", delta
 
 
 def groups_table(report: dict[str, Any]) -> Table:

@@ -2,8 +2,9 @@
 
 Results whose resolved specs differ only in their seed form a group (the name may differ by a
 trailing "-seed<k>"). Per group: the mean, sample std and 95% t-interval of the fused test metrics
-over its seeds, per-modality accuracies, the mean wall time and, when the spec names a paper
-configuration (igm_core.paper), the published numbers and the difference. Groups on the same
+over its seeds, per-modality accuracies, the mean wall time and, when the spec is a paper spec
+(igm_core.paper.SPECS), what it runs and, where it is held to a published row, the published
+numbers and the difference. Groups on the same
 dataset with the same set of seeds are compared pairwise, seed by seed (paired t-interval).
 Results come from result.json files (`build_report`) or as mappings (`report_from_results`, used
 by the service, which fetches them from its store). Torch-free.
@@ -147,6 +148,7 @@ def summarize(group: Group) -> dict[str, Any]:
         },
         "wall_time_s": math.fsum(walls) / len(walls) if walls else None,
         "paper_config": paper.paper_config(group.spec),
+        "paper_label": paper.paper_label(group.spec),
     }
     row["paper"] = paper.PUBLISHED.get(row["paper_config"]) if row["paper_config"] else None
     row["paper_diff"] = _paper_diff(row)

@@ -9,8 +9,9 @@ Layout, parameters and shapes: see av_meta. Each sample is
 Every frame is first brought to a canonical square of side round(1.15 * image_size) by a plain
 (aspect-ignoring) resize of the whole frame, the same on the decoding path and in the cache
 written by `igm prepare`, so that both give identical tensors. Training then takes a random
-resized crop (scale 0.08-1, aspect 3/4-4/3) with a random horizontal flip and frames chosen at
-random; evaluation resizes the square to image_size and takes evenly spaced frames. The audio is
+resized crop (scale 0.08-1, aspect 3/4-4/3) with a random horizontal flip; evaluation resizes the
+square to image_size. Which frames are read is `frame_train` in training (default: at random) and
+`frame_eval` in evaluation (default: the centres of equal spans); see av_frames. The audio is
 deterministic in both modes.
 
 Errors name the offending file: a missing root or CSV, a clip without its WAV or frames folder
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from scipy.signal import resample_poly
 from sklearn.model_selection import train_test_split
 
 from igm_core.data import av_cache
+from igm_core.data.av_frames import choose_frames, eval_generator, list_frames
 from igm_core.data.av_meta import (
     AUDIO,
     FRAMES_DIR,
@@ -65,9 +66,7 @@ EPS = 1e-7
 # The validation split carved from train does not move with the run seed, so runs with
 # different seeds select checkpoints on the same clips.
 VAL_SEED = 0
-_IMAGE_SUFFIXES = {".jpg", ".jpeg"}
 AUG_KEY = "visual.aug"  # with augment: device, each frame's crop box and flip (x0, y0, x1, y1, f)
-_DIGITS = re.compile(r"(\d+)")
 
 
 # ----------------------------------------------------------------------------- audio
@@ -151,30 +150,6 @@ def frame_tensor(square: np.ndarray, size: int, rng: np.random.Generator | None)
     # (x / 255 - mean) / std as one multiply-add, in place: half the time of the plain formula
     t = torch.from_numpy(np.array(im)).permute(2, 0, 1).contiguous().to(torch.float32)
     return t.mul_(_SCALE).add_(_OFFSET)
-
-
-def pick_frames(n: int, k: int, rng: np.random.Generator | None) -> list[int]:
-    """k frame indices out of n, in time order: centres of k equal spans, or random (training)."""
-    if rng is None:
-        return [min(n - 1, int((i + 0.5) * n / k)) for i in range(k)]
-    if n >= k:
-        return sorted(int(i) for i in rng.choice(n, size=k, replace=False))
-    return sorted(int(i) for i in rng.integers(0, n, size=k))
-
-
-def _natural(path: Path) -> list[Any]:
-    # frame_2.jpg before frame_10.jpg, whether or not the numbers are zero-padded
-    return [int(t) if t.isdigit() else t for t in _DIGITS.split(path.name)]
-
-
-def list_frames(folder: Path, max_frames: int | None) -> tuple[Path, ...]:
-    """The clip's JPEG frames in time order; at most max_frames, evenly spaced."""
-    frames = sorted(
-        (e for e in folder.iterdir() if e.suffix.lower() in _IMAGE_SUFFIXES), key=_natural
-    )
-    if max_frames is not None and len(frames) > max_frames:
-        frames = [frames[i] for i in pick_frames(len(frames), max_frames, None)]
-    return tuple(frames)
 
 
 # ----------------------------------------------------------------------------- clips and splits
@@ -295,9 +270,16 @@ class AVSource:
             return torch.from_numpy(self.cache.audio(index))
         return self.decode_audio(index)
 
+    def frame_indices(self, index: int, rng: np.random.Generator | None) -> list[int]:
+        """The clip's frames to read: by frame_train in training (rng given), frame_eval else."""
+        n, p = len(self.clips[index].frames), self.params
+        if rng is not None:
+            return choose_frames(n, p.frames, p.frame_train, rng)
+        draw = eval_generator(index) if p.frame_eval == "random" else None
+        return choose_frames(n, p.frames, p.frame_eval, draw)
+
     def _squares(self, index: int, rng: np.random.Generator | None) -> np.ndarray:
-        n = len(self.clips[index].frames)
-        which = pick_frames(n, self.params.frames, rng)
+        which = self.frame_indices(index, rng)
         if self.cache is not None:
             return self.cache.frames(index, which)
         return self.decode_frames(index, which)

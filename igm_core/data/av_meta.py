@@ -43,6 +43,8 @@ WAV_DIRS = {
 }
 # Cached frames keep this much more than the crop size, so training can still crop at random.
 STORE_SCALE = 1.15
+# Which frames of a clip a sample reads (igm_core/data/av_frames.py applies the rule).
+FrameChoice = Literal["random", "centre", "first", "strided"]
 # A first row whose label cell is one of these is a header, not a clip.
 _HEADER_WORDS = {"label", "labels", "emotion", "class", "category", "classname", "class_name"}
 
@@ -55,6 +57,17 @@ class AVParams(BaseModel):
 
     root: str = Field(..., min_length=1, max_length=4096, description="the prepared dataset")
     frames: int = Field(1, ge=1, le=16, description="video frames per sample")
+    frame_train: FrameChoice = Field(
+        "random",
+        description="which frames training reads: random, centre (of equal spans), first (the "
+        "IGM authors' loaders) or strided (every floor(n/frames)-th from the first, the MLA "
+        "authors' loader)",
+    )
+    frame_eval: FrameChoice = Field(
+        "centre",
+        description="which frames evaluation reads (choices as frame_train; random: one fixed "
+        "draw per clip)",
+    )
     max_frames: int | None = Field(
         None, ge=1, le=1000, description="use at most this many frames per clip (evenly spaced)"
     )

@@ -11,16 +11,19 @@ rather than None, so during the second modality's update the first modality's en
 gradient is then zero) still moves by its momentum and weight decay; here gradients are cleared to
 None and the optimizer skips them, so each encoder moves once per mini-batch, by its own update.
 
-Gradient modification (`project`): the paper protects the shared head with an OWM projector,
-P <- P - k k^T / (alpha_t + r^T k), k = P r, with r the batch mean of the head layer's input,
-then P <- P / ||P||_F and the head weight gradient G <- G P^T, where alpha_t = alpha *
-0.1 ** (1 + b / B) at mini-batch b of an epoch of B (alpha = 1); the projector is folded with the
-current modality's features before its own gradient is projected, and the first update of a run
-is skipped. That is what the released code's plug-in would do; but the plug-in looks for a
-parameter named "module.weight" in the head, whose parameters are named "weight" and "bias", so
-the projection is never applied there. `project: false` (the default for alternation step)
-reproduces the released behaviour; `project: true` applies the projection as written, to every
-Linear layer of the shared head, one projector per layer.
+Gradient modification (`project`): the MLA paper protects the shared head with an OWM projector.
+`project: true` applies the paper's OWM rule, P <- P - k k^T / (alpha_t + r^T k) with k = P r and
+r the batch mean of the head layer's input (a scalar denominator), with the released code's alpha
+schedule, alpha_t = alpha * 0.1 ** (1 + b / B) at mini-batch b of an epoch of B (alpha = 1), and
+its normalisation P <- P / ||P||_F, then the head weight gradient G <- G P^T. The projector is
+folded with the current modality's features before its own gradient is projected, and the first
+update of a run is skipped, as in the release. This is not the released expression: there r is a
+1 x d row, so its denominator alpha + k r is a d x d matrix (an outer product) that divides k k^T
+element by element, which is no OWM projection. Nor does the release apply it at all: its plug-in
+looks for a parameter named "module.weight" in the head, whose parameters are named "weight" and
+"bias". So `project: false` (the default for alternation step) reproduces the released behaviour,
+and `project: true` is a sensitivity option: one projector per Linear layer of the shared head, a
+single one with the release's one-Linear head (`model.head_hidden: []`).
 
 Inference (`fusion: entropy_logits`, the default): per sample, each modality's weight is
 softmax(-entropy of its softmax) across modalities (exp(max entropy - entropy), normalised, as

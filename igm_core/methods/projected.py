@@ -7,6 +7,7 @@ only up to the last projected layer, and only when a next stage exists to use it
 
 from __future__ import annotations
 
+import itertools
 import time
 from abc import abstractmethod
 from typing import Any
@@ -28,6 +29,30 @@ class Projected(Alternating):
         super().__init__(*args, **kwargs)
         self.proj: dict[str, torch.Tensor | gm.LowRankProjection] = {}
         self.source: str | None = None  # modality whose stage built self.proj
+        self._check_pairs()
+
+    def _check_pairs(self) -> None:
+        """Refuse a model in which a modality's projected layers have no counterpart (same name,
+        same input size) in the branch of the modality trained after it: the projection would
+        silently do nothing. A head of one Linear layer (model.head_hidden: []) takes the
+        encoder's features, so its projection needs encoders with equal out_dim."""
+        stages = [s.modalities[0] for s in self.stages()]
+        for k, nxt in dict.fromkeys(itertools.pairwise(stages)):
+            if k == nxt and not self.applies_to_source:
+                continue
+            layers = self.projected_layers(k)
+            target = self.model.branch_modules(nxt)
+            if layers and not any(
+                n in target and gm.input_dim(target[n]) == gm.input_dim(layer)
+                for n, layer in layers.items()
+            ):
+                sizes = ", ".join(f"{n}: {gm.input_dim(layer)}" for n, layer in layers.items())
+                raise ValueError(
+                    f"{self.scope_param} {self.params[self.scope_param]!r}: no projected layer of "
+                    f"{k!r} ({sizes} inputs) has a layer of the same name and input size in "
+                    f"{nxt!r}'s branch, so the projection would do nothing; give the encoders the "
+                    "same out_dim or the head a hidden layer (model.head_hidden)"
+                )
 
     def projected_layers(self, m: str) -> dict[str, torch.nn.Module]:
         branch = self.model.branch_modules(m)
