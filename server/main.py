@@ -21,6 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import auth, guards, migrations, reconcile
@@ -206,6 +207,7 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
         )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(auth.PageAuthRequired, _page_auth)
+    app.add_exception_handler(ClientDisconnect, guards.client_disconnected)
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(sweeps.router)
     app.include_router(live.router)  # before experiments: /experiments/changes is no id
