@@ -13,9 +13,9 @@ from typing import Annotated, Any
 import yaml
 from fastapi import Depends, HTTPException, Request
 
-from igm_core import cost, paths
+from igm_core import cost, parsing, paths
 from igm_core.spec import ResolvedSpec, SpecError, resolve_spec
-from server.guards import JSON_TYPES, YAML_TYPES
+from server.guards import JSON_TYPES, WRITES, YAML_TYPES, media_type
 from server.schemas import MAX_TAGS, TAG_PATTERN
 from server.settings import Settings
 
@@ -25,31 +25,41 @@ def unprocessable(loc: str, msg: str) -> HTTPException:
     return HTTPException(status_code=422, detail=[{"loc": loc, "msg": msg}])
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """yaml.safe_load without anchors and aliases: nested aliases blow up exponentially
-    ("billion laughs") once the mapping is walked, and a spec never needs them."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise yaml.composer.ComposerError(None, None, "YAML aliases are not accepted", mark)
-        return super().compose_node(parent, index)
-
-
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _parse(body: bytes, media: str) -> Any:
-    if media in YAML_TYPES:
-        try:
-            return yaml.load(body, Loader=_NoAliasLoader)
-        except (yaml.YAMLError, ValueError, RecursionError) as err:
-            raise unprocessable("body", f"malformed YAML: {err}") from None
+    """JSON, or YAML without aliases; a key given twice is refused (igm_core.parsing)."""
+    kind = "YAML" if media in YAML_TYPES else "JSON"
     try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError too
-        raise unprocessable("body", f"malformed JSON: {err}") from None
+        if kind == "YAML":
+            return parsing.loads_yaml(body, aliases=False)
+        return parsing.loads_json(body, parse_constant=_reject_constant)
+    except parsing.DuplicateKey as err:
+        raise unprocessable(f"body.{err.loc}", err.message) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as err:  # UnicodeDecodeError too
+        raise unprocessable("body", f"malformed {kind}: {err}") from None
+
+
+def _is_json(media: str) -> bool:
+    return media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def unique_json_keys(request: Request) -> None:
+    """422 naming the key when a JSON body names one key twice in an object, on every route
+    (a sweep's `grid` and `random` among them): the JSON parser FastAPI uses keeps the last.
+    A body that is not JSON at all is left to the route's own error."""
+    media = media_type(request.headers.get("content-type", ""))
+    if request.method not in WRITES or not _is_json(media):
+        return
+    body = await request.body()  # kept by the request: the route reads the same bytes
+    try:
+        parsing.loads_json(body)
+    except parsing.DuplicateKey as err:
+        raise unprocessable(f"body.{err.loc}", err.message) from None
+    except (ValueError, RecursionError):
+        return
 
 
 def plain_json(data: Any, loc: str = "body") -> Any:
