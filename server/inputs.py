@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import yaml
 from fastapi import Depends, HTTPException, Request
 
-from igm_core import cost, parsing, paths
+from igm_core import catalog, cost, encoder_check, parsing, paths
 from igm_core.spec import ResolvedSpec, SpecError, resolve_spec
 from server.guards import JSON_TYPES, WRITES, YAML_TYPES, media_type
 from server.schemas import MAX_TAGS, TAG_PATTERN
@@ -135,20 +135,30 @@ def confine_paths(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
 def resolve_checked(raw: dict[str, Any], settings: Settings) -> ResolvedSpec:
     """The resolved spec, or SpecError; nothing outside the data roots is opened."""
     spec = resolve_spec(confine_paths(raw, settings))
-    check_cost(spec, settings)
+    check_fit(spec, settings)
     return spec
 
 
-def check_cost(spec: ResolvedSpec, settings: Settings) -> None:
-    """SpecError naming the estimate and the cap when the spec would cost more than this
-    deployment allows (igm_core.cost: data in memory, parameters, steps)."""
+def _meta(spec: ResolvedSpec) -> dict[str, Any]:
+    params = catalog.DATASETS.get(spec.dataset.name).params.model_validate(spec.dataset.params)
+    return catalog.dataset_meta(spec.dataset.name, params)
+
+
+def check_fit(spec: ResolvedSpec, settings: Settings) -> None:
+    """SpecError when an encoder does not fit its inputs or its weights file (igm_core.
+    encoder_check: the check the worker runs as it builds the model), or when the spec would
+    cost more than this deployment allows, naming the estimate and the cap (igm_core.cost:
+    data in memory, parameters, steps)."""
     caps = cost.Caps(
         max_data_bytes=settings.max_data_bytes,
         max_parameters=settings.max_parameters,
         max_steps=settings.max_steps,
     )
+    mapping = spec.to_dict()
     try:
-        errors = cost.check(cost.estimate_spec(spec), caps)
+        meta = _meta(spec)
+        errors = encoder_check.spec_errors(mapping, meta["shapes"])
+        errors += cost.check(cost.estimate(mapping, meta), caps)
     except (OSError, ValueError, KeyError) as err:  # the meta was readable a moment ago
         errors = [("dataset.params", f"cannot estimate the cost: {type(err).__name__}")]
     if errors:
