@@ -12,9 +12,11 @@ from typing import Annotated, Any
 
 import yaml
 from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
 
 from igm_core import catalog, cost, encoder_check, parsing, paths
 from igm_core.spec import ResolvedSpec, SpecError, resolve_spec
+from server import capacity, workers
 from server.guards import JSON_TYPES, WRITES, YAML_TYPES, media_type
 from server.schemas import MAX_TAGS, TAG_PATTERN
 from server.settings import Settings
@@ -132,11 +134,28 @@ def confine_paths(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
         raise SpecError([(err.loc, err.message)]) from None
 
 
-def resolve_checked(raw: dict[str, Any], settings: Settings) -> ResolvedSpec:
-    """The resolved spec, or SpecError; nothing outside the data roots is opened."""
+def resolve_checked(
+    raw: dict[str, Any], settings: Settings, fleet: capacity.Fleet | None = None
+) -> ResolvedSpec:
+    """The resolved spec, or SpecError; nothing outside the data roots is opened. With the
+    queue's `fleet` (queue_fleet), the spec must also fit one of its live workers."""
     spec = resolve_spec(confine_paths(raw, settings))
-    check_fit(spec, settings)
+    check_fit(spec, settings, fleet)
     return spec
+
+
+def queue_fleet(session: Session, settings: Settings, queue: str) -> capacity.Fleet:
+    """The live workers of `queue` (server.workers' rule) that specs for it must fit."""
+    within = settings.worker_seen_within_s
+    return capacity.Fleet(
+        queue=queue,
+        workers=workers.live(session, queue=queue, within_s=within),
+        share=settings.worker_memory_share,
+        seen_within_s=within,
+    )
+
+
+MEMORY_FIELDS = ("dataset.params", "model")  # the caps the workers' memory would set
 
 
 def _meta(spec: ResolvedSpec) -> dict[str, Any]:
@@ -144,11 +163,12 @@ def _meta(spec: ResolvedSpec) -> dict[str, Any]:
     return catalog.dataset_meta(spec.dataset.name, params)
 
 
-def check_fit(spec: ResolvedSpec, settings: Settings) -> None:
+def check_fit(spec: ResolvedSpec, settings: Settings, fleet: capacity.Fleet | None) -> None:
     """SpecError when an encoder does not fit its inputs or its weights file (igm_core.
     encoder_check: the check the worker runs as it builds the model), or when the spec would
     cost more than this deployment allows, naming the estimate and the cap (igm_core.cost:
-    data in memory, parameters, steps)."""
+    data in memory, parameters, steps), or more than any live worker of its queue holds
+    (server.capacity; with none, the settings' caps alone, and their messages say so)."""
     caps = cost.Caps(
         max_data_bytes=settings.max_data_bytes,
         max_parameters=settings.max_parameters,
@@ -158,9 +178,18 @@ def check_fit(spec: ResolvedSpec, settings: Settings) -> None:
     try:
         meta = _meta(spec)
         errors = encoder_check.spec_errors(mapping, meta["shapes"])
-        errors += cost.check(cost.estimate(mapping, meta), caps)
+        est = cost.estimate(mapping, meta)
     except (OSError, ValueError, KeyError) as err:  # the meta was readable a moment ago
-        errors = [("dataset.params", f"cannot estimate the cost: {type(err).__name__}")]
+        raise SpecError(
+            [("dataset.params", f"cannot estimate the cost: {type(err).__name__}")]
+        ) from None
+    capped = cost.check(est, caps)
+    if fleet is not None and not fleet.workers:
+        note = capacity.no_workers_note(fleet)
+        capped = [(loc, f"{msg}; {note}" if loc in MEMORY_FIELDS else msg) for loc, msg in capped]
+    errors += capped
+    if fleet is not None:
+        errors += capacity.errors(est, spec.device, fleet)
     if errors:
         raise SpecError(errors)
 
