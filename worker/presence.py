@@ -43,6 +43,8 @@ GPU_PROBE = (
     "print(json.dumps(p and [p.total_memory, p.name]))\n"
 )
 GPU_PROBE_TIMEOUT_S = 120
+# a GPU driver's device files (NVIDIA, AMD ROCm): without them there is nothing to probe
+GPU_DEVICE_FILES = (Path("/dev/nvidiactl"), Path("/dev/kfd"))
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,10 @@ def host_memory() -> int:
 
 def gpu_memory() -> tuple[int | None, str | None]:
     """(total bytes, name) of CUDA device 0 as this process's environment shows it, or
-    (None, None) without one; read in a child process so that CUDA stays uninitialised here."""
+    (None, None) without one; read in a child process so that CUDA stays uninitialised here
+    (a machine without a GPU driver is not probed: no torch import for nothing)."""
+    if not any(path.exists() for path in GPU_DEVICE_FILES):
+        return None, None
     try:
         out = subprocess.run(
             [sys.executable, "-c", GPU_PROBE],

@@ -10,6 +10,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -190,6 +191,25 @@ def test_gpu_workers_hold_the_model_and_cuda_needs_one(client, settings, queue) 
     res = client.post("/experiments", json=model)
     assert res.status_code == (201 if fits_here else 422), res.text
     assert client.post("/experiments", json={**data_spec(1e6), "device": "cuda"}).status_code == 201
+
+
+def test_the_gpu_probe_reads_what_the_trainer_sees(monkeypatch, tmp_path) -> None:
+    """The child process's answer is torch's own, here (CPU: none) or on a GPU machine."""
+    import torch
+
+    monkeypatch.setattr(presence, "GPU_DEVICE_FILES", (tmp_path,))  # probe even without a driver
+    found = presence.gpu_memory()
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        assert found == (props.total_memory, props.name)
+    else:
+        assert found == (None, None)
+        out = subprocess.run(
+            [sys.executable, "-c", presence.GPU_PROBE], capture_output=True, text=True, timeout=120
+        )
+        assert (out.returncode, out.stdout) == (0, "null\n"), out.stderr  # an answer, no error
+    monkeypatch.setattr(presence, "GPU_DEVICE_FILES", (tmp_path / "none",))
+    assert presence.gpu_memory() == (None, None)  # no driver: not probed
 
 
 @pytest.fixture(params=["lab", "embedded"])
