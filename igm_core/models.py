@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from igm_core import catalog
+from igm_core.encoder_check import check_input
 
 
 class MLPEncoder(nn.Module):
@@ -38,10 +39,7 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, in_shape: tuple[int, ...], channels: list[int], out_dim: int) -> None:
         super().__init__()
-        if len(in_shape) not in (3, 4):
-            raise ValueError(
-                f"conv encoder needs C x H x W or T x C x H x W inputs, got {in_shape}"
-            )
+        check_input("conv", in_shape)  # the API ran the same check before queuing
         layers: list[nn.Module] = []
         c_in = in_shape[-3]
         for i, c in enumerate(channels):

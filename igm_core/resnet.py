@@ -3,7 +3,9 @@
 Spectrograms arrive as C x H x W (1 x 257 x 188 for CREMA-D); frames as T x C x H x W, run through
 the network as a batch of B*T images and pooled over time and space, as the paper does. Nothing is
 downloaded: `pretrained` names a local state dict (a torchvision-style ResNet-18 checkpoint or one
-of this module's), loaded with weights_only.
+of this module's), loaded with weights_only once igm_core.encoder_check has found in it, without
+torch, the tensors this network needs (the API runs the same check before queuing). The layer
+sizes live there too, torch-free.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-LAYERS = (2, 2, 2, 2)
-WIDTHS = (64, 128, 256, 512)
+from igm_core.encoder_check import RESNET18_LAYERS as LAYERS
+from igm_core.encoder_check import RESNET18_WIDTHS as WIDTHS
+from igm_core.encoder_check import check_input, check_weights, loadable
 
 
 class BasicBlock(nn.Module):
@@ -42,8 +45,8 @@ class ResNet18Encoder(nn.Module):
 
     def __init__(self, in_shape: tuple[int, ...], pretrained: str | None = None) -> None:
         super().__init__()
-        if len(in_shape) not in (3, 4):
-            raise ValueError(f"resnet18 needs C x H x W or T x C x H x W inputs, got {in_shape}")
+        check_input("resnet18", in_shape)  # the API ran the same check before queuing
+        self.in_shape = tuple(in_shape)
         channels = in_shape[-3]
         self.conv1 = nn.Conv2d(channels, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -67,8 +70,8 @@ class ResNet18Encoder(nn.Module):
         file = Path(path)
         if not file.is_file():
             raise FileNotFoundError(f"pretrained state dict {file} does not exist")
-        state = torch.load(file, map_location="cpu", weights_only=True)
-        state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith("fc.")}
+        check_weights("resnet18", self.in_shape, file)  # as the API did, before torch reads it
+        state = loadable(torch.load(file, map_location="cpu", weights_only=True))
         if state["conv1.weight"].shape[1] != self.conv1.in_channels:
             # an RGB checkpoint for a 1-channel spectrogram: average the input filters
             state["conv1.weight"] = (

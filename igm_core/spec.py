@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from igm_core import catalog
+from igm_core import catalog, parsing
 from igm_core.errors import Problems, SpecError
 from igm_core.names import ModalityName
 from igm_core.sweep import apply_values
@@ -347,7 +347,9 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
     except OSError as err:
         raise SpecError([("", f"cannot read {path}: {err.strerror or err}")]) from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = parsing.loads_json(text) if path.suffix == ".json" else parsing.loads_yaml(text)
+    except parsing.DuplicateKey as err:
+        raise SpecError([(err.loc, f"{path}: {err.message}")]) from None
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise SpecError(
             [("", f"{path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {err}")]
@@ -365,7 +367,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not sep or not key:
             raise SpecError([("--set", f"expected key=value, got {item!r}")])
         try:
-            values[key] = yaml.safe_load(raw)
-        except yaml.YAMLError as err:
+            values[key] = parsing.loads_yaml(raw)
+        except (yaml.YAMLError, parsing.DuplicateKey) as err:
             raise SpecError([(key, f"cannot parse value {raw!r}: {err}")]) from None
     return apply_values(data, values)

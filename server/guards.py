@@ -9,12 +9,22 @@ So, before any route runs:
   content type, a form among them, or a body without a type gets 415, even when empty.
 CORS stays closed (no Access-Control-Allow-* headers) unless settings.cors_origins names origins;
 server.main adds Starlette's CORS middleware for those only.
+
+A client that goes away before its request body is complete (a dropped upload, a killed curl)
+is logged in one line, here, where the received bytes are counted; `client_disconnected`
+answers the ClientDisconnect that reading the rest of the body raises, so that no traceback
+follows it (the 400 goes nowhere: nobody is left to read it).
 """
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("server.guards")
 
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
@@ -63,7 +73,7 @@ class RequestGuards:
             if refusal is not None:
                 await JSONResponse({"detail": refusal}, status_code=415)(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        await self.app(scope, _watched(scope, headers, receive), send)
 
     @staticmethod
     def _content_refusal(method: str, path: str, headers: dict[bytes, bytes]) -> str | None:
@@ -79,3 +89,44 @@ class RequestGuards:
         if media in accepted or (media.startswith("application/") and media.endswith("+json")):
             return None
         return f"unsupported content type {media[:100]!r}; send {', '.join(accepted)}"
+
+
+def _announced_body(headers: dict[bytes, bytes]) -> int | None:
+    """The body size the request announced: its Content-Length, -1 for a chunked body, None
+    for no body."""
+    length = headers.get(b"content-length", b"").strip()
+    if length.isdigit() and int(length) > 0:
+        return int(length)
+    return -1 if b"transfer-encoding" in headers else None
+
+
+def _watched(scope: Scope, headers: dict[bytes, bytes], receive: Receive) -> Receive:
+    """`receive`, logging one line when the client disconnects before its body is complete."""
+    expected = _announced_body(headers)
+    if expected is None:
+        return receive
+    received, complete = 0, False
+
+    async def watched() -> Message:
+        nonlocal received, complete
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            complete = not message.get("more_body", False)
+        elif message["type"] == "http.disconnect" and not complete:
+            complete = True  # one line, however often the app asks again
+            client = scope.get("client") or ("?", 0)
+            of = f"{expected} announced" if expected >= 0 else "a chunked body"
+            log.warning(
+                "client %s:%s disconnected mid-body: %s %s, %d bytes received of %s",
+                client[0], client[1], scope["method"], scope["path"], received, of,
+            )  # fmt: skip
+        return message
+
+    return watched
+
+
+async def client_disconnected(_request: Request, _exc: Exception) -> Response:
+    """The ClientDisconnect a route raises reading a body whose client left: already logged
+    by RequestGuards, so no traceback; the response has no reader."""
+    return JSONResponse({"detail": "the client disconnected before the body was complete"}, 400)

@@ -12,10 +12,12 @@ from typing import Annotated, Any
 
 import yaml
 from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
 
-from igm_core import cost, paths
+from igm_core import catalog, cost, encoder_check, parsing, paths
 from igm_core.spec import ResolvedSpec, SpecError, resolve_spec
-from server.guards import JSON_TYPES, YAML_TYPES
+from server import capacity, workers
+from server.guards import JSON_TYPES, WRITES, YAML_TYPES, media_type
 from server.schemas import MAX_TAGS, TAG_PATTERN
 from server.settings import Settings
 
@@ -25,31 +27,41 @@ def unprocessable(loc: str, msg: str) -> HTTPException:
     return HTTPException(status_code=422, detail=[{"loc": loc, "msg": msg}])
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """yaml.safe_load without anchors and aliases: nested aliases blow up exponentially
-    ("billion laughs") once the mapping is walked, and a spec never needs them."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise yaml.composer.ComposerError(None, None, "YAML aliases are not accepted", mark)
-        return super().compose_node(parent, index)
-
-
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _parse(body: bytes, media: str) -> Any:
-    if media in YAML_TYPES:
-        try:
-            return yaml.load(body, Loader=_NoAliasLoader)
-        except (yaml.YAMLError, ValueError, RecursionError) as err:
-            raise unprocessable("body", f"malformed YAML: {err}") from None
+    """JSON, or YAML without aliases; a key given twice is refused (igm_core.parsing)."""
+    kind = "YAML" if media in YAML_TYPES else "JSON"
     try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError too
-        raise unprocessable("body", f"malformed JSON: {err}") from None
+        if kind == "YAML":
+            return parsing.loads_yaml(body, aliases=False)
+        return parsing.loads_json(body, parse_constant=_reject_constant)
+    except parsing.DuplicateKey as err:
+        raise unprocessable(f"body.{err.loc}", err.message) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as err:  # UnicodeDecodeError too
+        raise unprocessable("body", f"malformed {kind}: {err}") from None
+
+
+def _is_json(media: str) -> bool:
+    return media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def unique_json_keys(request: Request) -> None:
+    """422 naming the key when a JSON body names one key twice in an object, on every route
+    (a sweep's `grid` and `random` among them): the JSON parser FastAPI uses keeps the last.
+    A body that is not JSON at all is left to the route's own error."""
+    media = media_type(request.headers.get("content-type", ""))
+    if request.method not in WRITES or not _is_json(media):
+        return
+    body = await request.body()  # kept by the request: the route reads the same bytes
+    try:
+        parsing.loads_json(body)
+    except parsing.DuplicateKey as err:
+        raise unprocessable(f"body.{err.loc}", err.message) from None
+    except (ValueError, RecursionError):
+        return
 
 
 def plain_json(data: Any, loc: str = "body") -> Any:
@@ -122,25 +134,62 @@ def confine_paths(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
         raise SpecError([(err.loc, err.message)]) from None
 
 
-def resolve_checked(raw: dict[str, Any], settings: Settings) -> ResolvedSpec:
-    """The resolved spec, or SpecError; nothing outside the data roots is opened."""
+def resolve_checked(
+    raw: dict[str, Any], settings: Settings, fleet: capacity.Fleet | None = None
+) -> ResolvedSpec:
+    """The resolved spec, or SpecError; nothing outside the data roots is opened. With the
+    queue's `fleet` (queue_fleet), the spec must also fit one of its live workers."""
     spec = resolve_spec(confine_paths(raw, settings))
-    check_cost(spec, settings)
+    check_fit(spec, settings, fleet)
     return spec
 
 
-def check_cost(spec: ResolvedSpec, settings: Settings) -> None:
-    """SpecError naming the estimate and the cap when the spec would cost more than this
-    deployment allows (igm_core.cost: data in memory, parameters, steps)."""
+def queue_fleet(session: Session, settings: Settings, queue: str) -> capacity.Fleet:
+    """The live workers of `queue` (server.workers' rule) that specs for it must fit."""
+    within = settings.worker_seen_within_s
+    return capacity.Fleet(
+        queue=queue,
+        workers=workers.live(session, queue=queue, within_s=within),
+        share=settings.worker_memory_share,
+        seen_within_s=within,
+    )
+
+
+MEMORY_FIELDS = ("dataset.params", "model")  # the caps the workers' memory would set
+
+
+def _meta(spec: ResolvedSpec) -> dict[str, Any]:
+    params = catalog.DATASETS.get(spec.dataset.name).params.model_validate(spec.dataset.params)
+    return catalog.dataset_meta(spec.dataset.name, params)
+
+
+def check_fit(spec: ResolvedSpec, settings: Settings, fleet: capacity.Fleet | None) -> None:
+    """SpecError when an encoder does not fit its inputs or its weights file (igm_core.
+    encoder_check: the check the worker runs as it builds the model), or when the spec would
+    cost more than this deployment allows, naming the estimate and the cap (igm_core.cost:
+    data in memory, parameters, steps), or more than any live worker of its queue holds
+    (server.capacity; with none, the settings' caps alone, and their messages say so)."""
     caps = cost.Caps(
         max_data_bytes=settings.max_data_bytes,
         max_parameters=settings.max_parameters,
         max_steps=settings.max_steps,
     )
+    mapping = spec.to_dict()
     try:
-        errors = cost.check(cost.estimate_spec(spec), caps)
+        meta = _meta(spec)
+        errors = encoder_check.spec_errors(mapping, meta["shapes"])
+        est = cost.estimate(mapping, meta)
     except (OSError, ValueError, KeyError) as err:  # the meta was readable a moment ago
-        errors = [("dataset.params", f"cannot estimate the cost: {type(err).__name__}")]
+        raise SpecError(
+            [("dataset.params", f"cannot estimate the cost: {type(err).__name__}")]
+        ) from None
+    capped = cost.check(est, caps)
+    if fleet is not None and not fleet.workers:
+        note = capacity.no_workers_note(fleet)
+        capped = [(loc, f"{msg}; {note}" if loc in MEMORY_FIELDS else msg) for loc, msg in capped]
+    errors += capped
+    if fleet is not None:
+        errors += capacity.errors(est, spec.device, fleet)
     if errors:
         raise SpecError(errors)
 

@@ -21,9 +21,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import auth, guards, migrations, reconcile
+from server import auth, guards, inputs, migrations, reconcile
 from server.db import session_factory
 from server.mlflow_reader import MlflowReader
 from server.queue import make_celery
@@ -191,7 +192,8 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
         lifespan=_lifespan(settings, check_schema),
         docs_url=None,  # /docs and /redoc come from server.routes.docs: vendored, no CDN
         redoc_url=None,
-        dependencies=[Depends(auth.check_access)],  # every route: tokens, when required
+        # every route: tokens, when required; no JSON body with a key given twice
+        dependencies=[Depends(auth.check_access), Depends(inputs.unique_json_keys)],
     )
     app.state.settings = settings
     app.state.rate_limiter = auth.RateLimiter(settings.write_rate_per_minute)
@@ -206,6 +208,7 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
         )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(auth.PageAuthRequired, _page_auth)
+    app.add_exception_handler(ClientDisconnect, guards.client_disconnected)
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(sweeps.router)
     app.include_router(live.router)  # before experiments: /experiments/changes is no id

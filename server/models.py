@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
@@ -115,3 +115,21 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Worker(Base):
+    """A worker process as it reported itself (server.workers): the queues it serves and the
+    memory a run may use there. The API sizes each queue's cost caps from the workers seen
+    lately (settings.worker_seen_within_s); one that stopped or went silent no longer counts."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)  # Celery's node name
+    host: Mapped[str] = mapped_column(String(255))
+    queues: Mapped[list[str]] = mapped_column(JSON)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)  # RAM, or the cgroup limit if lower
+    gpu_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)  # None: no CUDA device
+    gpu_name: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     max_steps: int = Field(
         5_000_000, ge=100, description="cap on a spec's estimated training steps"
     )
+    worker_seen_within_s: float = Field(
+        300.0,
+        ge=10,
+        description="a worker counts toward its queues' cost caps while it has reported within "
+        "this long (it reports at start and every fifth of this); none: the caps above apply",
+    )
+    worker_memory_share: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="the share of a worker's memory and GPU memory a spec's estimate may take "
+        "(the rest: the system, Python, activations)",
+    )
     task_time_limit_s: int = Field(
         7 * 24 * 3600,
         ge=1,

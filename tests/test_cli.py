@@ -111,6 +111,23 @@ def test_missing_and_malformed_files(tmp_path) -> None:
     assert out.returncode == 2 and "is not valid json" in out.stderr
 
 
+def test_duplicate_keys_in_spec_files_exit_2_naming_the_key(tmp_path) -> None:
+    spec = (ROOT / "configs" / "synthetic_igm.yaml").read_text()
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(spec + "seed: 1\nseed: 2\n")
+    out = igm("validate", str(twice))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    line = len(spec.splitlines()) + 1  # the config says `seed: 0` already
+    assert f"seed: {twice}: duplicate key 'seed' (line {line}): each key" in out.stderr
+    as_json = tmp_path / "twice.json"
+    as_json.write_text('{"name": "x", "optimizer": {"lr": 0.1, "lr": 0.01}}')
+    out = igm("validate", str(as_json))
+    assert out.returncode == 2 and "optimizer.lr: " in out.stderr
+    assert "duplicate key 'lr': each key may appear only once" in out.stderr
+    out = igm("validate", "configs/synthetic_igm.yaml", "--set", "optimizer={lr: 1, lr: 2}")
+    assert out.returncode == 2 and "duplicate key 'lr'" in out.stderr
+
+
 def test_features_data_errors_name_the_file(tmp_path) -> None:
     assert main(["export-features", "digits", "--out", str(tmp_path)]) == 0
     (tmp_path / "val.npz").unlink()

@@ -33,6 +33,7 @@ from server.inputs import (
     check_queue,
     check_tags,
     no_nul,
+    queue_fleet,
     resolve_checked,
     spec_errors,
 )
@@ -76,8 +77,9 @@ def create_experiment(
     tag_list = check_tags(tags or [])
     queue = check_queue(queue, settings, "query.queue")
     no_nul(**{f"set.{i}": v for i, v in enumerate(set_ or [])})
+    fleet = queue_fleet(session, settings, queue)  # the workers the spec must fit
     try:
-        spec = resolve_checked(apply_overrides(raw, set_ or []), settings)
+        spec = resolve_checked(apply_overrides(raw, set_ or []), settings, fleet)
     except SpecError as err:
         raise HTTPException(status_code=422, detail=spec_errors(err)) from None
     exp = crud.create_experiment(

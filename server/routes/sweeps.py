@@ -10,11 +10,13 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from igm_core import sweep
 from igm_core.spec import ResolvedSpec, SpecError
 from server import auth, crud, fastjson
+from server.capacity import Fleet
 from server.deps import CeleryDep, SessionDep, SettingsDep
 from server.inputs import (
     check_queue,
     check_tags,
     plain_json,
+    queue_fleet,
     resolve_checked,
     spec_errors,
     unprocessable,
@@ -29,9 +31,10 @@ MAX_ERRORS = 50
 
 
 def _sweep_specs(
-    body: SweepCreate, settings: Settings
+    body: SweepCreate, settings: Settings, fleet: Fleet
 ) -> list[tuple[dict[str, Any], ResolvedSpec]]:
-    """(swept values, resolved spec) per point, or 422 listing the points that do not validate."""
+    """(swept values, resolved spec) per point, or 422 listing the points that do not validate
+    or fit no worker of the queue (`fleet`)."""
     plain_json(body.model_dump(), "body")  # no NaN or infinity anywhere
     size = body.size()
     if size > settings.max_sweep_size:
@@ -44,7 +47,7 @@ def _sweep_specs(
     errors: list[dict[str, Any]] = []
     for i, (values, raw) in enumerate(sweep.expand(body.base, body.grid, body.random, body.name)):
         try:
-            specs.append((values, resolve_checked(raw, settings)))
+            specs.append((values, resolve_checked(raw, settings, fleet)))
         except SpecError as err:
             errors.extend(spec_errors(err, f"points.{i}.", point=i, overrides=values))
         if len(errors) >= MAX_ERRORS:
@@ -66,7 +69,7 @@ def create_sweep(
     writing any; store them as one sweep and enqueue each."""
     tags = check_tags(body.tags)
     queue = check_queue(body.queue, settings, "body.queue")
-    points = _sweep_specs(body, settings)
+    points = _sweep_specs(body, settings, queue_fleet(session, settings, queue))
     name = body.name or body.base.get("name") or "sweep"
     row, exps = crud.create_sweep(
         session,
@@ -89,10 +92,11 @@ def create_sweep(
 
 
 @router.post("/sweep/preview", response_model=SweepPreview)
-def preview_sweep(body: SweepCreate, settings: SettingsDep) -> SweepPreview:
+def preview_sweep(body: SweepCreate, session: SessionDep, settings: SettingsDep) -> SweepPreview:
     """The points a sweep would queue, each validated, with its swept values; writes nothing."""
+    fleet = queue_fleet(session, settings, check_queue(body.queue, settings, "body.queue"))
     points = [
         SweepPoint(name=spec.name, values=values, spec_hash=spec.hash())
-        for values, spec in _sweep_specs(body, settings)
+        for values, spec in _sweep_specs(body, settings, fleet)
     ]
     return SweepPreview(count=len(points), points=points)

@@ -94,7 +94,7 @@ def pg_url() -> Iterator[str]:
 def clean_pg(pg_url: str) -> str:
     """The session's PostgreSQL database, emptied."""
     with get_engine(pg_url).begin() as conn:
-        conn.execute(text("TRUNCATE experiment_tags, experiments, sweeps CASCADE"))
+        conn.execute(text("TRUNCATE experiment_tags, experiments, sweeps, workers CASCADE"))
     return pg_url
 
 

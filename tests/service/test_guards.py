@@ -1,17 +1,25 @@
 """Request guards against a real app on SQLite: trusted hosts, body content types (no simple
-cross-site writes), CORS closed unless configured, strict types in the spec."""
+cross-site writes), CORS closed unless configured, strict types in the spec, one log line (no
+traceback) for a client that disconnects mid-body, under a real uvicorn server."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from launcher.embedded import ROOT, worker_env
+from server import auth
+from server.db import session_factory
 from server.guards import host_name
 from server.main import create_app
-from tests.service.conftest import make_settings, sqlite_url
+from tests.service.conftest import free_port, make_settings, sqlite_url
 
 SPEC = {"name": "tiny", "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
 YAML_SPEC = b"name: tiny\ndataset: {name: synthetic}\nmethod: {name: igm}\n"
@@ -149,3 +157,60 @@ def test_ints_still_pass_as_floats(client: TestClient) -> None:
     res = client.post("/experiments", json={**SPEC, "optimizer": {"lr": 1}, "batch_size": 32})
     assert res.status_code == 201, res.text
     assert res.json()["spec"]["optimizer"]["lr"] == 1.0
+
+
+def _uvicorn(settings, log: Path) -> tuple[subprocess.Popen, int]:
+    """The API in a uvicorn process of its own, its output in `log`; (process, port)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "server.main:create_app"]
+    env = {**worker_env(settings), "IGM_REQUIRE_TOKENS": "true"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "--port", str(port)], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 60  # hang guard: the server starts in seconds
+    while b"Application startup complete" not in log.read_bytes():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    return proc, port
+
+
+def _half_a_body(port: int, path: str, secret: str, *, chunked: bool = False) -> None:
+    """A token holder's upload that stops half-way: headers, part of the body, then close."""
+    framing = "Transfer-Encoding: chunked" if chunked else "Content-Length: 1000"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {secret}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\n\r\n"
+    )
+    body = b'{"name": "half", "dataset": {"name": "synthetic"}, "method": '
+    if chunked:  # a chunk that announces more than it carries
+        body = b"%x\r\n" % 500 + body
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(head.encode() + body)
+        time.sleep(0.3)  # the server reads what came before the client goes
+
+
+def test_a_client_that_disconnects_mid_body_is_one_log_line(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, database_url=sqlite_url(tmp_path))
+    with session_factory(settings.resolved_database_url())() as session:
+        secret = auth.create_token(session, name="prober")
+    log = tmp_path / "api.log"
+    proc, port = _uvicorn(settings, log)
+    try:
+        cases = [("/experiments", False), ("/experiments/sweep", False), ("/experiments", True)]
+        for path, chunked in cases:
+            _half_a_body(port, path, secret, chunked=chunked)
+        deadline = time.monotonic() + 30  # hang guard
+        while log.read_text().count("disconnected mid-body") < len(cases):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    text = log.read_text()
+    ours = [line for line in text.splitlines() if not line.startswith("INFO:")]
+    assert len(ours) == len(cases), text  # one line each, nothing else: no traceback
+    assert "Traceback" not in text and "Exception" not in text, text
+    assert ours[0].endswith("POST /experiments, 61 bytes received of 1000 announced"), ours
+    assert ours[1].endswith("POST /experiments/sweep, 61 bytes received of 1000 announced")
+    assert ours[2].endswith("POST /experiments, 61 bytes received of a chunked body"), ours

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 
 from server import migrations
@@ -69,3 +70,22 @@ def test_db_command(tmp_path, monkeypatch, capsys) -> None:
         assert "schema is current" in capsys.readouterr().out
     finally:
         get_settings.cache_clear()
+
+
+def test_the_workers_table_upgrades_and_downgrades(empty_db: str) -> None:
+    migrations.upgrade(empty_db)
+    with get_engine(empty_db).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO workers (name, host, queues, memory_bytes, started_at, seen_at) "
+                "VALUES ('w@h', 'h', '[\"cpu\"]', 80000000000, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"
+            )
+        )
+        assert conn.execute(text("SELECT memory_bytes FROM workers")).scalar() == 8 * 10**10
+    command.downgrade(migrations.alembic_config(empty_db), "0005")
+    with get_engine(empty_db).connect() as conn:
+        tables = sa_inspect(conn).get_table_names()
+    assert "workers" not in tables and "experiments" in tables
+    migrations.upgrade(empty_db)
+    assert migrations.current_revision(empty_db) == migrations.head_revision()
