@@ -5,7 +5,7 @@ run; the steps between that checkpoint and the crash were logged by both attempt
 history keeps an earlier attempt's points up to the step the next attempt resumed from and the
 next attempt's points from there on (its value wins at a step both logged). An attempt whose
 resume step is unknown (None: it died before loading its checkpoint) logged nothing and is left
-out. Torch-free; MLflow is read through server.mlflow_reader.
+out. Torch-free; MLflow is read through a server.metric_store.MetricStore.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from server.downsample import downsample
-from server.mlflow_reader import MlflowReader
+from server.metric_store import Downsampled, History, MetricStore
 
 Runs = Sequence[tuple[str, int | None]]  # (run id, step it resumed from), in attempt order
-History = tuple[np.ndarray, np.ndarray]
-Downsampled = tuple[list[int], list[float], int]  # steps, values, points in the full history
 
 
 def merge(parts: Sequence[tuple[int | None, History | None]]) -> History | None:
@@ -48,40 +46,40 @@ def merge(parts: Sequence[tuple[int | None, History | None]]) -> History | None:
     return (steps, values) if seen and len(steps) else None
 
 
-def metric_keys(reader: MlflowReader, runs: Runs) -> list[str]:
+def metric_keys(store: MetricStore, runs: Runs) -> list[str]:
     """Every metric key any attempt logged, sorted."""
     keys: set[str] = set()
     for i, (run_id, from_step) in enumerate(runs):
         if i and from_step is None:
             continue
-        keys.update(reader.metric_keys(run_id))
+        keys.update(store.metric_keys(run_id))
     return sorted(keys)
 
 
 def metric_history(
-    reader: MlflowReader, runs: Runs, key: str, after_step: int | None = None
+    store: MetricStore, runs: Runs, key: str, after_step: int | None = None
 ) -> History | None:
     """The stitched history of one key (only steps after after_step, when given); None when no
     attempt logged it (there)."""
     if len(runs) == 1:  # the common case: one run, read as it is
-        return reader.metric_history(runs[0][0], key, after_step)
+        return store.metric_history(runs[0][0], key, after_step)
     parts = []
     for i, (run_id, from_step) in enumerate(runs):
         history = None
         if not i or from_step is not None:
-            history = reader.metric_history(run_id, key, after_step)
+            history = store.metric_history(run_id, key, after_step)
         parts.append((from_step, history))
     return merge(parts)
 
 
 def metric_downsampled(
-    reader: MlflowReader, runs: Runs, key: str, max_points: int, after_step: int | None = None
+    store: MetricStore, runs: Runs, key: str, max_points: int, after_step: int | None = None
 ) -> Downsampled | None:
     """server.downsample.downsample of the stitched history, and its number of points. One run
-    (the common case) is downsampled by the reader itself (in SQL on a server database)."""
+    (the common case) is downsampled by the store itself (in SQL on a server database)."""
     if len(runs) == 1:
-        return reader.metric_downsampled(runs[0][0], key, max_points, after_step)
-    history = metric_history(reader, runs, key, after_step)
+        return store.metric_downsampled(runs[0][0], key, max_points, after_step)
+    history = metric_history(store, runs, key, after_step)
     if history is None:
         return None
     steps, values = downsample(*history, max_points)

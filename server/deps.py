@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from server import crud, ids
-from server.mlflow_reader import MlflowReader
+from server.metric_store import MlflowReader
 from server.models import Experiment, Sweep
 from server.settings import Settings
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from igm_core.compare import group_runs
@@ -15,7 +15,7 @@ from igm_core.compare.report import Run
 from server import attempts, curves, queries
 from server.deps import MlflowDep, SessionDep
 from server.inputs import no_nul, unprocessable
-from server.mlflow_reader import MlflowReader, MlflowUnavailable
+from server.metric_store import MetricStore
 from server.models import Experiment
 from server.schemas import CurveGroup, CurveRun, CurvesPublic
 
@@ -69,12 +69,9 @@ async def compare_curves(
         queries.runs_with_metrics, session, ids=wanted, tag=tag, sweep_id=sweep
     )
     await run_in_threadpool(session.close)  # MLflow may be slow: hold no database connection
-    try:
-        every, shown, groups, out = await reader.call(
-            _curve_groups, reader, exps, asked, max_points
-        )
-    except MlflowUnavailable as err:
-        raise HTTPException(status_code=503, detail=str(err)) from None
+    every, shown, groups, out = await reader.call(
+        _curve_groups, reader.store, exps, asked, max_points
+    )
     label_of = {str(r.path): g.label for g in groups for r in g.runs}
     return CurvesPublic(
         keys=every,
@@ -93,7 +90,7 @@ async def compare_curves(
 
 
 def _curve_groups(
-    reader: MlflowReader, exps: list[Experiment], asked: list[str], max_points: int
+    reader: MetricStore, exps: list[Experiment], asked: list[str], max_points: int
 ) -> tuple[list[str], list[str], list, list[CurveGroup]]:
     """Every key, the keys shown, the seed groups and their curves (MLflow calls: run through
     MlflowReader.call). A resumed experiment's histories are stitched across its attempts."""

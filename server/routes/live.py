@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from server import crud, timeline
 from server.deps import ExperimentRowDep, MlflowDep, SessionDep, SettingsDep
 from server.inputs import check_choice, no_nul, unprocessable
-from server.mlflow_reader import MlflowReader, MlflowUnavailable
+from server.metric_store import MetricStore
 from server.models import STATUSES
 from server.schemas import ChangesPublic, ExperimentSummaryPublic, TimelinePublic
 
@@ -105,10 +105,7 @@ async def experiment_timeline(
     points: list[tuple[int, int]] = []
     info = None
     if run_id:
-        try:
-            points, epochs, info = await reader.call(_run_clock, reader, run_id)
-        except MlflowUnavailable as err:
-            raise HTTPException(status_code=503, detail=str(err)) from None
+        points, epochs, info = await reader.call(_run_clock, reader.store, run_id)
         ends = [step for step, _ in points[:epochs]]
     plan = timeline.build(exp.spec, ends, total if isinstance(total, int) else None)
     clock = timeline.clock(points, info["start_time"] if info else None)
@@ -122,7 +119,7 @@ async def experiment_timeline(
 
 
 def _run_clock(
-    reader: MlflowReader, run_id: str
+    reader: MetricStore, run_id: str
 ) -> tuple[list[tuple[int, int]], int, dict[str, Any] | None]:
     """The (step, ms) points of the epoch ends then each clock key's last point, how many of
     them are epoch ends, and the run's info."""
