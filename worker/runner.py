@@ -7,7 +7,7 @@ worker.bridge, which heartbeats from the claim on.
 MLflow: a run that starts while the store is unreachable waits for it (backoff up to 10 s,
 heartbeating, cancellable) for `mlflow_start_wait_s` before failing; once started, the tracker
 buffers and retries on its own. Each attempt logs to a run of its own, recorded in the row with
-the step it resumed from (server.attempts stitches them); the run of an earlier attempt whose
+the step it resumed from (server.attempts holds the rules); the run of an earlier attempt whose
 worker died (still RUNNING) is ended as KILLED. At each epoch's end the metrics logged so far are
 sent before the checkpoint is written (for up to FLUSH_BEFORE_CHECKPOINT_S).
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from server import crud
+from server import attempts, crud
 from server.db import session_factory
 from server.models import CANCELLED, FAILED, SUCCEEDED, Experiment
 from server.settings import Settings
@@ -120,8 +120,7 @@ def _train(
     if commit := git_commit():
         tags["git.commit"] = commit
     ckpt = settings.runs_dir() / exp.id / "checkpoint.pt"
-    # 0: this attempt starts from scratch; None until the trainer says where it resumed
-    from_step = None if ckpt.exists() else 0
+    from_step = attempts.start_step(ckpt.exists())
     earlier = [run_id for run_id, _ in exp.runs()]
     with Bridge(sessions, exp.id, worker, settings.heartbeat_s) as bridge:
         bridge.beat()
