@@ -1,7 +1,7 @@
 """The run summary: the part of result.json (igm_core.results.assemble) the service keeps with a
-finished experiment, and what the API's `summary` field holds. Declared here once; the worker
-writes it (`of`), the API describes it (DESCRIPTION), the comparison reads it back (`as_result`).
-Torch-free.
+finished experiment, and what the API's `summary` field holds. Declared here once: the worker
+writes it (`of`), the API describes it (DESCRIPTION), and `as_result` turns it back into what
+igm_core.compare reads. Torch-free.
 
     test  the fused test metrics of the selected checkpoint (acc, macro_f1, map, loss) and each
           modality's accuracy (modality_acc)
