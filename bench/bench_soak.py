@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from server import attempts, migrations  # noqa: E402
-from server.mlflow_reader import MlflowReader  # noqa: E402
+from server.metric_store import open_store  # noqa: E402
 from tests.service.faultlab import LOSS_KEY, lab, wait_until  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -89,7 +89,7 @@ def soak(folder: Path, url: str, n: int, limit: float) -> str:
         wait_until("all of them finished", lambda: done() == n, limit, every=0.5)
         wall = time.monotonic() - t0
         rows = [the_lab.row(e) for e in ids]
-        reader = MlflowReader(the_lab.settings.resolved_mlflow_uri(), timeout_s=30)
+        store = open_store(the_lab.settings.resolved_mlflow_uri(), timeout_s=30)
         lost = duplicates = 0
         from mlflow.tracking import MlflowClient
 
@@ -99,13 +99,13 @@ def soak(folder: Path, url: str, n: int, limit: float) -> str:
                 continue
             total = exp.progress["total_steps"]
             expected = set(range(1, total + 1))
-            history = attempts.metric_history(reader, exp.runs(), LOSS_KEY)
+            history = attempts.metric_history(store, exp.runs(), LOSS_KEY)
             got = set(history[0].tolist()) if history is not None else set()
             lost += len(expected - got)
             for run_id, _ in exp.runs():
                 steps = [m.step for m in client.get_metric_history(run_id, LOSS_KEY)]
                 duplicates += len(steps) - len(set(steps))
-        reader.close()
+        store.close()
     succeeded = sum(e.status == "succeeded" for e in rows)
     failed = sum(e.status == "failed" for e in rows)
     extra = sum(e.attempts for e in rows) - n

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from server import crud, ids
 from server.filters import ExperimentFilters
-from server.mlflow_reader import MlflowReader
+from server.metric_store import MlflowReader
 from server.models import Experiment
 from server.settings import Settings
 

@@ -1,4 +1,4 @@
-"""Request guards in front of every route: trusted Host headers and body content types.
+"""Request guards in front of every route: trusted Host headers, body content types and sizes.
 
 A web page open in a lab member's browser can send simple cross-site requests (form posts,
 `text/plain` bodies) and can point a DNS name it controls at the lab's address (DNS rebinding).
@@ -6,7 +6,8 @@ So, before any route runs:
 - the Host header must name one of settings.trusted_hosts (400 otherwise);
 - a write (POST, PUT, PATCH, DELETE) that carries a body says it is JSON (application/json or
   any +json type), or YAML where the API accepts a spec as YAML (POST /experiments); any other
-  content type, a form among them, or a body without a type gets 415, even when empty.
+  content type, a form among them, or a body without a type gets 415, even when empty;
+- a body is at most settings.max_body_bytes long (413 otherwise, BodySizeLimit).
 CORS stays closed (no Access-Control-Allow-* headers) unless settings.cors_origins names origins;
 server.main adds Starlette's CORS middleware for those only.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -130,3 +132,39 @@ async def client_disconnected(_request: Request, _exc: Exception) -> Response:
     """The ClientDisconnect a route raises reading a body whose client left: already logged
     by RequestGuards, so no traceback; the response has no reader."""
     return JSONResponse({"detail": "the client disconnected before the body was complete"}, 400)
+
+
+class BodySizeLimit:
+    """413 for request bodies over `max_bytes`: by Content-Length up front, and by counting
+    the bytes actually received (chunked bodies carry no length)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def _message(self) -> str:
+        return f"request body too large: the limit is {self.max_bytes} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            status = 413 if length.isdigit() else 400
+            detail = self._message() if status == 413 else "invalid Content-Length"
+            await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # raised inside the route, so FastAPI turns it into the JSON error response
+                    raise HTTPException(status_code=413, detail=self._message())
+            return message
+
+        await self.app(scope, limited, send)

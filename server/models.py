@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from server import attempts
+
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued",
     "running",
@@ -65,8 +67,7 @@ class Experiment(Base):
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))  # the latest attempt's
     # the API token's name, or "local" on a server that runs without tokens
     submitted_by: Mapped[str | None] = mapped_column(String(64), index=True)
-    # every attempt's run: [{"attempt": n, "run_id": ..., "from_step": the step it resumed from
-    # (0: from the start; None: not known yet, nothing logged)}], in attempt order
+    # every attempt's run, in attempt order: server.attempts (record_run, runs_of)
     attempt_runs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
@@ -89,9 +90,7 @@ class Experiment(Base):
 
     def runs(self) -> list[tuple[str, int | None]]:
         """(MLflow run id, step it resumed from) of each attempt that has a run, in order."""
-        if self.attempt_runs:
-            return [(r["run_id"], r.get("from_step")) for r in self.attempt_runs]
-        return [(self.mlflow_run_id, 0)] if self.mlflow_run_id else []
+        return attempts.runs_of(self.attempt_runs, self.mlflow_run_id)
 
 
 class ExperimentTag(Base):

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from igm_core import summary as run_summary
 from igm_core import sweep
 from igm_core.sweep import Grid, RandomSearch
 
@@ -56,7 +57,7 @@ class ExperimentSummaryPublic(BaseModel):
         description="as the worker last wrote it: stage, n_stages, epoch, epochs, step, "
         "total_steps, fraction, eta_s (seconds left), val_acc, ..."
     )
-    summary: dict[str, Any] | None = Field(description="test metrics of a finished run")
+    summary: dict[str, Any] | None = Field(description=run_summary.DESCRIPTION)
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -1,24 +1,64 @@
 """An experiment's training timeline for its charts: stages (which modalities each trains, from
 which step to which), the steps where epochs end, and the run's clock (step -> seconds).
 
-Pure functions over what the service stores: the resolved spec gives the stages and their epochs;
-the steps of the validation metric (logged once at every epoch's end) give the epoch boundaries,
-exactly where they have been reached. Beyond them the steps per epoch (every epoch of a run has
-the same number of batches) extend the plan; before any epoch has ended, the progress record's
-total_steps does. Torch-free.
+`read` gathers what MLflow holds of it, stitched across the experiment's attempts
+(server.attempts); the rest are pure functions. The resolved spec gives the stages and their
+epochs; the steps of the validation metric (logged once at every epoch's end) give the epoch
+boundaries, exactly where they have been reached. Beyond them the steps per epoch (every epoch
+of a run has the same number of batches) extend the plan; before any epoch has ended, the
+progress record's total_steps does. The clock runs from the first attempt's start to the last
+point logged, waits between attempts included. Torch-free.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from igm_core.spec import ResolvedSpec
+from server import attempts
+
+if TYPE_CHECKING:
+    from server.metric_store import MetricStore
 
 EPOCH_KEY = "val/fused/acc"  # logged at every epoch's end, for every method
+CLOCK_KEYS = ("train/",)  # per-step keys: their timestamps are the run's clock
+
+Points = list[tuple[int, int]]  # (step, timestamp in ms)
+
+
+@dataclass
+class Logged:
+    """What the timeline reads from MLflow: every epoch end's point, each clock key's last
+    point, the first attempt's start and the latest run's MLflow experiment."""
+
+    epoch_ends: Points = field(default_factory=list)
+    last_points: Points = field(default_factory=list)
+    start_ms: int | None = None
+    experiment_id: str | None = None
+
+
+def read(store: MetricStore, runs: attempts.Runs) -> Logged:
+    """The timeline's points of an experiment's attempts (`runs`, at least one), stitched."""
+    ends = attempts.metric_times(store, runs, EPOCH_KEY)
+    last = [
+        point
+        for key in attempts.metric_keys(store, runs)
+        if key.startswith(CLOCK_KEYS)
+        for point in attempts.metric_times(store, runs, key, last_only=True)
+    ]
+    first = store.run_info(runs[0][0])
+    latest = first if len(runs) == 1 else store.run_info(runs[-1][0])
+    return Logged(
+        epoch_ends=ends,
+        last_points=last,
+        start_ms=first["start_time"] if first else None,
+        experiment_id=latest["experiment_id"] if latest else None,
+    )
 
 
 def stage_plan(spec: dict[str, Any]) -> list[dict[str, Any]]:

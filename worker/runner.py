@@ -7,9 +7,11 @@ worker.bridge, which heartbeats from the claim on.
 MLflow: a run that starts while the store is unreachable waits for it (backoff up to 10 s,
 heartbeating, cancellable) for `mlflow_start_wait_s` before failing; once started, the tracker
 buffers and retries on its own. Each attempt logs to a run of its own, recorded in the row with
-the step it resumed from (server.attempts stitches them); the run of an earlier attempt whose
-worker died (still RUNNING) is ended as KILLED. At each epoch's end the metrics logged so far are
-sent before the checkpoint is written (for up to FLUSH_BEFORE_CHECKPOINT_S).
+the step it resumed from (server.attempts holds the rules); the run of an earlier attempt whose
+worker died (still RUNNING) is ended as KILLED. At each epoch's end the metrics logged so far
+are sent before the checkpoint is written (for up to FLUSH_BEFORE_CHECKPOINT_S). `_train`
+returns an Outcome (status, the summary of igm_core.summary, error, traceback) that `run`
+records.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ import logging
 import subprocess
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from server import crud
+from igm_core import summary as run_summary
+from igm_core.events import EpochEnd, Event, Resumed
+from igm_core.paths import PathRefused, confine_spec
+from igm_core.spec import ResolvedSpec
+from server import attempts, crud
 from server.db import session_factory
 from server.models import CANCELLED, FAILED, SUCCEEDED, Experiment
 from server.settings import Settings
@@ -48,6 +56,16 @@ def git_commit() -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended: what crud.finish records in the row."""
+
+    status: str  # succeeded, failed or cancelled
+    summary: dict[str, Any] | None = None  # igm_core.summary, for a succeeded run
+    error: str | None = None
+    traceback: str | None = None
+
+
 def run(
     experiment_id: str, *, settings: Settings, worker: str, time_limit_s: float | None = None
 ) -> str:
@@ -69,21 +87,21 @@ def run(
         return "skipped"
     limit_s = time_limit_s or settings.time_limit_s(exp.queue)
     try:
-        status, summary, error, tb = _train(exp, settings, sessions, worker, limit_s=limit_s)
+        outcome = _train(exp, settings, sessions, worker, limit_s=limit_s)
     except Exception as err:  # never a silent loss: record what happened
-        status, summary = FAILED, None
-        error, tb = f"{type(err).__name__}: {err}", traceback.format_exc()[-TRACEBACK_CHARS:]
+        tb = traceback.format_exc()[-TRACEBACK_CHARS:]
+        outcome = Outcome(FAILED, error=f"{type(err).__name__}: {err}", traceback=tb)
     with sessions() as s:
         crud.finish(
             s,
             experiment_id=experiment_id,
             worker=worker,
-            status=status,
-            summary=summary,
-            error=error,
-            traceback=tb,
+            status=outcome.status,
+            summary=outcome.summary,
+            error=outcome.error,
+            traceback=outcome.traceback,
         )
-    return status
+    return outcome.status
 
 
 def _train(
@@ -93,22 +111,59 @@ def _train(
     worker: str,
     *,
     limit_s: float,
-) -> tuple[str, dict[str, Any] | None, str | None, str | None]:
+) -> Outcome:
+    """One attempt: check the spec, start its MLflow run, train (resuming from the checkpoint
+    when there is one) and say how it ended."""
     deadline = time.monotonic() + limit_s
-    from pydantic import ValidationError
+    from igm_core.trainer import train  # torch: imported by the attempt, not the worker's start
 
-    from igm_core.events import EpochEnd, Resumed
-    from igm_core.paths import PathRefused, confine_spec
-    from igm_core.spec import ResolvedSpec
-    from igm_core.tracking import MlflowTracker
-    from igm_core.trainer import train
+    spec = _checked_spec(exp, settings)
+    if isinstance(spec, Outcome):
+        return spec
+    out_dir = settings.runs_dir() / exp.id
+    from_step = attempts.start_step((out_dir / "checkpoint.pt").exists())
+    earlier = [run_id for run_id, _ in exp.runs()]
+    with Bridge(sessions, exp.id, worker, settings.heartbeat_s) as bridge:
+        bridge.beat()
+        tracker = _start_tracker(
+            lambda: _make_tracker(exp, settings, worker), settings.mlflow_start_wait_s, bridge
+        )
+        if tracker is None:
+            return Outcome(CANCELLED)
+        attempt = Attempt(sessions, exp, tracker, bridge, deadline)
+        attempt.record(from_step)
+        for run_id in earlier:  # an earlier attempt's worker died with its run open
+            if tracker.end_other_run(run_id, "KILLED"):
+                log.warning("ended MLflow run %s of an earlier attempt as KILLED", run_id)
+        result = train(
+            spec,
+            out_dir=out_dir,
+            tracker=tracker,
+            should_stop=attempt.should_stop,
+            on_event=attempt.on_event,
+        )
+    if result.status == "stopped":
+        if not bridge.should_stop():  # not a cancel: the time limit
+            return Outcome(FAILED, error=time_limit_error(limit_s, exp.queue))
+        return Outcome(CANCELLED)
+    return Outcome(SUCCEEDED, summary=dict(run_summary.of(result.result)))
 
-    try:  # the paths again, here, before anything opens them (a link may have changed since)
-        spec = ResolvedSpec.model_validate(confine_spec(exp.spec, settings.data_roots))
+
+def _checked_spec(exp: Experiment, settings: Settings) -> ResolvedSpec | Outcome:
+    """The row's resolved spec, its paths confined to the data roots again here, before anything
+    opens them (a link may have changed since); a failed Outcome when it is refused."""
+    try:
+        return ResolvedSpec.model_validate(confine_spec(exp.spec, settings.data_roots))
     except PathRefused as err:
-        return FAILED, None, f"refused path: {err}", None
+        return Outcome(FAILED, error=f"refused path: {err}")
     except ValidationError as err:
-        return FAILED, None, f"invalid spec: {err}", None
+        return Outcome(FAILED, error=f"invalid spec: {err}")
+
+
+def _make_tracker(exp: Experiment, settings: Settings, worker: str) -> Any:
+    """This attempt's MLflow run, tagged with the experiment and the attempt."""
+    from igm_core.tracking import MlflowTracker
+
     tags = {
         "igm.experiment_id": exp.id,
         "igm.spec_hash": exp.spec_hash,
@@ -119,72 +174,55 @@ def _train(
     }
     if commit := git_commit():
         tags["git.commit"] = commit
-    ckpt = settings.runs_dir() / exp.id / "checkpoint.pt"
-    # 0: this attempt starts from scratch; None until the trainer says where it resumed
-    from_step = None if ckpt.exists() else 0
-    earlier = [run_id for run_id, _ in exp.runs()]
-    with Bridge(sessions, exp.id, worker, settings.heartbeat_s) as bridge:
-        bridge.beat()
-        tracker = _start_tracker(
-            lambda: MlflowTracker(
-                settings.resolved_mlflow_uri(),
-                settings.project,
-                run_name=f"{exp.name} #{exp.attempts}",
-                tags=tags,
-                artifact_location=settings.mlflow_artifact_root(),
-                # a run that ends during an outage waits for MLflow as long as a start would
-                finish_timeout=max(30.0, settings.mlflow_start_wait_s),
-            ),
-            settings.mlflow_start_wait_s,
-            bridge,
-        )
-        if tracker is None:
-            return CANCELLED, None, None, None
-        with sessions() as s:
+    return MlflowTracker(
+        settings.resolved_mlflow_uri(),
+        settings.project,
+        run_name=f"{exp.name} #{exp.attempts}",
+        tags=tags,
+        artifact_location=settings.mlflow_artifact_root(),
+        # a run that ends during an outage waits for MLflow as long as a start would
+        finish_timeout=max(30.0, settings.mlflow_start_wait_s),
+    )
+
+
+class Attempt:
+    """This attempt's hooks into training: its MLflow run recorded in the row with the step it
+    resumed from, the metrics sent before each checkpoint, progress and cancel through the
+    bridge, and the time limit."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        exp: Experiment,
+        tracker: Any,
+        bridge: Bridge,
+        deadline: float,
+    ) -> None:
+        self.sessions, self.exp, self.tracker = sessions, exp, tracker
+        self.bridge, self.deadline = bridge, deadline
+
+    def record(self, from_step: int | None) -> None:
+        with self.sessions() as s:
             crud.set_mlflow_run(
-                s, experiment_id=exp.id, run_id=tracker.run_id, attempt=exp.attempts,
+                s,
+                experiment_id=self.exp.id,
+                run_id=self.tracker.run_id,
+                attempt=self.exp.attempts,
                 from_step=from_step,
-            )  # fmt: skip
-        for run_id in earlier:  # an earlier attempt's worker died with its run open
-            if tracker.end_other_run(run_id, "KILLED"):
-                log.warning("ended MLflow run %s of an earlier attempt as KILLED", run_id)
+            )
 
-        def on_event(event: Any) -> None:
-            if isinstance(event, EpochEnd):
-                # the checkpoint is written next: send what was logged up to here first, so an
-                # attempt that resumes from it finds every earlier point in MLflow even when
-                # this process is killed right after (bounded: an outage only delays training)
-                tracker.flush(timeout=FLUSH_BEFORE_CHECKPOINT_S)
-            if isinstance(event, Resumed):  # before this attempt logs any metric
-                with sessions() as s:
-                    crud.set_mlflow_run(
-                        s, experiment_id=exp.id, run_id=tracker.run_id, attempt=exp.attempts,
-                        from_step=event.step,
-                    )  # fmt: skip
-            bridge.on_event(event)
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, EpochEnd):
+            # the checkpoint is written next: send what was logged up to here first, so an
+            # attempt that resumes from it finds every earlier point in MLflow even when this
+            # process is killed right after (bounded: an outage only delays training)
+            self.tracker.flush(timeout=FLUSH_BEFORE_CHECKPOINT_S)
+        if isinstance(event, Resumed):  # before this attempt logs any metric
+            self.record(event.step)
+        self.bridge.on_event(event)
 
-        def should_stop() -> bool:
-            return bridge.should_stop() or time.monotonic() > deadline
-
-        result = train(
-            spec,
-            out_dir=settings.runs_dir() / exp.id,
-            tracker=tracker,
-            should_stop=should_stop,
-            on_event=on_event,
-        )
-    if result.status == "stopped":
-        if not bridge.should_stop():  # not a cancel: the time limit
-            return FAILED, None, time_limit_error(limit_s, exp.queue), None
-        return CANCELLED, None, None, None
-    r = result.result
-    summary = {
-        "test": r["test"],
-        "val": {k: v for k, v in r["val"].items() if k != "confidence"},
-        "best": r["best"],
-        "run": r["run"],
-    }
-    return SUCCEEDED, summary, None, None
+    def should_stop(self) -> bool:
+        return self.bridge.should_stop() or time.monotonic() > self.deadline
 
 
 def time_limit_error(limit_s: float, queue: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from server import attempts
 from server.models import FAILED, FINISHED, QUEUED, RUNNING, Experiment, utcnow
 
 
@@ -150,14 +151,9 @@ def set_mlflow_run(
     exp = session.get(Experiment, experiment_id, with_for_update=True)
     if exp is None:
         return
-    runs = [dict(r) for r in exp.attempt_runs or []]
-    if not runs and exp.mlflow_run_id and exp.mlflow_run_id != run_id:
-        runs.append({"attempt": None, "run_id": exp.mlflow_run_id, "from_step": 0})
-    mine = next((r for r in runs if r["run_id"] == run_id), None)
-    if mine is None:
-        runs.append({"attempt": attempt, "run_id": run_id, "from_step": from_step})
-    else:
-        mine["from_step"] = from_step
+    runs = attempts.record_run(
+        exp.attempt_runs, exp.mlflow_run_id, run_id=run_id, attempt=attempt, from_step=from_step
+    )
     exp.mlflow_run_id, exp.attempt_runs = run_id, runs
     session.commit()
 

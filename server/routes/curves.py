@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +16,7 @@ from server import attempts, curves, selection
 from server.deps import MlflowDep, SessionDep
 from server.filters import Name
 from server.inputs import unprocessable
-from server.mlflow_reader import MlflowReader, MlflowUnavailable
+from server.metric_store import MetricStore
 from server.models import Experiment
 from server.schemas import CurveGroup, CurveRun, CurvesPublic
 from server.selection import Ids, SelectionQuery
@@ -65,12 +65,9 @@ async def compare_curves(
         raise unprocessable("query.keys", f"at most {MAX_CURVE_KEYS} keys, got {len(asked)}")
     exps, groups, matched = await run_in_threadpool(_drawn, session, query)
     await run_in_threadpool(session.close)  # MLflow may be slow: hold no database connection
-    try:
-        every, shown, out = await reader.call(
-            _curve_groups, reader, exps, groups, asked, query.max_points
-        )
-    except MlflowUnavailable as err:
-        raise HTTPException(status_code=503, detail=str(err)) from None
+    every, shown, out = await reader.call(
+        _curve_groups, reader.store, exps, groups, asked, query.max_points
+    )
     label_of = {str(r.path): g.label for g in groups for r in g.runs}
     return CurvesPublic(
         keys=every,
@@ -93,7 +90,7 @@ def _drawn(session: Session, query: CurvesQuery) -> tuple[list[Experiment], list
 
 
 def _curve_groups(
-    reader: MlflowReader,
+    reader: MetricStore,
     exps: list[Experiment],
     groups: list[Group],
     asked: list[str],

@@ -2,19 +2,16 @@
 
 200 with status "ok" when all three answer (and the broker has not lost the messages of
 experiments queued long ago: server.reconcile.lost_messages), 503 with status "degraded"
-otherwise; each part says what it found. Every check is bounded by a short timeout so that a
-dead dependency cannot hang the probe for long.
+otherwise; each part says what it found (the MLflow store checks itself: MetricStore.check).
+Every check is bounded by a short timeout so that a dead dependency cannot hang the probe for
+long.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sqlite3
-from pathlib import Path
-from urllib.parse import urlsplit
 
-import httpx
 from celery import Celery
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -23,7 +20,8 @@ from sqlalchemy import text
 from server import migrations, reconcile
 from server.db import get_engine, session_factory
 from server.deps import CeleryDep, MlflowDep, SettingsDep
-from server.mlflow_reader import MlflowReader
+from server.metric_store import MlflowReader
+from server.metric_store.base import redact
 from server.schemas import CheckPublic, HealthPublic
 from server.settings import Settings
 
@@ -31,11 +29,6 @@ router = APIRouter(tags=["health"])
 logger = logging.getLogger("server.health")
 
 TIMEOUT_S = 2.0
-
-
-def _redact(uri: str) -> str:
-    parts = urlsplit(uri)
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -68,7 +61,7 @@ def check_broker(celery: Celery, settings: Settings) -> CheckPublic:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=TIMEOUT_S)
             where = conn.as_uri()
     except Exception as exc:
-        return CheckPublic(ok=False, detail=f"cannot reach {_redact(url)}: {_first_line(exc)}")
+        return CheckPublic(ok=False, detail=f"cannot reach {redact(url)}: {_first_line(exc)}")
     try:
         sessions = session_factory(settings.resolved_database_url())
         lost = reconcile.lost_messages(settings, sessions, celery)
@@ -81,39 +74,11 @@ def check_broker(celery: Celery, settings: Settings) -> CheckPublic:
 
 
 def check_mlflow(reader: MlflowReader) -> CheckPublic:
-    uri = reader.tracking_uri
     try:
-        if reader.scheme in ("http", "https"):
-            resp = httpx.get(f"{uri.rstrip('/')}/health", timeout=TIMEOUT_S)
-            ok = resp.status_code == 200
-            return CheckPublic(ok=ok, detail=f"{_redact(uri)}/health answered {resp.status_code}")
-        path = reader.sqlite_path()
-        if path is not None:
-            return _check_sqlite_store(path.resolve())
-        if reader.is_database:
-            with reader.engine().connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return CheckPublic(ok=True, detail=f"{_redact(uri)} reachable")
+        return CheckPublic(**reader.store.check())
     except Exception as exc:
-        return CheckPublic(ok=False, detail=f"cannot reach {_redact(uri)}: {_first_line(exc)}")
-    return CheckPublic(ok=True, detail=f"{reader.scheme or 'local'} store, not checked")
-
-
-def _check_sqlite_store(path: Path) -> CheckPublic:
-    if not path.parent.is_dir():
-        return CheckPublic(ok=False, detail=f"the MLflow store folder {path.parent} is missing")
-    if not path.exists():
-        writable = os.access(path.parent, os.W_OK)
-        detail = f"{path} not created yet (no run so far)"
-        return CheckPublic(
-            ok=writable, detail=detail if writable else f"{path.parent} is read-only"
-        )
-    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=TIMEOUT_S)
-    try:
-        conn.execute("SELECT 1").fetchone()
-    finally:
-        conn.close()
-    return CheckPublic(ok=True, detail=f"{path} opens")
+        where = redact(reader.tracking_uri)
+        return CheckPublic(ok=False, detail=f"cannot reach {where}: {_first_line(exc)}")
 
 
 @router.get(

@@ -10,24 +10,22 @@ request, so the feed is polled with fetch rather than EventSource.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from server import crud, fastjson, timeline
 from server.deps import ExperimentRowDep, MlflowDep, SessionDep, SettingsDep, resolved
 from server.filters import ExperimentFilters, Name
 from server.inputs import unprocessable
-from server.mlflow_reader import MlflowReader, MlflowUnavailable
 from server.schemas import ChangesPublic, TimelinePublic
 
 router = APIRouter(prefix="/experiments", tags=["dashboard"])
 
 OVERLAP = timedelta(seconds=5)  # writes stamped just before the cursor but committed after it
 MAX_CHANGES = 200
-CLOCK_KEYS = ("train/",)  # per-step keys: their timestamps are the run's clock
 
 
 class _Cursor(BaseModel):
@@ -97,36 +95,18 @@ async def experiment_timeline(
     """The experiment's stages (modalities trained, step ranges), the step at each epoch's end,
     and its clock (steps -> seconds since its first point); estimated ranges where the run has
     not reached them yet. 503 when MLflow does not answer within the configured timeout."""
-    run_id = exp.mlflow_run_id
+    runs = exp.runs()  # a resumed experiment's timeline spans all its attempts
     total = (exp.progress or {}).get("total_steps")
-    ends: list[int] = []
-    points: list[tuple[int, int]] = []
-    info = None
-    if run_id:
-        try:
-            points, epochs, info = await reader.call(_run_clock, reader, run_id)
-        except MlflowUnavailable as err:
-            raise HTTPException(status_code=503, detail=str(err)) from None
-        ends = [step for step, _ in points[:epochs]]
+    logged = await reader.call(timeline.read, reader.store, runs) if runs else timeline.Logged()
+    ends = [step for step, _ in logged.epoch_ends]
     plan = timeline.build(exp.spec, ends, total if isinstance(total, int) else None)
-    clock = timeline.clock(points, info["start_time"] if info else None)
-    experiment_id = info["experiment_id"] if info else None
+    clock = timeline.clock(logged.epoch_ends + logged.last_points, logged.start_ms)
+    run_id = exp.mlflow_run_id
     return TimelinePublic(
         **plan,
         clock=clock,
         mlflow_run_id=run_id,
-        mlflow_url=_mlflow_url(settings.mlflow_ui_url, experiment_id, run_id) if run_id else None,
+        mlflow_url=_mlflow_url(settings.mlflow_ui_url, logged.experiment_id, run_id)
+        if run_id
+        else None,
     )
-
-
-def _run_clock(
-    reader: MlflowReader, run_id: str
-) -> tuple[list[tuple[int, int]], int, dict[str, Any] | None]:
-    """The (step, ms) points of the epoch ends then each clock key's last point, how many of
-    them are epoch ends, and the run's info."""
-    points = reader.metric_times(run_id, timeline.EPOCH_KEY)
-    epochs = len(points)
-    for key in reader.metric_keys(run_id):
-        if key.startswith(CLOCK_KEYS):
-            points += reader.metric_times(run_id, key, last_only=True)
-    return points, epochs, reader.run_info(run_id)

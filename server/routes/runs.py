@@ -2,8 +2,9 @@
 attempts by server.attempts) and artifacts.
 
 These routes call MLflow, which may be slow or down: they release the database connection first
-(ExperimentRowDep), run their MLflow calls through MlflowReader.call (its own threads, a
-timeout) and answer 503 when MLflow does not answer; the other routes never wait for it.
+(ExperimentRowDep) and run their MLflow calls through MlflowReader.call (its own threads, a
+timeout; server.errors answers 503 when MLflow does not answer); the other routes never wait
+for it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,7 @@ from starlette.background import BackgroundTask
 from server import attempts
 from server.deps import ExperimentRowDep, MlflowDep
 from server.inputs import unprocessable
-from server.mlflow_reader import (
-    ArtifactIsDirectory,
-    ArtifactNotFound,
-    MlflowReader,
-    MlflowUnavailable,
-)
+from server.metric_store import ArtifactIsDirectory, ArtifactNotFound, Downsampled, MetricStore
 from server.schemas import ArtifactsPublic, MetricKeysPublic, MetricSeries, MetricsPublic
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -71,13 +67,10 @@ async def get_metrics(
     resumed from on. 503 when MLflow does not answer within the configured timeout."""
     wanted = _split_keys(keys or [])
     runs = exp.runs()
-    try:
-        if not wanted:
-            found = await reader.call(attempts.metric_keys, reader, runs) if runs else []
-            return MetricKeysPublic(keys=found)
-        histories = await reader.call(_histories, reader, runs, wanted, max_points, after_step)
-    except MlflowUnavailable as err:
-        raise HTTPException(status_code=503, detail=str(err)) from None
+    if not wanted:
+        found = await reader.call(attempts.metric_keys, reader.store, runs) if runs else []
+        return MetricKeysPublic(keys=found)
+    histories = await reader.call(_histories, reader.store, runs, wanted, max_points, after_step)
     metrics = {}
     for key, history in zip(wanted, histories, strict=True):
         if history is None and after_step is not None and runs:
@@ -92,15 +85,15 @@ async def get_metrics(
 
 
 def _histories(
-    reader: MlflowReader,
+    store: MetricStore,
     runs: attempts.Runs,
     keys: list[str],
     max_points: int,
     after_step: int | None,
-) -> list[attempts.Downsampled | None]:
+) -> list[Downsampled | None]:
     if not runs:
         return [None] * len(keys)
-    return [attempts.metric_downsampled(reader, runs, k, max_points, after_step) for k in keys]
+    return [attempts.metric_downsampled(store, runs, k, max_points, after_step) for k in keys]
 
 
 @router.get("/{experiment_id}/artifacts", response_model=ArtifactsPublic)
@@ -110,10 +103,7 @@ async def list_artifacts(
     """Every file and folder the experiment's (latest) MLflow run holds, with download URLs."""
     if not exp.mlflow_run_id:
         return ArtifactsPublic(artifacts=[])
-    try:
-        items = await reader.call(reader.list_artifacts, exp.mlflow_run_id)
-    except MlflowUnavailable as err:
-        raise HTTPException(status_code=503, detail=str(err)) from None
+    items = await reader.call(reader.artifacts.list, exp.mlflow_run_id)
     base = f"{request.scope.get('root_path', '')}/experiments/{exp.id}/artifacts/"
     return ArtifactsPublic(artifacts=[{**a, "url": base + quote(a["path"])} for a in items])
 
@@ -144,20 +134,19 @@ async def download_artifact(exp: ExperimentRowDep, reader: MlflowDep, path: str)
     if not exp.mlflow_run_id:
         raise HTTPException(status_code=404, detail=f"artifact {path!r} not found")
     tmp = tempfile.mkdtemp(prefix="igm-artifact-")
+    local: Path | None = None
     try:
-        local = await reader.call(reader.download_artifact, exp.mlflow_run_id, path, Path(tmp))
-    except Exception as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(err, ArtifactNotFound):
-            raise HTTPException(status_code=404, detail=f"artifact {path!r} not found") from None
-        if isinstance(err, ArtifactIsDirectory):
-            raise HTTPException(
-                status_code=400,
-                detail=f"{path!r} is a folder; list it with GET /experiments/{exp.id}/artifacts",
-            ) from None
-        if isinstance(err, MlflowUnavailable):
-            raise HTTPException(status_code=503, detail=str(err)) from None
-        raise
+        local = await reader.call(reader.artifacts.download, exp.mlflow_run_id, path, Path(tmp))
+    except ArtifactNotFound:
+        raise HTTPException(status_code=404, detail=f"artifact {path!r} not found") from None
+    except ArtifactIsDirectory:
+        raise HTTPException(
+            status_code=400,
+            detail=f"{path!r} is a folder; list it with GET /experiments/{exp.id}/artifacts",
+        ) from None
+    finally:
+        if local is None:  # nothing to send: the folder goes now rather than after the answer
+            shutil.rmtree(tmp, ignore_errors=True)
     return FileResponse(
         local,
         filename=posixpath.basename(path),

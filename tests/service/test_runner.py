@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from igm_core import summary as run_summary
+from igm_core.compare import report_from_results
 from igm_core.spec import resolve_spec
 from server import crud
 from server.db import session_factory
@@ -66,7 +68,11 @@ def test_runs_to_success_and_logs_everything_to_mlflow(settings, tmp_path: Path)
     paths = {a.path for a in client.list_artifacts(exp.mlflow_run_id)}
     assert {"result.json", "spec.json", "confusion_matrices.json", "checkpoints"} <= paths
     local = client.download_artifacts(exp.mlflow_run_id, "result.json", str(tmp_path))
-    assert json.loads(Path(local).read_text())["test"] == exp.summary["test"]
+    # the row keeps igm_core.summary's part of result.json, which the comparison reads back
+    assert exp.summary == run_summary.of(json.loads(Path(local).read_text()))
+    assert "confidence" not in exp.summary["val"]
+    report = report_from_results([(eid, run_summary.as_result(exp.spec, exp.summary))])
+    assert report["groups"][0]["n"] == 1
     assert "grad/weak/norm" in mlrun.data.metrics and "gm/weak/kept_ratio" in mlrun.data.metrics
     # a re-delivered id is a no-op
     assert run(eid, settings=settings, worker="w2") == "skipped"

@@ -1,4 +1,4 @@
-"""The SQL downsample of a database MLflow store (MlflowReader.metric_downsampled) keeps exactly
+"""The SQL downsample of a database MLflow store (SqlStore.metric_downsampled) keeps exactly
 the points that server.downsample keeps from the full history, on SQLite and PostgreSQL stores.
 
 Histories with ties, NaN runs (a whole bucket of NaN too), a spike and a dip, lengths around the
@@ -18,7 +18,8 @@ import pytest
 from mlflow.entities import Metric
 
 from server.downsample import downsample
-from server.mlflow_reader import MlflowReader
+from server.metric_store import open_store
+from server.metric_store.sql import SqlStore
 from tests.service.conftest import PG_ADMIN
 
 LENGTHS = {"one": 1, "five": 5, "k999": 999, "k1000": 1000, "k1001": 1001, "k5003": 5003}
@@ -49,10 +50,11 @@ def _fill(uri: str) -> str:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple[MlflowReader, str]]:
+def store(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple[SqlStore, str]]:
     if request.param == "sqlite":
         uri = f"sqlite:///{tmp_path_factory.mktemp('ds') / 'mlflow.db'}"
-        reader = MlflowReader(uri)
+        reader = open_store(uri)
+        assert isinstance(reader, SqlStore)  # chosen by the scheme
         yield reader, _fill(uri)
         reader.close()
         return
@@ -60,7 +62,8 @@ def store(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple[Ml
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     uri = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    reader = MlflowReader(uri)
+    reader = open_store(uri)
+    assert isinstance(reader, SqlStore)
     try:
         yield reader, _fill(uri)
     finally:
@@ -75,7 +78,6 @@ def _same(a: tuple[list[int], list[float], int], b: tuple[list[int], list[float]
 
 def test_sql_downsample_equals_the_python_downsampler(store) -> None:
     reader, run_id = store
-    assert reader._sql_supported()
     reader.sql_downsample = True  # the SQL path on SQLite too (the reader chooses Python there)
     checked = 0
     for key, n in LENGTHS.items():
