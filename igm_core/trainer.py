@@ -22,12 +22,12 @@ from typing import Any
 
 import torch
 
-from igm_core import catalog, checkpoint, events, results
+from igm_core import balance, catalog, checkpoint, events, results
 from igm_core.checkpoint import CHECKPOINT, Best, RunState
 from igm_core.compiled import CompiledStep
-from igm_core.data.base import MultimodalData, Split
+from igm_core.data.base import MultimodalData, Split, hold_out
 from igm_core.evaluation import compare_fusions, evaluate, flat_metrics, public
-from igm_core.methods.base import Method, Stage, StepContext, TransitionData
+from igm_core.methods.base import EpochData, Method, Stage, StepContext, TransitionData
 from igm_core.models import build_model
 from igm_core.spec import ResolvedSpec, Spec, resolve_spec
 from igm_core.tracking import NullTracker, Tracker
@@ -180,7 +180,11 @@ class Run:
         if spec.compile != "off":
             self.step_fn = CompiledStep(self.method.step, self.model, spec.compile)
         self.stages = self.method.stages()
-        self.train_split = self.data.splits["train"]
+        self.train_split, self.holdout = self.data.splits["train"], None
+        if self.method.holdout_fraction() > 0:  # never trained on: the method's own use
+            self.train_split, self.holdout = hold_out(
+                self.train_split, self.method.holdout_fraction(), spec.seed
+            )
         n_batches = self.train_split.num_batches(spec.batch_size)
         self.total_steps = sum(s.epochs for s in self.stages) * n_batches
         if self.ckpt_path is not None and self.ckpt_path.exists() and resume:
@@ -227,7 +231,9 @@ class Run:
     def stage(self, s_idx: int) -> None:
         spec, pos, stage = self.spec, self.state.pos, self.stages[s_idx]
         fresh = pos.epoch == 0 and pos.batch == 0
-        optimizer = make_optimizer(spec, stage_parameters(self.model, stage))
+        optimizer = make_optimizer(spec, self.method.stage_parameters(stage))
+        for group in optimizer.param_groups:
+            group["lr"] *= self.method.lr_scale(stage)
         sched = make_scheduler(spec, optimizer)
         saved = self.state.optimizer
         if not fresh and saved is not None:
@@ -259,7 +265,7 @@ class Run:
         loss_sum, loss_n = torch.zeros((), device=self.device), 0
         batches = self.train_split.batches(
             spec.batch_size,
-            modalities=list(stage.modalities),
+            modalities=list(stage.loaded),
             generator=gen,
             start=pos.batch,
             device=self.device,
@@ -276,6 +282,8 @@ class Run:
                 pos.batch = b
                 self.save(optimizer, sched)
                 raise _Stop
+            if b == 0:
+                self.hook("on_epoch_start", s_idx, epoch)
             log = pos.step % spec.log_every == 0
             ctx = StepContext(
                 stage,
@@ -299,7 +307,25 @@ class Run:
         sched.step()
         pos.epoch, pos.batch = epoch + 1, 0
         self.validate(s_idx, epoch, float(loss_sum) / max(loss_n, 1), lr)
+        self.hook("on_epoch_end", s_idx, epoch)
         self.save(optimizer, sched)
+
+    def hook(self, name: str, s_idx: int, epoch: int) -> None:
+        """A method's epoch hook with what it may read; its metrics go to the tracker."""
+        spec, stage = self.spec, self.stages[s_idx]
+        data = EpochData(
+            train=self.train_split,
+            holdout=self.holdout,
+            val=self.data.splits["val"],
+            n_classes=self.data.n_classes,
+            batch_size=spec.batch_size,
+            device=self.device,
+            seed=derive_seed(spec.seed, s_idx, epoch, 1),
+            make_optimizer=functools.partial(make_optimizer, spec),
+        )
+        info = getattr(self.method, name)(stage, epoch, data)
+        if info:
+            self.tracker.log_metrics(info, self.state.pos.step)
 
     def log_step(self, stage: Stage, loss: torch.Tensor, ctx: StepContext) -> None:
         m_name = "fused" if len(stage.modalities) > 1 else stage.modalities[0]
@@ -350,7 +376,7 @@ class Run:
         flat["train/fused/epoch_loss"] = train_loss
         self.tracker.log_metrics(flat, state.pos.step)
         score = ev[self.spec.selection]
-        if score > state.best.score:
+        if score > state.best.score and self.method.selectable(stage, epoch):
             weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             state.best = Best(score, s_idx, epoch, public(ev), weights)
         best = state.best
@@ -400,6 +426,7 @@ class Run:
                 self.data.splits["test"].y,
                 self.data.n_classes,
             )
+        measured = balance.measure(self, test)
         result = results.assemble(
             spec=self.spec,
             best=state.best,
@@ -411,6 +438,7 @@ class Run:
             method_diagnostics=self.method.diagnostics(),
             fusions=fusions,
             calibration=calibration,
+            balance=measured,
             run={
                 "wall_time_s": state.elapsed + time.perf_counter() - self.t0,
                 "steps": state.pos.step,
