@@ -41,6 +41,11 @@ CASES: dict[str, dict[str, Any]] = {name: case(name) for name in catalog.METHODS
 CASES["igm-reference"] = case("igm", sam="reference")
 CASES["igm-no-sam"] = case("igm", sam="none")
 CASES["mla-stage"] = case("mla", alternation="stage", fusion="mean")  # the earlier MLA
+# G-Blending holds out part of the training split: 5% leaves 8 batches an epoch (96 steps)
+CASES["gblending"] = case("gblending", holdout_fraction=0.05)
+CASES["gblending-online"] = case("gblending", mode="online", super_epoch=4, holdout_fraction=0.05)
+# the released schedule re-initialises after epoch 20; this run has 12
+CASES["relearning-reinit"] = case("relearning", reinit_epoch=4)
 
 
 def run_case(spec: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
@@ -89,6 +94,9 @@ def test_the_tolerance_tells_the_methods_apart() -> None:
     """A change as small as switching the gradient modification off moves a stored loss by many
     times the tolerance, so the test above would catch it."""
     stored = json.loads(GOLDEN.read_text())
-    for a, b in (("igm", "alternating"), ("igm", "igm-no-sam"), ("mla-stage", "alternating")):
+    pairs = [("igm", "alternating"), ("igm", "igm-no-sam"), ("mla-stage", "alternating")]
+    pairs += [(m, "joint") for m in ("gblending", "agm", "pmr", "mmpareto", "relearning-reinit")]
+    pairs += [("gblending", "gblending-online"), ("reconboost", "alternating")]
+    for a, b in pairs:
         gap = max(abs(stored[a]["losses"][s] - stored[b]["losses"][s]) for s in stored[a]["losses"])
         assert gap > 20 * LOSS_TOL, (a, b, gap)
