@@ -59,6 +59,9 @@ def test_fixed_weights_are_normalised_and_checked() -> None:
                 },
             }
         )
+    three = {"name": "synthetic", "params": {"modalities": ["a", "fused"], "dims": [3, 3]}}
+    with pytest.raises(SpecError, match="names its fused output 'fused'"):
+        resolve_spec({"name": "x", "dataset": three, "method": {"name": "gblending"}})
     with pytest.raises(SpecError, match="weights are given with mode 'fixed'"):
         resolve_spec(
             {**base, "method": {"name": "gblending", "params": {"weights": {"strong": 1.0}}}}

@@ -51,6 +51,11 @@ class GBlendingParams(_Params):
 
 
 def _complete_gblending(params: dict[str, Any], modalities: list[str], errors: Errors) -> dict:
+    if FUSED in modalities:
+        errors.append(
+            ("modalities", f"G-Blending names its fused output {FUSED!r}: rename that modality")
+        )
+        return params
     weights = params.get("weights")
     if weights is not None:
         wanted = {*modalities, FUSED}
