@@ -28,10 +28,11 @@ import torch
 from igm_core import catalog
 from igm_core.compiled import CompiledStep
 from igm_core.data.base import MultimodalData, Split
-from igm_core.methods.base import Stage, StepContext
+from igm_core.device import pick_autocast
+from igm_core.methods.base import Stage, StepContext, stage_parameters, transition_data
 from igm_core.models import build_model
+from igm_core.optim import make_optimizer
 from igm_core.spec import resolve_spec
-from igm_core.trainer import make_optimizer, pick_autocast, stage_parameters, transition_data
 
 MODELS = {
     # name: (shapes, encoder spec, batch size, training samples)

@@ -32,10 +32,11 @@ from bench_loader import make_data
 from bench_igm import bench_model
 from igm_core import catalog
 from igm_core.data import av, av_meta, av_prepare
-from igm_core.methods.base import Stage, StepContext
+from igm_core.device import pick_autocast
+from igm_core.methods.base import Stage, StepContext, stage_parameters
 from igm_core.models import build_model
+from igm_core.optim import make_optimizer
 from igm_core.spec import resolve_spec
-from igm_core.trainer import make_optimizer, pick_autocast, stage_parameters
 
 
 def loader_rate(

@@ -16,10 +16,10 @@ from torch.profiler import ProfilerActivity, profile
 
 from bench_igm import MODELS, make_data
 from igm_core import catalog
-from igm_core.methods.base import Stage, StepContext
+from igm_core.methods.base import Stage, StepContext, stage_parameters
 from igm_core.models import build_model
+from igm_core.optim import make_optimizer
 from igm_core.spec import resolve_spec
-from igm_core.trainer import make_optimizer, stage_parameters
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ broken checkpoint or result.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -16,6 +17,13 @@ from typing import Any
 import torch
 
 CHECKPOINT = "checkpoint.pt"
+
+
+def derive_seed(*parts: int) -> int:
+    """A seed from (run seed, stage, epoch, ...): the data order and random draws of a resumed
+    run are those of the run it continues."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 @dataclass

@@ -10,16 +10,7 @@ from typing import Any
 
 import torch
 
-from igm_core.methods.base import Stage
 from igm_core.spec import Spec
-
-
-def stage_parameters(model: torch.nn.Module, stage: Stage) -> list[torch.nn.Parameter]:
-    seen: dict[int, torch.nn.Parameter] = {}
-    for m in stage.modalities:
-        for p in model.branch_parameters(m):
-            seen.setdefault(id(p), p)
-    return list(seen.values())
 
 
 def make_optimizer(spec: Spec, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:

@@ -25,15 +25,19 @@ def assemble(
     run: dict[str, Any],
     fusions: dict[str, dict[str, float]] | None = None,
     calibration: dict[str, Any] | None = None,
+    balance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """result.json: the spec, validation and test metrics of the selected checkpoint, the
     selection, the diagnostics and how the run went; for methods that fuse unimodal outputs, the
     metrics of every fusion on the selected model (`fusions`) and the validation-fitted
-    parameters of the calibrated one (`calibration`)."""
+    parameters of the calibrated one (`calibration`); BalanceBenchmark's imbalance and cost
+    measures of the run (`balance`, igm_core/balance.py)."""
     extra: dict[str, Any] = {}
     if fusions is not None:
         extra["fusions"] = fusions
         extra["calibration"] = calibration
+    if balance is not None:
+        extra["balance"] = balance
     return {
         "spec": spec.to_dict(),
         "spec_hash": spec.hash(),

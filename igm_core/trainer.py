@@ -12,7 +12,7 @@ same updates.
 from __future__ import annotations
 
 import copy
-import hashlib
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,23 +21,20 @@ from typing import Any
 
 import torch
 
-from igm_core import catalog, checkpoint, events, results
-from igm_core.checkpoint import CHECKPOINT, Best, RunState
+from igm_core import balance, catalog, checkpoint, events, results
+from igm_core.checkpoint import CHECKPOINT, Best, RunState, derive_seed
 from igm_core.compiled import CompiledStep
-from igm_core.data.base import MultimodalData, Split
+from igm_core.data.base import MultimodalData, hold_out
 from igm_core.device import pick_autocast, pick_device
 from igm_core.evaluation import compare_fusions, evaluate, flat_metrics, public
-from igm_core.methods.base import Method, Stage, StepContext, TransitionData
+from igm_core.methods.base import EpochData, Method, Stage, StepContext, transition_data
 from igm_core.models import build_model
-from igm_core.optim import make_optimizer, make_scheduler, stage_parameters
+from igm_core.optim import make_optimizer, make_scheduler
 from igm_core.spec import ResolvedSpec, Spec, resolve_spec
 from igm_core.tracking import NullTracker, Tracker
 
 __all__ = ["CHECKPOINT", "TrainResult", "evaluate", "train"]
 
-# Training batches per forward in the covariance pass: large forwards keep a GPU busy; on a CPU
-# they only spill the caches (measured slower), so there each batch goes alone.
-TRANSITION_CHUNK = {"cuda": 8, "cpu": 1}
 PROGRESS_EVERY_S = 0.25
 
 
@@ -46,20 +43,6 @@ class TrainResult:
     status: str  # "completed" or "stopped"
     result: dict[str, Any] | None = None  # the result.json content when completed
     checkpoint: Path | None = None
-
-
-def derive_seed(*parts: int) -> int:
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
-def transition_data(split: Split, batch_size: int, device: torch.device) -> TransitionData:
-    """The training inputs, in order, for the covariance pass between stages."""
-    chunk = batch_size * TRANSITION_CHUNK.get(device.type, 1)
-    return TransitionData(
-        batches=lambda m: (xs[m] for xs, _ in split.batches(chunk, modalities=[m], device=device)),
-        batch_size=batch_size,
-    )
 
 
 def train(
@@ -137,7 +120,11 @@ class Run:
         if spec.compile != "off":
             self.step_fn = CompiledStep(self.method.step, self.model, spec.compile)
         self.stages = self.method.stages()
-        self.train_split = self.data.splits["train"]
+        self.train_split, self.holdout = self.data.splits["train"], None
+        if self.method.holdout_fraction() > 0:  # never trained on: the method's own use
+            self.train_split, self.holdout = hold_out(
+                self.train_split, self.method.holdout_fraction(), spec.seed
+            )
         n_batches = self.train_split.num_batches(spec.batch_size)
         self.total_steps = sum(s.epochs for s in self.stages) * n_batches
         if self.ckpt_path is not None and self.ckpt_path.exists() and resume:
@@ -184,7 +171,9 @@ class Run:
     def stage(self, s_idx: int) -> None:
         spec, pos, stage = self.spec, self.state.pos, self.stages[s_idx]
         fresh = pos.epoch == 0 and pos.batch == 0
-        optimizer = make_optimizer(spec, stage_parameters(self.model, stage))
+        optimizer = make_optimizer(spec, self.method.stage_parameters(stage))
+        for group in optimizer.param_groups:
+            group["lr"] *= self.method.lr_scale(stage)
         sched = make_scheduler(spec, optimizer)
         saved = self.state.optimizer
         if not fresh and saved is not None:
@@ -216,7 +205,7 @@ class Run:
         loss_sum, loss_n = torch.zeros((), device=self.device), 0
         batches = self.train_split.batches(
             spec.batch_size,
-            modalities=list(stage.modalities),
+            modalities=list(stage.loaded),
             generator=gen,
             start=pos.batch,
             device=self.device,
@@ -233,6 +222,8 @@ class Run:
                 pos.batch = b
                 self.save(optimizer, sched)
                 raise _Stop
+            if b == 0:
+                self.hook("on_epoch_start", s_idx, epoch)
             log = pos.step % spec.log_every == 0
             ctx = StepContext(
                 stage,
@@ -256,7 +247,25 @@ class Run:
         sched.step()
         pos.epoch, pos.batch = epoch + 1, 0
         self.validate(s_idx, epoch, float(loss_sum) / max(loss_n, 1), lr)
+        self.hook("on_epoch_end", s_idx, epoch)
         self.save(optimizer, sched)
+
+    def hook(self, name: str, s_idx: int, epoch: int) -> None:
+        """A method's epoch hook with what it may read; its metrics go to the tracker."""
+        spec, stage = self.spec, self.stages[s_idx]
+        data = EpochData(
+            train=self.train_split,
+            holdout=self.holdout,
+            val=self.data.splits["val"],
+            n_classes=self.data.n_classes,
+            batch_size=spec.batch_size,
+            device=self.device,
+            seed=derive_seed(spec.seed, s_idx, epoch, 1),
+            make_optimizer=functools.partial(make_optimizer, spec),
+        )
+        info = getattr(self.method, name)(stage, epoch, data)
+        if info:
+            self.tracker.log_metrics(info, self.state.pos.step)
 
     def log_step(self, stage: Stage, loss: torch.Tensor, ctx: StepContext) -> None:
         m_name = "fused" if len(stage.modalities) > 1 else stage.modalities[0]
@@ -307,7 +316,7 @@ class Run:
         flat["train/fused/epoch_loss"] = train_loss
         self.tracker.log_metrics(flat, state.pos.step)
         score = ev[self.spec.selection]
-        if score > state.best.score:
+        if score > state.best.score and self.method.selectable(stage, epoch):
             weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             state.best = Best(score, s_idx, epoch, public(ev), weights)
         best = state.best
@@ -357,6 +366,7 @@ class Run:
                 self.data.splits["test"].y,
                 self.data.n_classes,
             )
+        measured = balance.measure(self, test)
         result = results.assemble(
             spec=self.spec,
             best=state.best,
@@ -368,6 +378,7 @@ class Run:
             method_diagnostics=self.method.diagnostics(),
             fusions=fusions,
             calibration=calibration,
+            balance=measured,
             run={
                 "wall_time_s": state.elapsed + time.perf_counter() - self.t0,
                 "steps": state.pos.step,

@@ -46,6 +46,11 @@ CASES["mla-project"] = case("mla", project=True)  # the paper's OWM rule on the 
 for _name in ("mla", "igm"):
     CASES[f"{_name}-linear-head"] = case(_name)
     CASES[f"{_name}-linear-head"]["model"]["head_hidden"] = []
+# G-Blending holds out part of the training split: 5% leaves 8 batches an epoch (96 steps)
+CASES["gblending"] = case("gblending", holdout_fraction=0.05)
+CASES["gblending-online"] = case("gblending", mode="online", super_epoch=4, holdout_fraction=0.05)
+# the released schedule re-initialises after epoch 20; this run has 12
+CASES["relearning-reinit"] = case("relearning", reinit_epoch=4)
 
 
 def run_case(spec: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
@@ -94,6 +99,9 @@ def test_the_tolerance_tells_the_methods_apart() -> None:
     """A change as small as switching the gradient modification off moves a stored loss by many
     times the tolerance, so the test above would catch it."""
     stored = json.loads(GOLDEN.read_text())
-    for a, b in (("igm", "alternating"), ("igm", "igm-no-sam"), ("mla-stage", "alternating")):
+    pairs = [("igm", "alternating"), ("igm", "igm-no-sam"), ("mla-stage", "alternating")]
+    pairs += [(m, "joint") for m in ("gblending", "agm", "pmr", "mmpareto", "relearning-reinit")]
+    pairs += [("gblending", "gblending-online"), ("reconboost", "alternating")]
+    for a, b in pairs:
         gap = max(abs(stored[a]["losses"][s] - stored[b]["losses"][s]) for s in stored[a]["losses"])
         assert gap > 20 * LOSS_TOL, (a, b, gap)

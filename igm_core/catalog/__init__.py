@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from igm_core.catalog import baselines as _baselines  # noqa: F401  (registers its methods)
 from igm_core.catalog.datasets import DATASETS, dataset_meta
 from igm_core.catalog.encoders import ENCODERS, default_encoder
 from igm_core.catalog.methods import METHODS, MethodRules, method_rules

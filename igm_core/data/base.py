@@ -75,6 +75,11 @@ class Split:
     def select(self, modalities: list[str]) -> Split:
         return Split({m: self.x[m] for m in modalities}, self.y)
 
+    def subset(self, indices: list[int]) -> Split:
+        """The samples at `indices`, in that order."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return Split({m: t[idx] for m, t in self.x.items()}, self.y[idx])
+
 
 class SampleSource(Protocol):
     """Loads one sample's modalities; `rng` None means evaluation (deterministic transforms)."""
@@ -112,17 +117,21 @@ class DatasetSplit:
     modalities_: list[str] | None = None
     num_workers: int = 0
     pin_memory: bool = True
+    indices: list[int] | None = None  # the source's samples this split holds (default: all)
 
     @property
     def modalities(self) -> list[str]:
         return self.modalities_ or list(self.source.modalities)
 
+    def _index(self) -> list[int]:
+        return self.indices if self.indices is not None else list(range(len(self.source.labels)))
+
     @property
     def y(self) -> torch.Tensor:
-        return torch.as_tensor(self.source.labels, dtype=torch.long)
+        return torch.as_tensor(np.asarray(self.source.labels)[self._index()], dtype=torch.long)
 
     def __len__(self) -> int:
-        return len(self.source.labels)
+        return len(self._index())
 
     def num_batches(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)
@@ -138,7 +147,20 @@ class DatasetSplit:
         return {m: tuple(t.shape[1:]) for m, t in batch.items()}
 
     def select(self, modalities: list[str]) -> DatasetSplit:
-        return DatasetSplit(self.source, list(modalities), self.num_workers, self.pin_memory)
+        return DatasetSplit(
+            self.source, list(modalities), self.num_workers, self.pin_memory, self.indices
+        )
+
+    def subset(self, indices: list[int]) -> DatasetSplit:
+        """The samples at `indices` (positions in this split), in that order."""
+        index = self._index()
+        return DatasetSplit(
+            self.source,
+            self.modalities_,
+            self.num_workers,
+            self.pin_memory,
+            [index[i] for i in indices],
+        )
 
     def batches(
         self,
@@ -151,7 +173,8 @@ class DatasetSplit:
     ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
         names = modalities or self.modalities
         order = torch.randperm(len(self), generator=generator) if generator is not None else None
-        order = order.tolist() if order is not None else list(range(len(self)))
+        index = self._index()
+        order = [index[i] for i in order.tolist()] if order is not None else index
         seed = None if generator is None else int(torch.randint(2**62, (1,), generator=generator))
         order = order[start * batch_size :]
         on_cuda = device is not None and torch.device(device).type == "cuda"
@@ -197,6 +220,23 @@ class DatasetSplit:
             nxt = next(it, None)
             ahead = stage(nxt) if nxt is not None else None
             yield xs, y
+
+
+def hold_out(split: Split | DatasetSplit, fraction: float, seed: int) -> tuple[Any, Any]:
+    """(the rest, the held-out part): `fraction` of the split, stratified by label where every
+    class has two samples or more, chosen by `seed`; both keep the split's order."""
+    from sklearn.model_selection import train_test_split
+
+    y = split.y.numpy()
+    n_held = max(1, round(fraction * len(y)))
+    if n_held >= len(y):
+        raise ValueError(f"cannot hold out {fraction} of a training split of {len(y)} samples")
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 and n_held >= (counts > 0).sum() else None
+    rest, held = train_test_split(
+        np.arange(len(y)), test_size=n_held, stratify=stratify, random_state=seed % 2**32
+    )
+    return split.subset(sorted(rest.tolist())), split.subset(sorted(held.tolist()))
 
 
 @dataclass

@@ -10,12 +10,19 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.nn import functional as F
 
 from igm_core.models import MultimodalModel
+
+if TYPE_CHECKING:
+    from igm_core.data.base import Split
+
+# Training batches per forward in the covariance pass: large forwards keep a GPU busy; on a CPU
+# they only spill the caches (measured slower), so there each batch goes alone.
+TRANSITION_CHUNK = {"cuda": 8, "cpu": 1}
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,13 @@ class Stage:
     index: int
     modalities: tuple[str, ...]  # trained in this stage
     epochs: int
+    # the modalities whose inputs the stage's batches carry, when more than the trained ones
+    # (ReconBoost's boosting stage reads the other modalities' predictions)
+    inputs: tuple[str, ...] = ()
+
+    @property
+    def loaded(self) -> tuple[str, ...]:
+        return self.inputs or self.modalities
 
 
 @dataclass
@@ -31,6 +45,48 @@ class TransitionData:
 
     batches: Callable[[str], Iterable[torch.Tensor]]
     batch_size: int
+
+
+def transition_data(split: Split, batch_size: int, device: torch.device) -> TransitionData:
+    """The training inputs, in order, for the covariance pass between stages."""
+    chunk = batch_size * TRANSITION_CHUNK.get(device.type, 1)
+    return TransitionData(
+        batches=lambda m: (xs[m] for xs, _ in split.batches(chunk, modalities=[m], device=device)),
+        batch_size=batch_size,
+    )
+
+
+def stage_parameters(model: MultimodalModel, stage: Stage) -> list[torch.nn.Parameter]:
+    """The branches of the stage's trained modalities (a shared head once)."""
+    seen: dict[int, torch.nn.Parameter] = {}
+    for m in stage.modalities:
+        for p in model.branch_parameters(m):
+            seen.setdefault(id(p), p)
+    return list(seen.values())
+
+
+@dataclass
+class EpochData:
+    """What a method's epoch hooks may read: never the test split.
+
+    `train` is the split the trainer iterates (less the held-out part, if the method asked for
+    one); `holdout` that part; `seed` is derived from (run seed, stage, epoch), so a hook's own
+    draws (shuffles, clusterings) repeat when a stopped run resumes; `make_optimizer` builds the
+    spec's optimizer, fresh, over the given parameters.
+    """
+
+    train: Any
+    holdout: Any | None
+    val: Any
+    n_classes: int
+    batch_size: int
+    device: torch.device
+    seed: int
+    make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator for this hook's draws (`offset` tells several apart)."""
+        return torch.Generator().manual_seed((self.seed + offset) % (2**63 - 1))
 
 
 @dataclass
@@ -93,6 +149,35 @@ class Method(ABC):
         ctx.stats[f"grad/{m}/encoder_norm"] = grad_norm(list(self.model.encoders[m].parameters()))
         ctx.stats[f"grad/{m}/head_norm"] = grad_norm(list(self.model.head_of(m).parameters()))
         ctx.stats[f"grad/{m}/norm"] = grad_norm(self.model.branch_parameters(m))
+
+    # -- what the trainer hands the method
+    def holdout_fraction(self) -> float:
+        """The share of the training split the trainer holds out for the method (stratified,
+        fixed by the seed): it is never trained on, and reaches the hooks as `data.holdout`."""
+        return 0.0
+
+    def stage_parameters(self, stage: Stage) -> list[torch.nn.Parameter]:
+        """What the stage's optimizer updates: the branches of its trained modalities (a shared
+        head once)."""
+        return stage_parameters(self.model, stage)
+
+    def lr_scale(self, stage: Stage) -> float:
+        """A factor on the spec's learning rate for this stage's optimizer."""
+        return 1.0
+
+    def selectable(self, stage: Stage, epoch: int) -> bool:
+        """May the model after this epoch be selected as the best (on validation)?"""
+        return True
+
+    # -- between epochs: exactly once per epoch, also across a stop and resume
+    def on_epoch_start(self, stage: Stage, epoch: int, data: EpochData) -> dict[str, float]:
+        """Before the epoch's first step (after the stop check, so a stop before it skips it);
+        returns metrics to log."""
+        return {}
+
+    def on_epoch_end(self, stage: Stage, epoch: int, data: EpochData) -> dict[str, float]:
+        """After the epoch's validation, before its checkpoint; may change the model."""
+        return {}
 
     # -- between stages
     def on_stage_start(self, stage: Stage, fresh: bool = True) -> None:  # noqa: B027
