@@ -66,13 +66,40 @@ class IGMClientError(Exception):
         return f"HTTP {self.status_code}: {format_detail(self.detail)}"
 
 
+class _StrictYaml(yaml.SafeLoader):
+    """YAML whose mappings may not name a key twice (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.YAMLError(f"duplicate key {str(key)[:80]!r} (line {line})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key[:80]!r}")
+        out[key] = value
+    return out
+
+
 def read_spec(path: str | Path) -> dict[str, Any]:
-    """A spec file as a mapping: `.json` as JSON, anything else as YAML."""
+    """A spec file as a mapping: `.json` as JSON, anything else as YAML; a key given twice in
+    one mapping is an error (the server refuses it too, but it would never see the lost one)."""
     path = Path(path)
     text = path.read_text()
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        if path.suffix == ".json":
+            data = json.loads(text, object_pairs_hook=_strict_object)
+        else:
+            data = yaml.load(text, Loader=_StrictYaml)  # a SafeLoader subclass
+    except (ValueError, yaml.YAMLError) as err:
         raise ValueError(
             f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}"
         ) from None

@@ -90,3 +90,26 @@ def test_long_keys_are_shortened_in_messages() -> None:
     with pytest.raises(DuplicateKey) as err:
         loads_json(json.dumps({"a": 1}).replace('"a"', f'"{key}": 1, "{key}"'))
     assert len(err.value.loc) == 80 and len(err.value.message) < 200
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("dup.yaml", "name: a\noptimizer:\n  lr: 0.1\n  lr: 0.2\n", "duplicate key 'lr' (line 4)"),
+        ("dup.json", '{"name": "a", "method": {"name": "igm", "name": "joint"}}', "'name'"),
+    ],
+)
+def test_the_client_refuses_duplicate_keys_in_spec_files(
+    tmp_path, name: str, text: str, message: str
+) -> None:
+    # the remote `igm submit` / `igm sweep` read the file on the laptop: a key lost there never
+    # reaches the server's check
+    from igm_client.client import read_spec
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ValueError, match="duplicate key") as err:
+        read_spec(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+    path.write_text(text.replace("lr: 0.2", "momentum: 0.2").replace('"name": "joint"', '"x": 1'))
+    assert read_spec(path)["name"] == "a"
