@@ -124,7 +124,8 @@ function sweepHeader(sweepId, members) {
       el("span", { class: "muted", text: `${sweepId.slice(0, 8)} · ${members.length} on this page · ` +
         members.map((m) => m.status).filter((s, i, a) => a.indexOf(s) === i).join(", ") }), " ",
       el("a", { href: page(`/?sweep=${sweepId}`), text: "all points" }), " · ",
-      el("a", { href: page(`/ui/compare?sweep=${sweepId}`), text: "compare" })));
+      el("a", { href: page(`/ui/compare?sweep=${sweepId}`), text: "compare" }), " · ",
+      el("a", { href: page(`/ui/sweeps/${sweepId}`), text: "plots" })));
   toggle.addEventListener("click", () => {
     const hide = toggle.textContent === "hide";
     toggle.textContent = hide ? "show" : "hide";
