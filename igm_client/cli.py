@@ -143,13 +143,16 @@ def _wait(client: IGMClient, experiment_id: str, *, as_json: bool) -> int:
 
 
 def _ls_columns(page: dict[str, Any]) -> list[str]:
-    """The table's columns: the fixed ones, the swept values and macro-F1 for a sweep's points,
-    the keys asked for with --column, and the error's first line when a row failed."""
+    """The table's columns: with keys asked for (--column), the id, name, status and those keys;
+    otherwise the fixed ones, with the swept values and macro-F1 for a sweep's points. The
+    error's first line when a row failed."""
+    failed = ["error"] if any(exp.get("error_excerpt") for exp in page["data"]) else []
+    if page.get("columns"):
+        return ["id", "name", "status", *page["columns"], *failed]
     swept = any(exp.get("sweep_values") for exp in page["data"])  # a sweep's points: their values
-    failed = any(exp.get("error_excerpt") for exp in page["data"])
     return ["id", "name", *(["swept values"] if swept else []), "method", "dataset", "status",
-            "progress", "test acc", *(["macro-F1"] if swept else []), *page.get("columns", []),
-            "created", *(["error"] if failed else [])]  # fmt: skip
+            "progress", "test acc", *(["macro-F1"] if swept else []), "created",
+            *failed]  # fmt: skip
 
 
 def _value(value: Any) -> str:
@@ -320,7 +323,7 @@ def _add_ls(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPars
     ls.add_argument(
         "--sort",
         help="created_at, name, status, priority, ... or a key such as test.acc; "
-        "'-' for descending",
+        "descending: --sort=-KEY",
     )
     ls.add_argument("--limit", type=int, default=50)
     ls.add_argument("--offset", type=int, default=0)

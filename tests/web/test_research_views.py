@@ -137,6 +137,11 @@ def test_run_table_column_sort_filter_and_csv(lab: Lab, watched: Watched, tmp_pa
     expect(page.locator("#head-row th[data-column]")).to_have_count(3)
     watched.shot(tmp_path / "run-table-filtered.png")
 
+    # the list at / takes the same conditions from its address
+    page.goto(f"{lab.url}/?tag={tag}&match=optimizer.lr%3C0.005")
+    page.wait_for_selector("#experiments[data-ready='1']")
+    expect(page.locator("#page-info")).to_have_text("1–2 of 2")
+
 
 def test_sweep_scatter_draws_one_point_per_finished_experiment(
     lab: Lab, watched: Watched, tmp_path: Path
