@@ -123,17 +123,16 @@ class Key:
     def number(self) -> ColumnElement[Any]:
         """The value where it is a JSON number, else NULL."""
         node = self._node()
-        return case((kind(node).in_(NUMBER_KINDS), node.as_float()), else_=None)
+        # a simple CASE: the type is found once (each look-up parses the JSON on PostgreSQL)
+        return case({k: node.as_float() for k in NUMBER_KINDS}, value=kind(node), else_=None)
 
     def text_value(self) -> ColumnElement[Any]:
         """The value as text where it is a string or a boolean ("true", "false"), else NULL."""
         node = self._node()
-        return case(
-            (kind(node).in_(STRING_KINDS), node.as_string()),
-            (kind(node).in_(("true", "false")), kind(node)),  # SQLite: the type is the text
-            (kind(node) == "boolean", node.as_string()),  # PostgreSQL: #>> gives the text
-            else_=None,
-        )
+        whens: dict[str, Any] = {k: node.as_string() for k in STRING_KINDS}
+        whens.update(true="true", false="false")  # SQLite: the type is the text
+        whens["boolean"] = node.as_string()  # PostgreSQL: #>> gives the text
+        return case(whens, value=kind(node), else_=None)
 
     def order(self, descending: bool) -> list[Any]:
         """ORDER BY clauses: numbers first (in order), then strings and booleans, then none."""

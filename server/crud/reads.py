@@ -98,9 +98,31 @@ def list_experiment_rows(
     """One page of the experiments matching `filters` (a sweep given by its full id) as rows of
     SUMMARY_COLUMNS and the value of each of `columns` (labelled by value_label), in the order
     of `sort` (a SORT_CHOICES key, or a key), and how many match in all."""
-    count = session.scalar(filters.where(select(func.count(Experiment.id)))) or 0
-    q = filters.where(select(*_row_columns(columns))).order_by(*_order(sort), Experiment.id)
-    return list(session.execute(q.limit(limit).offset(offset))), count
+    q = filters.where(select(Experiment.id)).order_by(*_order(sort), Experiment.id)
+    q = q.limit(limit).offset(offset)
+    if filters.match:  # conditions read JSON on every row: count them in the same pass
+        page = session.execute(q.add_columns(func.count().over().label("total"))).all()
+        ids = [row.id for row in page]
+        count = page[0].total if page else _count(session, filters) if offset else 0
+    else:
+        count = _count(session, filters)
+        if not columns:
+            return list(session.execute(q.with_only_columns(*SUMMARY_COLUMNS))), count
+        ids = list(session.scalars(q))
+    if not ids:
+        return [], count
+    # the page's ids first, then the values of their columns: read in one query, the values
+    # would be computed for every matching row before the sort (each parses its JSON document)
+    found = {row.id: row for row in session.execute(_rows_of(ids, columns))}
+    return [found[i] for i in ids if i in found], count
+
+
+def _count(session: Session, filters: ExperimentFilters) -> int:
+    return session.scalar(filters.where(select(func.count(Experiment.id)))) or 0
+
+
+def _rows_of(ids: Sequence[str], columns: Sequence[keys.Key]) -> Any:
+    return select(*_row_columns(columns)).where(Experiment.id.in_(ids))
 
 
 def experiment_row(session: Session, experiment_id: str) -> Row[Any] | None:
@@ -131,7 +153,7 @@ def changed_experiments(
     """For a changes feed: the rows (as list_experiment_rows reads them) matching `filters`
     written at or after `since` (oldest change first, at most `limit`), how many rows match now,
     and the newest updated_at of any row (the next cursor)."""
-    count = session.scalar(filters.where(select(func.count(Experiment.id)))) or 0
+    count = _count(session, filters)
     newest = session.scalar(select(func.max(Experiment.updated_at)))
     if since is None:
         return [], count, newest

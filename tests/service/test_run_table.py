@@ -170,6 +170,10 @@ def test_numeric_conditions_on_json_values(lab, conditions: list[str]) -> None:
     assert {d["id"] for d in page["data"]} == expected and page["count"] == len(expected)
     feed = c.get("/experiments/changes", params={"match": conditions}).json()
     assert feed["count"] == len(expected)  # the feed counts what the list counts
+    for offset, limit in ((0, 1), (1, 2), (len(expected), 5), (1000, 5)):  # pages count all
+        page = listed(c, match=conditions, sort="-test.acc", offset=offset, limit=limit)
+        assert page["count"] == len(expected), (offset, limit)
+        assert len(page["data"]) == max(0, min(limit, len(expected) - offset))
 
 
 def test_text_conditions(lab) -> None:

@@ -167,10 +167,8 @@ async function suggest(rows) {
 // ------------------------------------------------------------------------------ loading
 
 async function refresh() {
-  const [feed, list] = await Promise.all([
-    api("/experiments/changes", { query: { ...filters(), columns: state.columns.join(",") } }),
-    api("/experiments", { query: query() }),
-  ]);
+  // the feed's first answer only gives the cursor to poll from: no filters to count
+  const [feed, list] = await Promise.all([api("/experiments/changes"), api("/experiments", { query: query() })]);
   state.cursor = feed.cursor;
   state.rows = list.data;
   state.count = list.count;
