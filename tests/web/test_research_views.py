@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -147,27 +148,24 @@ def test_sweep_scatter_draws_one_point_per_finished_experiment(
     lab: Lab, watched: Watched, tmp_path: Path
 ) -> None:
     name = f"sw-{uuid.uuid4().hex[:6]}"
-    lrs, seeds = [0.1, 0.01, 0.001], [0, 1]
+    grid = {"optimizer.lr": [0.1, 0.01, 0.001], "optimizer.name": ["sgd", "adam"]}
     base = data.spec(name)
-    points = [{"optimizer.lr": lr, "seed": s} for lr in lrs for s in seeds]
+    points = [{"optimizer.lr": lr, "optimizer.name": o} for lr in grid["optimizer.lr"]
+              for o in grid["optimizer.name"]]  # fmt: skip
     specs = [
-        resolve_spec(
-            {**base, "name": f"{name}-{i}", "optimizer": {"lr": p["optimizer.lr"]}}
-            | {"seed": p["seed"]}
-        )
+        resolve_spec({**base, "name": f"{name}-{i}", "optimizer": {"lr": p["optimizer.lr"],
+                                                                   "name": p["optimizer.name"]}})
         for i, p in enumerate(points)
-    ]
+    ]  # fmt: skip
     with lab.sessions() as s:
         sweep, exps = crud.create_sweep(
-            s, name=name, base_spec=base, grid={"optimizer.lr": lrs, "seed": seeds}, specs=specs,
-            values=points, tags=[], queue=lab.queue, max_attempts=3,
+            s, name=name, base_spec=base, grid=grid, specs=specs, values=points, tags=[],
+            queue=lab.queue, max_attempts=3,
         )  # fmt: skip
         sweep_id, ids = sweep.id, [e.id for e in exps]
-    accs = {}
     for i, eid in enumerate(ids[:4]):  # four finished, one failed, one still queued
         acc = 0.6 + 0.05 * i
         data.finish(lab.sessions, eid, "succeeded", summary=data.summary(acc, acc + 0.1, acc - 0.2))
-        accs[eid] = acc
     data.finish(lab.sessions, ids[4], "failed", error="ValueError: diverged")
 
     page = watched.page
@@ -176,27 +174,34 @@ def test_sweep_scatter_draws_one_point_per_finished_experiment(
     page.click(f"tr.sweep-header[data-sweep='{sweep_id}'] a:text('plots')")
     page.wait_for_selector("body[data-ready='1']")
     assert page.url.startswith(f"{lab.url}/ui/sweeps/{sweep_id}")
-    for figure in ("#scatter-fused", "#scatter-weak"):
-        expect(page.locator(figure)).to_have_attribute("data-points", "4")
-    expect(page.locator("#parallel")).to_have_attribute("data-lines", "4")
-    expect(page.locator("#points tr[data-id]")).to_have_count(4)
-    drawn_ids = page.locator("#points tr[data-id]").evaluate_all("t => t.map(r => r.dataset.id)")
-    assert set(drawn_ids) == set(accs)
+
+    def drawn(points: int, colours: int) -> None:
+        """Every finished experiment a point in both scatters and a line in the parallel
+        coordinates; `colours` legend entries, each colour painted on the fused scatter."""
+        for figure in ("#scatter-fused", "#scatter-weak"):
+            expect(page.locator(figure)).to_have_attribute("data-points", str(points))
+        expect(page.locator("#parallel")).to_have_attribute("data-lines", str(points))
+        expect(page.locator("#legend .legend-item")).to_have_count(colours)
+        swatches = page.locator("#legend .swatch").evaluate_all("s => s.map(x => x.dataset.color)")
+        painted = page.evaluate(PAINTED, swatches)
+        assert all(n > 20 for n in painted.values()), painted
+
+    drawn(4, 2)  # x: the learning rate, coloured by the optimizer (the other swept key)
+    listed = page.locator("#points tr[data-id]").evaluate_all("t => t.map(r => r.dataset.id)")
+    assert sorted(listed) == sorted(ids[:4])
     status = "4 of 6 points finished and drawn; 1 failed"
     expect(page.locator("#sweep-status")).to_contain_text(status)
     expect(page.locator("#weak-modality")).to_have_value("weak")
     assert page.locator("#log-x").is_checked()  # 0.01 .. 0.1 drawn: a decade, a log axis
-    # colour by the seed: one legend entry per seed drawn, each colour's points on the canvas
-    page.fill("#color-key", "seed")
-    page.dispatch_event("#color-key", "change")
-    expect(page.locator("#legend .legend-item")).to_have_count(2)
-    colours = page.locator("#legend .swatch").evaluate_all("s => s.map(x => x.dataset.color)")
-    drawn = page.evaluate(PAINTED, colours)
-    assert all(n > 20 for n in drawn.values()), drawn  # each colour's points are painted
-    assert "color=seed" in page.url
+    assert "x=optimizer.lr&color=optimizer.name" in page.url
     watched.shot(tmp_path / "sweep-plots.png")
+    # text values on the x axis: one place per value, every point still drawn
+    page.select_option("#x-key", "optimizer.name")
+    expect(page).to_have_url(re.compile(r"x=optimizer.name&color=optimizer.name"))
+    drawn(4, 2)
     # colour by a spec key that was not swept (read through the list's columns)
     page.fill("#color-key", "method.name")
     page.dispatch_event("#color-key", "change")
     expect(page.locator("#legend .legend-item")).to_have_text(["igm"])
-    expect(page.locator("#scatter-fused")).to_have_attribute("data-points", "4")
+    drawn(4, 1)
+    watched.shot(tmp_path / "sweep-plots-by-optimizer.png")

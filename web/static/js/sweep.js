@@ -187,6 +187,7 @@ function draw() {
   state.plots = [];
   const scale = colorScale(state.points.map((e) => valueOf(e, state.color)));
   const axis = axisOf(state.points.map((e) => valueOf(e, state.x)), state.log);
+  document.getElementById("log-x").disabled = !axis.numeric;  // categories have no log axis
   legend(scale);
   const fused = drawScatter("scatter-fused", fusedAcc, "fused test acc", scale, axis);
   document.querySelector("#scatter-weak figcaption").textContent =
