@@ -6,10 +6,11 @@ A key is checked against a grammar before any SQL is built: at most MAX_PARTS pa
 digits and `_` (a part of digits only indexes a list), MAX_KEY_LENGTH characters, starting with
 a field of the resolved spec or a part of the run summary. The path reaches the database as a
 bound parameter through SQLAlchemy's JSON path indexing (SQLite's json_extract, PostgreSQL's
-`#>` and `#>>`); only the JSON type test differs between the two (json_type, json_typeof), so
-`kind` compiles to the one each has. A value is a number only where the JSON holds a number
-(never a string that looks like one, never a boolean): numeric comparisons and the numeric part
-of a sort see numbers only, and nothing is ever cast that could fail.
+`#>` and `#>>`); the JSON type test (`kind`: json_type, json_typeof) and the read of a value as
+JSON (`json_value`, which keeps booleans on SQLite) compile to what each database has. A value
+is a number only where the JSON holds a number (never a string that looks like one, never a
+boolean): numeric comparisons and the numeric part of a sort see numbers only, and nothing is
+ever cast that could fail.
 """
 
 from __future__ import annotations
