@@ -5,7 +5,7 @@
 // choices are kept in the page's address (x, color, weak, log).
 
 import { api, el, errorText, page, pct, setLive, showBanner } from "./api.js";
-import { axisOf, colorScale, parallel, scatter, shownValue } from "./sweep_plots.js";
+import { axisOf, colorScale, parallel, scatter, shownValue, wide } from "./sweep_plots.js";
 
 const meta = document.getElementById("sweep-data").dataset;
 const SWEPT = (meta.swept || "").split(" ").filter(Boolean);
@@ -75,9 +75,7 @@ function chooseDefaults() {
   state.modalities = modalities();
   const names = state.modalities.map((m) => m.name);
   state.weak = names.includes(given.get("weak")) ? given.get("weak") : names[0] || "";
-  const xs = state.points.map((e) => valueOf(e, state.x)).filter((v) => typeof v === "number");
-  const wide = xs.length > 1 && Math.min(...xs) > 0 && Math.max(...xs) / Math.min(...xs) >= 10;
-  state.log = given.has("log") ? given.get("log") === "1" : wide;
+  state.log = given.has("log") ? given.get("log") === "1" : wide(state.points.map((e) => valueOf(e, state.x)));
 }
 
 function controls() {
@@ -150,8 +148,12 @@ function drawParallel(scale) {
     { name: "test acc", get: fusedAcc, text: pct },
     { name: `${state.weak || "weak"} acc`, get: weakAcc, text: pct },
   ];
-  const axes = columns.map((c) => ({ name: c.name, text: c.text,
-    axis: axisOf(state.points.map(c.get), state.log && c.name === state.x) }));
+  // the x key's axis as the scatters draw it; the others log-scaled where they span a decade
+  const axes = columns.map((c) => {
+    const values = state.points.map(c.get);
+    const log = c.name === state.x ? state.log : !c.text && wide(values);
+    return { name: c.name, text: c.text, axis: axisOf(values, log) };
+  });
   const lines = state.points.map((e) => ({ values: columns.map((c) => c.get(e)),
     color: scale.groups[scale.group(valueOf(e, state.color))].color }));
   const figure = document.getElementById("parallel");

@@ -68,6 +68,12 @@ export function colorScale(values) {
   return { groups: [...groups, NONE], group };
 }
 
+// Whether numbers are all positive and span a decade or more (a log axis shows them best).
+export function wide(values) {
+  const xs = values.filter((v) => typeof v === "number");
+  return xs.length > 1 && Math.min(...xs) > 0 && Math.max(...xs) / Math.min(...xs) >= 10;
+}
+
 // An axis for the values of one key: numbers (log-scaled when asked) or categories at 0..n-1.
 export function axisOf(values, log) {
   const cats = categories(values);
@@ -173,7 +179,9 @@ export function parallel(box, { axes, lines }) {
       c.moveTo(x, u.valToPos(0, "y", true));
       c.lineTo(x, u.valToPos(1, "y", true));
       c.stroke();
-      const ticks = axis.numeric ? [axis.cats[0], axis.cats[axis.cats.length - 1]] : axis.cats;
+      // a grid's few values each; the ends of a range or of a metric (`text` formats one)
+      const ends = axis.numeric && (axis.cats.length > 6 || text);
+      const ticks = ends ? [axis.cats[0], axis.cats[axis.cats.length - 1]] : axis.cats;
       for (const v of ticks.slice(0, 12)) {
         const y = norms[i](v);
         if (y !== null) c.fillText((text || shownValue)(v), x - 4 * dpr, u.valToPos(y, "y", true) + 4 * dpr);
