@@ -11,8 +11,13 @@ Prints, each as the median (and max) of --rounds page loads:
    written with log_batch; charts ask for 1,000 points per line;
 3. the delay from a metric logged by a worker's tracker (igm_core's MlflowTracker, as the worker
    uses it) to its point on the open chart of a running experiment;
-4. the compare page with 20 runs (4 methods x 5 seeds) drawn: final metrics, bands of 4 keys.
-Targets: 1 s, 2 s, 3 s and 2 s. With --screenshots, saves a PNG of each page there.
+4. the compare page with 20 runs (4 methods x 5 seeds) drawn: final metrics, bands of 4 keys;
+5. the run table (/ui/table) over the same 10,000 experiments with 5 chosen columns (spec values
+   and result metrics read from the JSON columns), sorted by test accuracy, usable (its first 50
+   rows drawn); again with two numeric conditions on JSON values; and GET /experiments with the
+   same query alone.
+Targets: 1 s, 2 s, 3 s, 2 s and 1 s. With --screenshots, saves a PNG of each page there.
+`--only table` prepares the 10,000 rows only and measures the run table (no MLflow runs).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import psycopg
 from sqlalchemy import insert
@@ -62,6 +68,10 @@ PER_STEP_KEYS = [
     "ogm/visual/coeff",
 ]
 VAL_KEYS = ["val/fused/acc", "val/audio/acc", "val/visual/acc"]
+LRS = (0.1, 0.03, 0.01, 0.003, 0.001)
+TABLE_KEYS = "test.acc,test.modality_acc.visual,optimizer.lr,seed,run.wall_time_s"
+TABLE_QUERY = f"columns={TABLE_KEYS}&sort=-test.acc"
+TABLE_MATCH = "&match=test.acc%3E%3D0.8&match=optimizer.lr%3C0.05"
 WORKER = "bench@dashboard"
 
 
@@ -97,11 +107,19 @@ def summary(rng: np.random.Generator, level: float) -> dict[str, Any]:
 def seed_rows(settings: Settings, n: int) -> None:
     """n experiments of every status, methods and tags mixed, in one bulk insert."""
     rng = np.random.default_rng(0)
-    specs = {m: resolve_spec(spec(f"{m}-run", m)) for m in ("igm", "mla", "joint", "ogm_ge")}
+    methods = ("igm", "mla", "joint", "ogm_ge")
+    # 4 methods x 5 learning rates x 5 seeds, so that the run table's columns differ
+    specs = {
+        (m, lr, seed): resolve_spec({**spec(f"{m}-run", m, seed), "optimizer": {"lr": lr}})
+        for m in methods
+        for lr in LRS
+        for seed in range(5)
+    }
     statuses = ["succeeded"] * 6 + ["failed", "cancelled", "queued", "running"]
     rows, tags = [], []
     for i in range(n):
-        method = list(specs)[i % 4]
+        method = methods[i % 4]
+        resolved = specs[(method, LRS[i // 4 % len(LRS)], i // 20 % 5)]
         status = statuses[i % len(statuses)]
         eid = uuid.uuid4().hex
         progress = {
@@ -122,8 +140,8 @@ def seed_rows(settings: Settings, n: int) -> None:
                 "name": f"{method}-run-{i}",
                 "method": method,
                 "dataset": "synthetic",
-                "spec": specs[method].to_dict(),
-                "spec_hash": specs[method].hash(),
+                "spec": resolved.to_dict(),
+                "spec_hash": resolved.hash(),
                 "status": status,
                 "priority": 5,
                 "queue": "cpu",
@@ -261,7 +279,40 @@ READY = {
     "experiments": "#experiments[data-ready='1']",
     "experiment": "#charts[data-ready='1']",
     "compare": "body[data-ready='1']",
+    "table": "#run-table[data-ready='1']",
 }
+
+
+def api_times(url: str, rounds: int) -> list[float]:
+    """GET `url` alone (the JSON the run table reads), `rounds` times."""
+    times = []
+    with httpx.Client(timeout=60) as client:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            client.get(url).raise_for_status()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def measure_table(page: Any, base: str, rounds: int) -> list[str]:
+    """The run table's figures: the page usable, with conditions, and its JSON alone."""
+    url = f"{base}/ui/table?{TABLE_QUERY}"
+    page_s = timed(page, url, READY["table"], rounds)
+    match_s = timed(page, url + TABLE_MATCH, READY["table"], rounds)
+    shown = page.locator("#rows tr[data-id]").count()
+    json_s = api_times(f"{base}/experiments?{TABLE_QUERY}&limit=50", rounds)
+    json_match_s = api_times(f"{base}/experiments?{TABLE_QUERY}{TABLE_MATCH}&limit=50", rounds)
+    what = (
+        "run table usable, 10,000 experiments, 5 chosen columns, sorted by test.acc",
+        "  the same with 2 numeric conditions (test.acc>=0.8, optimizer.lr<0.05)",
+        "  GET /experiments with the same 5 columns and sort, 50 rows (JSON only)",
+        "  the same with the 2 conditions (JSON only)",
+    )
+    times = (page_s, match_s, json_s, json_match_s)
+    return [
+        *(line(w, t, 1.0) for w, t in zip(what, times, strict=True)),
+        f"  (rows drawn with the conditions: {shown})",
+    ]
 
 
 def prepare(settings: Settings) -> tuple[str, str, str]:
@@ -323,6 +374,8 @@ def measure(
         last = int(page.get_attribute(".chart-panel[data-panel='train/loss']", "data-last-step"))
         delays = live_delay(page, settings, big[1], last, max(8, 2 * n))
         compare_s = timed(page, urls["compare"], READY["compare"], n)
+        table = measure_table(page, base, n)
+        urls["table"] = f"{base}/ui/table?{TABLE_QUERY}"
         if args.screenshots:
             args.screenshots.mkdir(parents=True, exist_ok=True)
             urls["experiments"] += "?tag=batch-1"  # every status, running ones with progress
@@ -357,8 +410,28 @@ def measure(
         ),
         line("metric logged by a worker -> its point on the open chart", delays, 3.0),
         line("compare page, 20 runs (4 methods x 5 seeds) drawn", compare_s, 2.0),
+        *table,
         f"console errors: {len(errors)}" + (f" {errors[:3]}" if errors else ""),
     ]
+
+
+def measure_only_table(base: str, args: Any) -> list[str]:
+    """--only table: the run table's figures alone, in one browser."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        results = measure_table(page, base, args.rounds)
+        if args.screenshots:
+            args.screenshots.mkdir(parents=True, exist_ok=True)
+            page.goto(f"{base}/ui/table?{TABLE_QUERY}")
+            page.wait_for_selector(READY["table"], timeout=60_000)
+            page.screenshot(path=str(args.screenshots / "dashboard-table.png"))
+        browser.close()
+    return [*results, f"console errors: {len(errors)}" + (f" {errors[:3]}" if errors else "")]
 
 
 def main() -> None:
@@ -367,6 +440,9 @@ def main() -> None:
     parser.add_argument("--screenshots", type=Path, default=None)
     parser.add_argument(
         "--store", type=Path, default=None, help="keep the MLflow store here and reuse it"
+    )
+    parser.add_argument(
+        "--only", choices=("all", "table"), default="all", help="table: the run table alone"
     )
     args = parser.parse_args()
     name = f"igm_dash_{uuid.uuid4().hex[:8]}"
@@ -379,7 +455,12 @@ def main() -> None:
     settings = Settings(data_dir=store, database_url=db)
     proc: subprocess.Popen | None = None
     try:
-        big = prepare(settings)
+        start_load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        if args.only == "table":
+            migrations.upgrade(settings.resolved_database_url())
+            seed_rows(settings, 10_000)
+        else:
+            big = prepare(settings)
         port = free_port()
         proc = serve(settings, port)
 
@@ -389,12 +470,16 @@ def main() -> None:
             proc.wait(10)
             proc = serve(settings, port)
 
-        results = measure(settings, f"http://127.0.0.1:{port}", big, args, restart)
+        base = f"http://127.0.0.1:{port}"
+        if args.only == "table":
+            results = measure_only_table(base, args)
+        else:
+            results = measure(settings, base, big, args, restart)
         load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
         print(
             f"\nChromium {CHROMIUM}, one page at a time, API in its own uvicorn process; "
-            f"{args.rounds} rounds each; load average after (1/5/15 min, 2 cores): {load}\n"
-            + "\n".join(results)
+            f"{args.rounds} rounds each; {os.cpu_count()} cores; load average (1/5/15 min) "
+            f"before: {start_load}, after: {load}\n" + "\n".join(results)
         )
     finally:
         if proc is not None:

@@ -142,20 +142,41 @@ def _wait(client: IGMClient, experiment_id: str, *, as_json: bool) -> int:
     return report_finished(final)
 
 
+def _ls_columns(page: dict[str, Any]) -> list[str]:
+    """The table's columns: with keys asked for (--column), the id, name, status and those keys;
+    otherwise the fixed ones, with the swept values and macro-F1 for a sweep's points. The
+    error's first line when a row failed."""
+    failed = ["error"] if any(exp.get("error_excerpt") for exp in page["data"]) else []
+    if page.get("columns"):
+        return ["id", "name", "status", *page["columns"], *failed]
+    swept = any(exp.get("sweep_values") for exp in page["data"])  # a sweep's points: their values
+    return ["id", "name", *(["swept values"] if swept else []), "method", "dataset", "status",
+            "progress", "test acc", *(["macro-F1"] if swept else []), "created",
+            *failed]  # fmt: skip
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return "-" if value is None else str(value)
+    if isinstance(value, int | float):
+        return f"{value:.4g}"
+    return json.dumps(value)
+
+
 def cmd_ls(client: IGMClient, args: argparse.Namespace) -> int:
     filters = {name: getattr(args, name) for name in FILTERS}
-    page = client.list(sort=args.sort, limit=args.limit, offset=args.offset, **filters)
+    page = client.list(
+        sort=args.sort, limit=args.limit, offset=args.offset, columns=args.column or (), **filters
+    )
     if args.json:
         out_console.print_json(json.dumps(page))
         return 0
-    swept = any(exp.get("sweep_values") for exp in page["data"])  # a sweep's points: their values
-    columns = ["id", "name", *(["swept values"] if swept else []), "method", "dataset", "status",
-               "progress", "test acc", *(["macro-F1"] if swept else []), "created"]  # fmt: skip
+    columns = _ls_columns(page)
     table = Table()
     for col in columns:
-        numeric = col in ("progress", "test acc", "macro-F1")
+        numeric = col in ("progress", "test acc", "macro-F1", *page.get("columns", []))
         table.add_column(col, justify="right" if numeric else "left",
-                         no_wrap=col not in ("name", "swept values"))  # fmt: skip
+                         no_wrap=col not in ("name", "swept values", "error"))  # fmt: skip
     for exp in page["data"]:
         fraction = (exp.get("progress") or {}).get("fraction")
         fraction = 1.0 if exp.get("status") == "succeeded" else fraction
@@ -166,7 +187,8 @@ def cmd_ls(client: IGMClient, args: argparse.Namespace) -> int:
             "status": styled(exp.get("status")),
             "progress": "-" if fraction is None else f"{100 * fraction:.0f}%",
             "test acc": number(test.get("acc")), "macro-F1": number(test.get("macro_f1")),
-            "created": when(exp.get("created_at")),
+            "created": when(exp.get("created_at")), "error": exp.get("error_excerpt") or "",
+            **{key: _value(v) for key, v in (exp.get("values") or {}).items()},
         }  # fmt: skip
         table.add_row(*(cells[col] for col in columns))
     print_table(table)
@@ -275,14 +297,34 @@ def _add_sweep(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 # how `igm ls` shows a filter's option, where it says more than --NAME NAME
-FILTER_OPTIONS = {"q": {"metavar": "TEXT", "help": "name contains TEXT"}}
+FILTER_OPTIONS: dict[str, dict[str, Any]] = {
+    "q": {"metavar": "TEXT", "help": "name contains TEXT"},
+    "match": {
+        "action": "append",
+        "metavar": "COND",
+        "help": "KEY OP VALUE on a spec value or result metric, OP one of = != < <= > >= "
+        "(repeatable): 'test.acc>=0.8', 'optimizer.lr<0.01', 'method.name=igm'",
+    },
+}
 
 
 def _add_ls(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     ls = sub.add_parser("ls", parents=parents, help="list experiments")
     for name in FILTERS:  # the server's filters (igm_client.client.FILTERS)
         ls.add_argument(f"--{name}", **FILTER_OPTIONS.get(name, {}))
-    ls.add_argument("--sort", help="created_at, name, status, priority, ...; '-' for descending")
+    ls.add_argument(
+        "--column",
+        "-c",
+        action="append",
+        metavar="KEY",
+        help="show a spec value or result metric (repeatable, or comma-separated): "
+        "optimizer.lr, method.params.tau, test.acc, test.modality_acc.weak, ...",
+    )
+    ls.add_argument(
+        "--sort",
+        help="created_at, name, status, priority, ... or a key such as test.acc; "
+        "descending: --sort=-KEY",
+    )
     ls.add_argument("--limit", type=int, default=50)
     ls.add_argument("--offset", type=int, default=0)
     ls.set_defaults(func=cmd_ls)

@@ -24,8 +24,9 @@ from igm_client.config import DEFAULT_URL
 __all__ = ["DEFAULT_URL", "FILTERS", "FINISHED", "IGMClient", "IGMClientError", "read_spec"]
 FINISHED = ("succeeded", "failed", "cancelled")
 # the filters of a list of experiments: the fields of the server's ExperimentFilters (server/
-# filters.py), which this package cannot import; tests/test_filters.py keeps them equal
-FILTERS = ("status", "method", "dataset", "tag", "q", "sweep")
+# filters.py), which this package cannot import; tests/test_filters.py keeps them equal. `match`
+# takes several conditions (a list), the others one value each.
+FILTERS = ("status", "method", "dataset", "tag", "q", "sweep", "match")
 
 
 def _format_loc(loc: Any) -> str:
@@ -245,12 +246,18 @@ class IGMClient:
         sort: str | None = None,
         limit: int = 50,
         offset: int = 0,
-        **filters: str | None,
+        columns: list[str] | tuple[str, ...] = (),
+        **filters: str | list[str] | None,
     ) -> dict[str, Any]:
-        """A page of experiments, {"data": [...], "count": total matching the filters}; the
-        filters are FILTERS (status, method, dataset, tag, q: text in the name, sweep: an id
-        or a unique prefix), each an exact match, all of them at once."""
-        params = _params(**_filters(filters), sort=sort, limit=limit, offset=offset)
+        """A page of experiments, {"data": [...], "count": total matching the filters,
+        "columns": [...]}; the filters are FILTERS (status, method, dataset, tag, q: text in the
+        name, sweep: an id or a unique prefix, match: conditions such as "test.acc>=0.8" or
+        "optimizer.lr<0.01"), all of them at once. `columns` are spec or result keys
+        ("optimizer.lr", "test.modality_acc.weak"): each item's "values" holds their values.
+        `sort` is a field or such a key, "-" first for descending."""
+        params = _params(
+            **_filters(filters), columns=list(columns), sort=sort, limit=limit, offset=offset
+        )
         return self._json("GET", "/experiments", params=params)
 
     def get(self, experiment_id: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ sorted. The routes still declare their response models: they are the documentati
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -18,7 +19,12 @@ from fastapi import Response
 from sqlalchemy.orm import Session
 
 from server import crud
-from server.schemas import TRACEBACK_TAIL, ExperimentPublic, ExperimentSummaryPublic
+from server.schemas import (
+    TRACEBACK_TAIL,
+    ExperimentPublic,
+    ExperimentSummaryPublic,
+    error_excerpt,
+)
 
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 SUMMARY_FIELDS = tuple(ExperimentSummaryPublic.model_fields)
@@ -32,6 +38,8 @@ def _public(name: str, value: Any) -> Any:
         return sorted(value.split(",")) if value else []
     if name == "traceback_tail":
         return value[-TRACEBACK_TAIL:] if value else None
+    if name == "error_excerpt":
+        return error_excerpt(value)
     return value
 
 
@@ -39,6 +47,14 @@ def summary_dict(row: Any) -> dict[str, Any]:
     """A row of crud.SUMMARY_COLUMNS as ExperimentSummaryPublic's fields, in their order."""
     m = row._mapping
     return {name: _public(name, m[name]) for name in SUMMARY_FIELDS}
+
+
+def row_dict(row: Any, columns: Sequence[str] = ()) -> dict[str, Any]:
+    """A list item (ExperimentRowPublic): a row of crud.list_experiment_rows, read with the keys
+    `columns`, as the summary's fields and the value at each key."""
+    m = row._mapping
+    values = {key: m[crud.value_label(i)] for i, key in enumerate(columns)}
+    return {**summary_dict(row), "values": values}
 
 
 def detail_dict(row: Any, twins: list[str]) -> dict[str, Any]:

@@ -4,8 +4,10 @@ feed, the page at `/`), and the one place they become SQL.
 A new filter is a field of ExperimentFilters (its bounds and description: the API schema), a
 check if its values are a closed set, and a clause in `where`. The dashboard renders the field
 names into its filter form (data-filters); igm_client.FILTERS must equal them (a test says so).
-Request models of the routes extend ExperimentFilters with what else they take (a sort and a
-page, a cursor), so FastAPI reads each as one query-parameter model.
+`match` holds conditions on any spec value or result metric (server.keys: `test.acc>=0.8`).
+ExperimentView adds the columns a list shows (spec values and metrics by key); request models of
+the routes extend it with what else they take (a sort and a page, a cursor), so FastAPI reads
+each as one query-parameter model.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from server import ids
+from server import ids, keys
 from server.models import STATUSES, Experiment, ExperimentTag, Sweep
 
 
@@ -51,6 +53,77 @@ Name = text(64)
 Words = text(128)
 Status = text(None, choice("status", STATUSES))
 SWEEP_HELP = "a sweep id, or a unique prefix of one"
+MAX_CONDITIONS = 20
+MAX_COLUMNS = 20
+MATCH_HELP = (
+    "repeatable: KEY OP VALUE, OP one of = != < <= > >=, on " + keys.KEY_HELP + "; a number "
+    "compares numerically (optimizer.lr<0.01, test.acc>=0.8), text by = and != "
+    "(method.name=igm); experiments without the key never match"
+)
+COLUMNS_HELP = (
+    f"repeatable or comma-separated, at most {MAX_COLUMNS}: each item's `values` gets the value "
+    "of each key, " + keys.KEY_HELP
+)
+
+
+def _condition(text: str) -> str:
+    keys.parse_condition(text)
+    return text
+
+
+def _conditions(given: list[str] | None) -> list[str] | None:
+    if given is not None and len(given) > MAX_CONDITIONS:
+        raise PydanticCustomError("too_many", f"at most {MAX_CONDITIONS} conditions")
+    return given or None
+
+
+def _columns(given: list[str] | None) -> list[str] | None:
+    """`columns=a,b&columns=c` as [a, b, c], each a checked key, without repeats."""
+    wanted = [k.strip() for item in given or [] for k in item.split(",") if k.strip()]
+    wanted = list(dict.fromkeys(wanted))
+    if len(wanted) > MAX_COLUMNS:
+        raise PydanticCustomError("too_many", f"at most {MAX_COLUMNS} columns")
+    for key in wanted:
+        keys.parse_key(key)
+    return wanted or None
+
+
+Conditions = Annotated[
+    list[
+        Annotated[
+            str,
+            Field(max_length=keys.MAX_KEY_LENGTH + keys.MAX_VALUE_LENGTH + 8),
+            AfterValidator(no_nul),
+            AfterValidator(_condition),
+        ]
+    ]
+    | None,
+    AfterValidator(_conditions),
+]
+Columns = Annotated[
+    list[Annotated[str, Field(max_length=4096), AfterValidator(no_nul)]] | None,
+    AfterValidator(_columns),
+]
+
+
+def sort_check(choices: tuple[str, ...]) -> AfterValidator:
+    """A check that a sort is one of `choices` or a key ('-' first: descending)."""
+
+    def check(value: str) -> str:
+        if value in choices:
+            return value
+        try:
+            keys.parse_key(value.removeprefix("-"))
+        except PydanticCustomError as err:
+            names = ", ".join(c for c in choices if not c.startswith("-"))
+            raise PydanticCustomError(
+                "sort",
+                f"unknown sort {value[:80]!r}; choose one of: {names}, or a spec or result key "
+                f"('-' first for descending): {err.message()}",
+            ) from None
+        return value
+
+    return AfterValidator(check)
 
 
 class ExperimentFilters(BaseModel):
@@ -62,6 +135,7 @@ class ExperimentFilters(BaseModel):
     tag: Name = None
     q: Annotated[Words, Field(description="text in the name")] = None
     sweep: Annotated[Name, Field(description=SWEEP_HELP)] = None
+    match: Annotated[Conditions, Field(description=MATCH_HELP)] = None
 
     def filters(self) -> ExperimentFilters:
         """Only the filters, without what a subclass adds."""
@@ -90,7 +164,18 @@ class ExperimentFilters(BaseModel):
         if self.tag:
             tagged = select(ExperimentTag.experiment_id).where(ExperimentTag.tag == self.tag)
             q = q.where(Experiment.id.in_(tagged))
+        for text in self.match or []:
+            q = q.where(keys.parse_condition(text).clause())
         return q
 
 
 FILTER_NAMES = tuple(ExperimentFilters.model_fields)
+
+
+class ExperimentView(ExperimentFilters):
+    """The filters and the columns a list shows: spec values and result metrics by key."""
+
+    columns: Annotated[Columns, Field(description=COLUMNS_HELP)] = None
+
+    def column_keys(self) -> list[keys.Key]:
+        return [keys.parse_key(k) for k in self.columns or []]

@@ -17,9 +17,18 @@ from igm_core.sweep import Grid, RandomSearch
 TAG_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 MAX_TAGS = 20
 TRACEBACK_TAIL = 4000
+ERROR_EXCERPT = 200
 
 Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
 Priority = Annotated[int, Field(ge=0, le=9, description="0..9; higher runs first")]
+
+
+def error_excerpt(error: str | None) -> str | None:
+    """The first line of an error that has text, cut to ERROR_EXCERPT characters."""
+    line = next((ln.strip() for ln in (error or "").splitlines() if ln.strip()), None)
+    if line is None or len(line) <= ERROR_EXCERPT:
+        return line
+    return line[: ERROR_EXCERPT - 1] + "…"
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -58,6 +67,9 @@ class ExperimentSummaryPublic(BaseModel):
         "total_steps, fraction, eta_s (seconds left), val_acc, ..."
     )
     summary: dict[str, Any] | None = Field(description=run_summary.DESCRIPTION)
+    error_excerpt: str | None = Field(
+        None, description=f"the error's first line (at most {ERROR_EXCERPT} characters)"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -85,9 +97,22 @@ class ExperimentCreated(ExperimentPublic):
     warning: str | None = Field(None, description="set when the task could not be enqueued")
 
 
+class ExperimentRowPublic(ExperimentSummaryPublic):
+    """A list item with the columns asked for."""
+
+    values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the value at each key of `columns`: a spec value or a result metric as "
+        "JSON (null where the experiment has none)",
+    )
+
+
 class ExperimentsPublic(BaseModel):
-    data: list[ExperimentSummaryPublic]
+    data: list[ExperimentRowPublic]
     count: int = Field(description="matching experiments in all, before limit and offset")
+    columns: list[str] = Field(
+        default_factory=list, description="the keys of `columns`, in order, without repeats"
+    )
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -194,7 +219,7 @@ class ChangesPublic(BaseModel):
 
     cursor: str = Field(description="pass it back as `since`: the newest change seen")
     count: int = Field(description="experiments matching the filters now (deletions lower it)")
-    data: list[ExperimentSummaryPublic] = Field(
+    data: list[ExperimentRowPublic] = Field(
         description="matching experiments written since the cursor (minus a few seconds of "
         "overlap, so a write committed late is never missed), oldest change first"
     )

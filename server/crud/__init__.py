@@ -20,6 +20,7 @@ from server.crud.reads import (
     list_experiment_rows,
     twins,
     twins_of,
+    value_label,
 )
 from server.crud.worker import (
     claim,
@@ -59,4 +60,5 @@ __all__ = [
     "touch",
     "twins",
     "twins_of",
+    "value_label",
 ]

@@ -4,7 +4,9 @@ experiment, an experiment's twins.
 The hot reads fetch plain columns, tags in the same query, and server.fastjson writes the JSON:
 no ORM objects, no pydantic per row. The columns are those of the public models' fields
 (server.schemas: ExperimentSummaryPublic for a list item, ExperimentPublic for one experiment),
-each read from the model's column of the same name, so a field added there is read here.
+each read from the model's column of the same name, so a field added there is read here. A
+list's chosen columns (server.keys: spec values and metrics by key) are read beside them, and a
+list can be sorted by a key.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
+from server import keys
 from server.filters import ExperimentFilters
 from server.models import Experiment, ExperimentTag
 from server.schemas import ExperimentPublic, ExperimentSummaryPublic
@@ -41,7 +44,12 @@ _TAGS = (
     .label("tags")
 )
 # fields whose value is not the column of the same name (twins come from twins())
-_EXPRESSIONS = {"tags": _TAGS, "traceback_tail": Experiment.traceback.label("traceback_tail")}
+_EXPRESSIONS = {
+    "tags": _TAGS,
+    "traceback_tail": Experiment.traceback.label("traceback_tail"),
+    # the excerpt is its first line (server.fastjson): no error's first line is longer
+    "error_excerpt": func.substr(Experiment.error, 1, 2000).label("error_excerpt"),
+}
 _SUMMARY = tuple(ExperimentSummaryPublic.model_fields)
 _DETAIL = tuple(n for n in ExperimentPublic.model_fields if n not in _SUMMARY and n != "twins")
 
@@ -59,6 +67,25 @@ def get_experiment(session: Session, experiment_id: str) -> Experiment | None:
     return session.get(Experiment, experiment_id)
 
 
+def value_label(i: int) -> str:
+    """The label of the i-th chosen column's value in a row (server.fastjson reads it)."""
+    return f"_value_{i}"
+
+
+def _row_columns(columns: Sequence[keys.Key]) -> tuple[Any, ...]:
+    values = (key.value().label(value_label(i)) for i, key in enumerate(columns))
+    return (*SUMMARY_COLUMNS, *values)
+
+
+def _order(sort: str) -> list[Any]:
+    """ORDER BY clauses of a sort: a SORT_CHOICES key or a key of server.keys, '-' first for
+    descending (keys: experiments without a value last either way)."""
+    descending, name = sort.startswith("-"), sort.removeprefix("-")
+    if name in SORTS:
+        return [SORTS[name].desc() if descending else SORTS[name].asc()]
+    return keys.parse_key(name).order(descending)
+
+
 def list_experiment_rows(
     session: Session,
     *,
@@ -66,14 +93,36 @@ def list_experiment_rows(
     sort: str = "-created_at",
     limit: int = 50,
     offset: int = 0,
+    columns: Sequence[keys.Key] = (),
 ) -> tuple[list[Row[Any]], int]:
     """One page of the experiments matching `filters` (a sweep given by its full id) as rows of
-    SUMMARY_COLUMNS in the order of `sort` (a SORT_CHOICES key), and how many match in all."""
-    count = session.scalar(filters.where(select(func.count(Experiment.id)))) or 0
-    column = SORTS[sort.lstrip("-")]
-    order = column.desc() if sort.startswith("-") else column.asc()
-    q = filters.where(select(*SUMMARY_COLUMNS)).order_by(order, Experiment.id)
-    return list(session.execute(q.limit(limit).offset(offset))), count
+    SUMMARY_COLUMNS and the value of each of `columns` (labelled by value_label), in the order
+    of `sort` (a SORT_CHOICES key, or a key), and how many match in all."""
+    q = filters.where(select(Experiment.id)).order_by(*_order(sort), Experiment.id)
+    q = q.limit(limit).offset(offset)
+    if filters.match:  # conditions read JSON on every row: count them in the same pass
+        page = session.execute(q.add_columns(func.count().over().label("total"))).all()
+        ids = [row.id for row in page]
+        count = page[0].total if page else _count(session, filters) if offset else 0
+    else:
+        count = _count(session, filters)
+        if not columns:
+            return list(session.execute(q.with_only_columns(*SUMMARY_COLUMNS))), count
+        ids = list(session.scalars(q))
+    if not ids:
+        return [], count
+    # the page's ids first, then the values of their columns: read in one query, the values
+    # would be computed for every matching row before the sort (each parses its JSON document)
+    found = {row.id: row for row in session.execute(_rows_of(ids, columns))}
+    return [found[i] for i in ids if i in found], count
+
+
+def _count(session: Session, filters: ExperimentFilters) -> int:
+    return session.scalar(filters.where(select(func.count(Experiment.id)))) or 0
+
+
+def _rows_of(ids: Sequence[str], columns: Sequence[keys.Key]) -> Any:
+    return select(*_row_columns(columns)).where(Experiment.id.in_(ids))
 
 
 def experiment_row(session: Session, experiment_id: str) -> Row[Any] | None:
@@ -94,16 +143,21 @@ def experiment_rows(session: Session, experiment_ids: Sequence[str]) -> list[Row
 
 
 def changed_experiments(
-    session: Session, *, filters: ExperimentFilters, since: datetime | None, limit: int
+    session: Session,
+    *,
+    filters: ExperimentFilters,
+    since: datetime | None,
+    limit: int,
+    columns: Sequence[keys.Key] = (),
 ) -> tuple[list[Row[Any]], int, datetime | None]:
-    """For a changes feed: the rows (of SUMMARY_COLUMNS) matching `filters` written at or after
-    `since` (oldest change first, at most `limit`), how many rows match now, and the newest
-    updated_at of any row (the next cursor)."""
-    count = session.scalar(filters.where(select(func.count(Experiment.id)))) or 0
+    """For a changes feed: the rows (as list_experiment_rows reads them) matching `filters`
+    written at or after `since` (oldest change first, at most `limit`), how many rows match now,
+    and the newest updated_at of any row (the next cursor)."""
+    count = _count(session, filters)
     newest = session.scalar(select(func.max(Experiment.updated_at)))
     if since is None:
         return [], count, newest
-    q = filters.where(select(*SUMMARY_COLUMNS).where(Experiment.updated_at >= since))
+    q = filters.where(select(*_row_columns(columns)).where(Experiment.updated_at >= since))
     q = q.order_by(Experiment.updated_at, Experiment.id).limit(limit)
     return list(session.execute(q)), count, newest
 

@@ -25,7 +25,7 @@ from server.deps import (
     resolve_experiment_id,
     resolved,
 )
-from server.filters import ExperimentFilters, choice
+from server.filters import ExperimentView, sort_check
 from server.inputs import (
     JSON_TYPES,
     YAML_TYPES,
@@ -108,13 +108,17 @@ def experiment_response(
 # ----------------------------------------------------------------------------- read
 
 
-class ListQuery(ExperimentFilters):
-    """GET /experiments: the filters, a sort and a page."""
+SORT_HELP = (
+    f"'-' first for descending: {', '.join(crud.SORTS)}, or a spec or result key (test.acc, "
+    "optimizer.lr; experiments without a value come last either way)"
+)
+
+
+class ListQuery(ExperimentView):
+    """GET /experiments: the filters, the columns, a sort and a page."""
 
     sort: Annotated[
-        str,
-        choice("sort", crud.SORT_CHOICES),
-        Field(description=f"a sort key, '-' first for descending: {', '.join(crud.SORTS)}"),
+        str, Field(max_length=256, description=SORT_HELP), sort_check(crud.SORT_CHOICES)
     ] = "-created_at"
     limit: Annotated[int, Field(ge=1, le=500)] = 50
     offset: Annotated[int, Field(ge=0, le=10**9)] = 0
@@ -122,16 +126,19 @@ class ListQuery(ExperimentFilters):
 
 @router.get("", response_model=ExperimentsPublic)
 def list_experiments(session: SessionDep, query: Annotated[ListQuery, Query()]) -> Response:
-    """Experiments matching every filter given, one page of them, and how many match in all."""
+    """Experiments matching every filter given, one page of them with the value of each column
+    asked for, and how many match in all."""
     rows, count = crud.list_experiment_rows(
         session,
         filters=resolved(session, query),
         sort=query.sort,
         limit=query.limit,
         offset=query.offset,
+        columns=query.column_keys(),
     )
-    page = {"data": [fastjson.summary_dict(r) for r in rows], "count": count}
-    return fastjson.response(page)
+    columns = query.columns or []
+    page = {"data": [fastjson.row_dict(r, columns) for r in rows], "count": count}
+    return fastjson.response({**page, "columns": columns})
 
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from server import crud, fastjson, timeline
 from server.deps import ExperimentRowDep, MlflowDep, SessionDep, SettingsDep, resolved
-from server.filters import ExperimentFilters, Name
+from server.filters import ExperimentView, Name
 from server.inputs import unprocessable
 from server.schemas import ChangesPublic, TimelinePublic
 
@@ -47,8 +47,9 @@ def _parse_cursor(since: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class ChangesQuery(ExperimentFilters, _Cursor):
-    """GET /experiments/changes: a cursor, the filters of GET /experiments, a limit."""
+class ChangesQuery(ExperimentView, _Cursor):
+    """GET /experiments/changes: a cursor, the filters and columns of GET /experiments, a
+    limit."""
 
     # as recorded in the API schema; a unique prefix works here too, as in the list
     sweep: Annotated[Name, Field(description="a sweep id")] = None
@@ -66,6 +67,7 @@ def experiment_changes(session: SessionDep, query: Annotated[ChangesQuery, Query
         filters=resolved(session, query),
         since=cursor - OVERLAP if cursor else None,
         limit=query.limit + 1,
+        columns=query.column_keys(),
     )
     if newest is not None and newest.tzinfo is None:
         newest = newest.replace(tzinfo=UTC)
@@ -76,7 +78,7 @@ def experiment_changes(session: SessionDep, query: Annotated[ChangesQuery, Query
     changes = {
         "cursor": newest.isoformat(),
         "count": count,
-        "data": [fastjson.summary_dict(r) for r in rows[: query.limit]],
+        "data": [fastjson.row_dict(r, query.columns or []) for r in rows[: query.limit]],
         "truncated": len(rows) > query.limit,
     }
     return fastjson.response(changes)

@@ -1,5 +1,6 @@
 """The dashboard's pages: the experiments list at `/`, one experiment at /ui/experiments/{id},
-the comparison at /ui/compare.
+the comparison at /ui/compare, the run table at /ui/table (any spec value or result metric as a
+column) and a sweep's plots at /ui/sweeps/{id}.
 
 Each page is a Jinja2 template (web/templates) plus one script (web/static/js) that reads the JSON
 API, the page's twin, linked from the page as rel="alternate". What the server renders itself
@@ -24,8 +25,8 @@ from pydantic import Field
 from igm_core import catalog
 from server import crud, fastjson, ids
 from server.deps import SessionDep
-from server.filters import FILTER_NAMES, ExperimentFilters, Words
-from server.models import STATUSES, Experiment
+from server.filters import FILTER_NAMES, ExperimentFilters, ExperimentView, Words, sort_check
+from server.models import STATUSES, Experiment, Sweep
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 STATIC_DIR = WEB_DIR / "static"
@@ -136,3 +137,63 @@ def sign_in_page(request: Request) -> HTMLResponse:
     """401 for a page asked for without a usable token: its script asks for one (kept for the
     browser session), then loads the page again with it."""
     return _page(request, "sign_in.html", status_code=401, twin="/experiments")
+
+
+# ----------------------------------------------------------------------------- research views
+
+TABLE_COLUMNS = ("test.acc", "test.macro_f1", "optimizer.lr", "seed")  # without `columns=`
+
+
+class TableQuery(ExperimentView):
+    """The run table at /ui/table: the filters and columns of GET /experiments, its sort and
+    its page (checked as the API checks them)."""
+
+    sort: Annotated[str, Field(max_length=256), sort_check(crud.SORT_CHOICES)] = "-created_at"
+    offset: Annotated[int, Field(ge=0, le=10**9)] = 0
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+
+
+@router.get("/ui/table", response_class=HTMLResponse)
+def table_page(request: Request, query: Annotated[TableQuery, Query()]) -> HTMLResponse:
+    """Experiments with spec values and result metrics as columns; its twin is GET
+    /experiments with the same query."""
+    given = "columns" in request.query_params  # columns= (empty): no chosen column
+    columns = query.columns or ([] if given else list(TABLE_COLUMNS))
+    filters = query.filters().model_dump()
+    twin = {**{k: v for k, v in filters.items() if v}, "columns": ",".join(columns)}
+    twin.update(sort=query.sort, limit=query.limit, offset=query.offset)
+    return _page(
+        request,
+        "table.html",
+        filters=filters,
+        filter_names=FILTER_NAMES,
+        columns=columns,
+        sort=query.sort,
+        offset=query.offset,
+        limit=query.limit,
+        statuses=STATUSES,
+        methods=_names(catalog.METHODS),
+        datasets=_names(catalog.DATASETS),
+        twin="/experiments?" + urlencode({k: v for k, v in twin.items() if v != ""}, doseq=True),
+    )
+
+
+@router.get("/ui/sweeps/{sweep_id}", response_class=HTMLResponse)
+def sweep_page(request: Request, sweep_id: str, session: SessionDep) -> HTMLResponse:
+    """A sweep's finished points as a scatter and parallel coordinates of the swept values
+    against fused and weak-modality test accuracy; its twin is GET /experiments?sweep=..."""
+    try:  # a unique prefix of the id will do, as in the API
+        full = ids.resolve(session, Sweep, sweep_id)
+    except ids.AmbiguousId:
+        full = None
+    row = session.get(Sweep, full) if full else None
+    if row is None:
+        return _page(request, "not_found.html", status_code=404, what=f"sweep {sweep_id[:100]}")
+    swept = [*row.grid, *((row.random or {}).get("params") or {})]
+    return _page(
+        request,
+        "sweep.html",
+        sweep=row,
+        swept=swept,
+        twin=f"/experiments?sweep={row.id}&status=succeeded&limit=500",
+    )

@@ -22,7 +22,12 @@ from server import crud, fastjson
 from server.db import session_factory
 from server.main import create_app
 from server.models import Experiment
-from server.schemas import TRACEBACK_TAIL, ExperimentPublic, ExperimentSummaryPublic
+from server.schemas import (
+    TRACEBACK_TAIL,
+    ExperimentPublic,
+    ExperimentRowPublic,
+    error_excerpt,
+)
 from tests.service.conftest import make_settings
 
 SPEC = {"name": "fast", "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
@@ -76,11 +81,28 @@ def client(tmp_path: Path, db_url: str) -> Iterator[tuple[TestClient, list[str]]
         yield c, ids
 
 
-def model(exp: Experiment, detail: bool, session) -> dict:
-    """The public model of an ORM experiment, built field by field, as its JSON."""
-    cls = ExperimentPublic if detail else ExperimentSummaryPublic
+def walk(exp: Experiment, key: str) -> object:
+    """The value at a dotted key of the experiment's spec (or summary, for test.*), in Python."""
+    value: object = exp.summary if key.startswith("test.") else exp.spec
+    for part in key.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
+def model(exp: Experiment, detail: bool, session, columns: list[str] = ()) -> dict:
+    """The public model of an ORM experiment, built field by field, as its JSON: a list item
+    with the values of `columns`, or the experiment in full."""
+    cls = ExperimentPublic if detail else ExperimentRowPublic
     fields = {name: getattr(exp, name) for name in cls.model_fields if hasattr(exp, name)}
     fields["tags"] = sorted(exp.tag_names)
+    fields["error_excerpt"] = error_excerpt(exp.error)
+    if not detail:
+        fields["values"] = {key: walk(exp, key) for key in columns}
     if detail:
         fields["twins"] = crud.twins(session, spec_hash=exp.spec_hash, exclude_id=exp.id)
         fields["traceback_tail"] = exp.traceback[-TRACEBACK_TAIL:] if exp.traceback else None
@@ -90,9 +112,10 @@ def model(exp: Experiment, detail: bool, session) -> dict:
 def models(client: TestClient, body: dict, detail: bool = False) -> list[dict]:
     """The public models' JSON of the experiments in an answer (its "data", or itself)."""
     url = str(client.app.state.settings.resolved_database_url())
+    columns = body.get("columns", [])
     with session_factory(url)() as s:
         items = body.get("data", [body])
-        return [model(s.get(Experiment, item["id"]), detail, s) for item in items]
+        return [model(s.get(Experiment, item["id"]), detail, s, columns) for item in items]
 
 
 def served(client: TestClient, url: str) -> dict:
@@ -106,14 +129,23 @@ def test_list_pages_equal_the_models_json(client) -> None:
     for query in ("", "?sort=name", "?tag=grid", "?status=failed", "?limit=2&offset=1", "?q=oin"):
         page = served(c, f"/experiments{query}")
         assert page["data"] == models(c, page), query
+    keys = "seed,optimizer.lr,model.head_hidden.1,model.head_hidden.7,dataset,compile,test.acc"
+    page = served(c, f"/experiments?columns={keys},model.shared_head&sort=-seed")
+    assert page["columns"] == [*keys.split(","), "model.shared_head"]
+    assert page["data"] == models(c, page)
+    assert {d["values"]["model.shared_head"] for d in page["data"]} == {False}
+    assert page["data"][0]["values"]["seed"] == 2
     page = served(c, "/experiments")
     assert page["count"] == 4 and len(page["data"]) == 4
     first = next(d for d in page["data"] if d["id"] == ids[0])
     assert first["tags"] == ["alpha", "m:1", "zeta"]
     assert first["progress"]["val_acc"] is None and first["progress"]["eta_s"] == 1e-7
-    assert first["created_at"].endswith("Z")
+    assert first["created_at"].endswith("Z") and first["error_excerpt"] == "boom: ünï ✓"
     feed = served(c, "/experiments/changes?since=2000-01-01T00:00:00")
     assert feed["count"] == 4 and feed["data"] == models(c, feed)
+    feed = served(c, "/experiments/changes?since=2000-01-01T00:00:00&columns=seed,dataset.name")
+    assert feed["data"] == models(c, {**feed, "columns": ["seed", "dataset.name"]})
+    assert {d["values"]["dataset.name"] for d in feed["data"]} == {"synthetic"}
 
 
 def test_one_experiment_equals_the_models_json(client) -> None:

@@ -103,6 +103,29 @@ def test_ls_sweep_shows_each_points_values_and_result(
     assert "method.params.tau=0.8, seed=2" in last and "0.8200" in last
 
 
+def test_ls_columns_conditions_and_a_sort_by_a_metric(
+    service: tuple[str, Settings], sweep: dict, capsys: pytest.CaptureFixture
+) -> None:
+    url, _ = service
+    args = ["ls", "--sweep", sweep["sweep_id"], "--url", url, "-c", "method.params.tau,seed",
+            "--column", "test.modality_acc.weak", "--match", "test.acc>=0.71",
+            "--match", "method.params.tau<0.5", "--sort=-test.acc"]  # fmt: skip
+    assert igm(args) == 0
+    out = capsys.readouterr().out
+    assert "method.params.tau" in out and "test.modality_acc.weak" in out and "2 of 2" in out
+    rows = [line for line in out.splitlines() if "cli-sw-" in line]
+    assert len(rows) == 2, out  # tau 0.2, seeds 1 and 2 (0.71, 0.72), best first
+    cells = [[c.strip() for c in row.split("│")[1:-1]] for row in rows]
+    assert [c[1:] for c in cells] == [["cli-sw-2", "succeeded", "0.2", "2", "0.72"],
+                                      ["cli-sw-1", "succeeded", "0.2", "1", "0.71"]]  # fmt: skip
+    assert igm([*args[:5], "--match", "tau<0.5"]) == 2
+    assert "bad key 'tau': a key starts with a spec field" in capsys.readouterr().err
+    with IGMClient(url) as client:
+        page = client.list(sweep=sweep["sweep_id"], columns=["test.acc"], match="seed=0")
+    assert page["columns"] == ["test.acc"] and page["count"] == 2
+    assert sorted(d["values"]["test.acc"] for d in page["data"]) == [0.7, 0.8]
+
+
 def test_compare_by_sweep_ids_and_files(
     service: tuple[str, Settings],
     sweep: dict,

@@ -28,12 +28,14 @@ const state = {
 
 function filters() {
   const data = new FormData(filtersForm);
-  return Object.fromEntries(FILTERS.map((k) => [k, (data.get(k) || "").trim()]));
+  // a filter given several times (the conditions of `match`) as a list
+  const values = (k) => data.getAll(k).map((v) => v.trim()).filter(Boolean);
+  return Object.fromEntries(FILTERS.map((k) => [k, values(k).length > 1 ? values(k) : values(k)[0] || ""]));
 }
 
 function syncUrl() {
   const query = new URLSearchParams();
-  for (const [k, v] of Object.entries(filters())) if (v) query.set(k, v);
+  for (const [k, v] of Object.entries(filters())) for (const x of [v].flat()) if (x) query.append(k, x);
   if (state.sort !== "-created_at") query.set("sort", state.sort);
   if (state.offset) query.set("offset", String(state.offset));
   const qs = query.toString();
@@ -124,7 +126,8 @@ function sweepHeader(sweepId, members) {
       el("span", { class: "muted", text: `${sweepId.slice(0, 8)} · ${members.length} on this page · ` +
         members.map((m) => m.status).filter((s, i, a) => a.indexOf(s) === i).join(", ") }), " ",
       el("a", { href: page(`/?sweep=${sweepId}`), text: "all points" }), " · ",
-      el("a", { href: page(`/ui/compare?sweep=${sweepId}`), text: "compare" })));
+      el("a", { href: page(`/ui/compare?sweep=${sweepId}`), text: "compare" }), " · ",
+      el("a", { href: page(`/ui/sweeps/${sweepId}`), text: "plots" })));
   toggle.addEventListener("click", () => {
     const hide = toggle.textContent === "hide";
     toggle.textContent = hide ? "show" : "hide";
