@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from igm_core.errors import readable
 from server import auth, guards, migrations, reconcile
 from server.db import session_factory
 from server.mlflow_reader import MlflowReader
@@ -92,8 +93,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         msg = err.get("msg", "invalid")
         if err.get("type") == "json_invalid":
             msg = f"malformed JSON: {(err.get('ctx') or {}).get('error', msg)}"
-        elif err.get("type") == "extra_forbidden":
-            msg = "unknown key"
+        else:  # words instead of a regex, "unknown key" for an extra one
+            msg = readable(err) if "type" in err else msg
         detail.append({"loc": _dotted(err.get("loc", ())), "msg": msg})
     return JSONResponse({"detail": detail}, status_code=422)
 

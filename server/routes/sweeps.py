@@ -12,6 +12,7 @@ from igm_core.spec import ResolvedSpec, SpecError
 from server import auth, crud, fastjson
 from server.deps import CeleryDep, SessionDep, SettingsDep
 from server.inputs import (
+    Checks,
     check_queue,
     check_tags,
     plain_json,
@@ -64,9 +65,11 @@ def create_sweep(
 ) -> Response:
     """Expand a grid (and seeded random samples) over a base spec; validate every point before
     writing any; store them as one sweep and enqueue each."""
-    tags = check_tags(body.tags)
-    queue = check_queue(body.queue, settings, "body.queue")
-    points = _sweep_specs(body, settings)
+    checks = Checks()  # every problem at once: the tags', the queue's and the points'
+    tags = checks.run(check_tags, body.tags, "body.tags")
+    queue = checks.run(check_queue, body.queue, settings, "body.queue")
+    points = checks.run(_sweep_specs, body, settings)
+    checks.raise_if_any()
     name = body.name or body.base.get("name") or "sweep"
     row, exps = crud.create_sweep(
         session,
