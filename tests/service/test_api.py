@@ -485,6 +485,9 @@ def test_a_sweep_with_one_bad_point_writes_nothing(client: TestClient, settings:
     assert res.status_code == 422
     (err,) = res.json()["detail"]
     assert err["loc"] == "points.1.method.params.tau" and err["point"] == 1
+    # a queue the server lacks is reported with the points' problems, in one answer
+    res = client.post("/experiments/sweep", json={**bad, "queue": "nope"})
+    assert [d["loc"] for d in res.json()["detail"]] == ["body.queue", "points.1.method.params.tau"]
     too_big = {
         "base": SPEC,
         "grid": {"seed": list(range(5))},
