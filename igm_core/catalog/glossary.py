@@ -69,6 +69,53 @@ METRIC_GLOSSARY: dict[str, str] = {
     "ogm/coeff": "OGM-GE: the factor applied to a modality's encoder gradient (1 when it does "
     "not dominate, 1 - tanh(alpha x ratio) when it does)",
     "mla/loss": "MLA: the cross-entropy of a modality's head in its own part of the step",
+    # the baselines of igm_core/methods/{gblending,agm,pmr,mmpareto,reconboost,relearning}.py
+    "gblend/weight": "G-Blending: an output's weight in the blended loss (a modality's head, or "
+    "fused: the mean of the logits), from its generalisation over overfitting squared; they sum "
+    "to 1",
+    "gblend/loss": "G-Blending: an output's own cross-entropy in the step (the blend weighs them)",
+    "gblend/generalization": "G-Blending: G, how much an output's held-out loss fell over the "
+    "estimate's epochs (above 0: it generalises)",
+    "gblend/overfitting": "G-Blending: O, how much an output's held-out minus training loss grew "
+    "over the estimate's epochs (its weight falls with O squared)",
+    "agm/coeff": "AGM: the factor on the gradient through a modality's response, exp(alpha x "
+    "(running target - ratio)) (1 outside the modulation window)",
+    "agm/score": "AGM: the step's -log p(true class) of a modality's Shapley response alone "
+    "(lower: it answers better)",
+    "agm/running_score": "AGM: the running mean of a modality's score over every step so far, "
+    "which sets the target the coefficients steer to",
+    "pmr/proto_score": "PMR: mean probability a modality's prototype classifier (distances to its "
+    "class prototypes) gives the true class",
+    "pmr/ratio": "PMR: a modality's prototype score over the mean of the others' (the lower one is "
+    "the slow learner, which gets the prototype loss)",
+    "pmr/coeff": "PMR: the weight of a modality's prototype cross-entropy in the loss (alpha for "
+    "the slow learner, 0 for the others)",
+    "pmr/proto_loss": "PMR: a modality's prototype cross-entropy (of the negative distances to the "
+    "class prototypes)",
+    "pmr/proto_dist": "PMR: mean distance of a modality's features to its true class's prototype",
+    "pmr/proto_spread": "PMR: mean distance between a modality's class prototypes, at each "
+    "epoch's start (larger: classes further apart)",
+    "pareto/cos": "MMPareto: cosine between the gradients a modality's encoder gets from the fused "
+    "loss and from its own loss (0 or below: they conflict)",
+    "pareto/weight_mm": "MMPareto: the fused loss's weight in the encoder's combined gradient (0.5 "
+    "when the two agree, the min-norm point when they conflict)",
+    "pareto/conflict": "MMPareto: 1 when the two gradients conflicted in the step (cosine at or "
+    "below 0), else 0",
+    "train/loss_uni": "MMPareto: a modality's own cross-entropy (its head alone), a part of the "
+    "step's loss",
+    "reconboost/q_join": "ReconBoost: mean probability the modalities boosted earlier give the "
+    "true class together (1 while there are none); a sample they get right weighs less",
+    "reconboost/ga_loss": "ReconBoost: mean squared difference of the boosted modality's and the "
+    "previous one's class probabilities (the released code's term without gradient: logged only)",
+    "reconboost/boost_rate": "ReconBoost: the learnable scale of the summed logits, trained in "
+    "the global rectification",
+    "relearn/purity_train": "Re-learning: k-means cluster purity (one cluster per class) of a "
+    "modality's encoder features on the training split",
+    "relearn/purity_val": "Re-learning: the same purity on the validation split",
+    "relearn/purity_gap": "Re-learning: |purity_train - purity_val|, the modality's learning "
+    "state (large: it learns the training split only)",
+    "relearn/alpha": "Re-learning: tanh(lambda x gap), how far the modality's encoder is moved "
+    "back towards the weights the run started from",
 }
 
 
