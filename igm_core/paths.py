@@ -122,9 +122,12 @@ def spec_paths(spec: dict[str, Any]) -> Iterator[tuple[tuple[str, ...], Kind]]:
                 yield (*prefix, key), kind
 
 
-def confine_spec(spec: dict[str, Any], roots: Sequence[Path | str]) -> dict[str, Any]:
+def confine_spec(
+    spec: dict[str, Any], roots: Sequence[Path | str], refused: list[PathRefused] | None = None
+) -> dict[str, Any]:
     """A copy of `spec` with every path parameter resolved inside `roots`, or PathRefused for
-    the first that is not (a path given as a non-string is left to the spec's own checks)."""
+    the first that is not (a path given as a non-string is left to the spec's own checks).
+    Given a `refused` list, every refusal is appended to it instead, its path left as given."""
     out = copy.deepcopy(spec)
     for keys, kind in spec_paths(spec):
         holder = out
@@ -132,5 +135,10 @@ def confine_spec(spec: dict[str, Any], roots: Sequence[Path | str]) -> dict[str,
             holder = holder[key]
         value = holder[keys[-1]]
         if isinstance(value, str):
-            holder[keys[-1]] = str(confine(value, roots, kind=kind, loc=".".join(keys)))
+            try:
+                holder[keys[-1]] = str(confine(value, roots, kind=kind, loc=".".join(keys)))
+            except PathRefused as err:
+                if refused is None:
+                    raise
+                refused.append(err)
     return out

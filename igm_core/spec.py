@@ -20,8 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from igm_core import catalog, parsing
-from igm_core.errors import Problems, SpecError
-from igm_core.names import ModalityName
+from igm_core.errors import Problems, SpecError, without_invalid
+from igm_core.names import SPEC_NAME, ModalityName
 from igm_core.sweep import apply_values
 
 __all__ = [
@@ -107,7 +107,7 @@ class ModelSpec(_Strict):
 
 
 class Spec(_Strict):
-    name: str = Field(..., min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")
+    name: str = Field(..., min_length=1, max_length=128, pattern=SPEC_NAME)
     dataset: Component
     modalities: list[ModalityName] | None = Field(None, min_length=1, max_length=8)
     method: Component
@@ -153,33 +153,43 @@ class ResolvedSpec(Spec):
         return rules.used_modalities(self.method.params, list(self.modalities))
 
 
-def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
+def resolve_spec(
+    data: dict[str, Any] | Spec, *, found: list[tuple[str, str]] | None = None
+) -> ResolvedSpec:
     """Validate `data` and return the resolved spec, every default filled in.
 
-    Seven steps, in order. Each adds what it finds wrong to one collector; resolution stops (with
-    every problem found so far) only where the next step needs what failed.
+    Seven steps, in order. Each adds what it finds wrong to one collector (which starts with
+    `found`: problems a caller found first, such as refused paths); resolution stops, with
+    every problem found so far, only where the next step needs what failed: a field of the spec
+    that fails is left out for the later steps (they check the rest with its default), a method
+    that fails skips only what depends on the method, and the dataset's files are not read
+    when its parameters (or paths) have a problem.
     """
-    if isinstance(data, ResolvedSpec):
+    if isinstance(data, ResolvedSpec) and not found:
         return data
-    problems = Problems()
+    problems = Problems(found)
     # 1. the spec's own fields: types, bounds, unknown keys
-    spec = _fields(data, problems)
+    spec, dropped = _fields(data, problems)
     # 2. the dataset's and the method's names and parameters
     ds_params = _params(catalog.DATASETS, spec.dataset, "dataset", problems)
     method_params = _params(catalog.METHODS, spec.method, "method", problems)
-    problems.stop_if_any()
+    if ds_params is None or problems.has("dataset.params") or "modalities" in dropped:
+        problems.stop()  # steps 3 to 6 need the dataset's files, or the modalities asked for
     # 3. the dataset's modalities and input shapes (may read its files' headers)
     meta = _dataset_meta(spec.dataset.name, ds_params, problems)
     # 4. the modalities trained: the dataset's, or those the spec names
     modalities = _modalities(spec.modalities, meta["modalities"], problems)
     # 5. the method's parameters completed for them, and the schedule in the method's form
-    rules = catalog.method_rules(spec.method.name)
-    method_dict = rules.complete_params(
-        method_params.model_dump(mode="json"), modalities, problems.found
-    )
-    schedule = _schedule(spec, rules.schedule_kind(method_dict), rules.hint, modalities, problems)
-    # 6. the model: a shared head where the method needs one, an encoder per modality
-    shared_head = _shared_head(spec, rules.needs_shared_head(method_dict), problems)
+    method_dict, schedule, shared_head = None, None, spec.model.shared_head
+    if method_params is not None:
+        rules = catalog.method_rules(spec.method.name)
+        method_dict = rules.complete_params(
+            method_params.model_dump(mode="json"), modalities, problems.found
+        )
+        kind = rules.schedule_kind(method_dict)
+        schedule = _schedule(spec, kind, rules.hint, modalities, problems)
+        # 6. the model: a shared head where the method needs one, an encoder per modality
+        shared_head = _shared_head(spec, rules.needs_shared_head(method_dict), problems)
     encoders = _encoders(spec.model, modalities, meta["shapes"], problems)
     _check_head(spec.model, shared_head, encoders, problems)
     problems.stop_if_any()
@@ -195,18 +205,23 @@ def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
     return ResolvedSpec.model_validate(resolved)
 
 
-def _fields(data: Any, problems: Problems) -> Spec:
-    """1. The spec's own fields; every later step reads them, so a problem here stops."""
+def _fields(data: Any, problems: Problems) -> tuple[Spec, set[str]]:
+    """1. The spec's own fields, and the fields left out because they failed: the later steps
+    check the rest with their defaults (a placeholder for a name). A dataset or method that is
+    not a {name, params} mapping stops here: every later step reads them."""
     if isinstance(data, Spec):
         data = data.to_dict()
     if not isinstance(data, dict):
         problems.add("", f"a spec is a mapping, got {type(data).__name__}")
         problems.stop()
     try:
-        return Spec.model_validate(data)
+        return Spec.model_validate(data), set()
     except ValidationError as err:
         problems.add_invalid(err)
+        rest = without_invalid(data, err, Spec.model_validate, keep={"name": "spec"})
+    if rest is None:
         problems.stop()
+    return rest
 
 
 def _params(

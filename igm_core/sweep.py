@@ -18,8 +18,13 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from igm_core.errors import SpecError
+from igm_core.names import named_pattern
 
-DOTTED_KEY = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"
+DOTTED_KEY = named_pattern(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$",
+    "a dotted key path of the spec such as method.params.tau (letters, digits and _ "
+    "between the dots)",
+)
 GridKey = Annotated[str, Field(pattern=DOTTED_KEY, max_length=256)]
 Grid = dict[GridKey, Annotated[list[Any], Field(min_length=1)]]
 

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.requests import ClientDisconnect
 
+from igm_core.errors import readable
 from server import auth, guards
 from server.metric_store import MlflowUnavailable
 from server.routes import pages
@@ -32,8 +33,8 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
         msg = err.get("msg", "invalid")
         if err.get("type") == "json_invalid":
             msg = f"malformed JSON: {(err.get('ctx') or {}).get('error', msg)}"
-        elif err.get("type") == "extra_forbidden":
-            msg = "unknown key"
+        else:  # words instead of a regex, "unknown key" for an extra one
+            msg = readable(err) if "type" in err else msg
         detail.append({"loc": _dotted(err.get("loc", ())), "msg": msg})
     return JSONResponse({"detail": detail}, status_code=422)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from fastapi import Depends, HTTPException, Request
@@ -18,8 +18,11 @@ from igm_core import catalog, cost, encoder_check, parsing, paths
 from igm_core.spec import ResolvedSpec, SpecError, resolve_spec
 from server import capacity, workers
 from server.guards import JSON_TYPES, WRITES, YAML_TYPES, media_type
+from server.queue import MAX_PRIORITY
 from server.schemas import MAX_TAGS, TAG_PATTERN
 from server.settings import Settings
+
+T = TypeVar("T")
 
 
 def unprocessable(loc: str, msg: str) -> HTTPException:
@@ -102,16 +105,51 @@ SpecBodyDep = Annotated[dict[str, Any], Depends(spec_body)]
 _TAG = re.compile(TAG_PATTERN)
 
 
-def check_tags(tags: Sequence[str]) -> list[str]:
-    """The tags, deduplicated, or 422 naming the first bad one."""
+def check_tags(tags: Sequence[str], loc: str = "query.tags") -> list[str]:
+    """The tags, deduplicated, or 422 naming every bad one."""
     if len(tags) > MAX_TAGS:
-        raise unprocessable("query.tags", f"at most {MAX_TAGS} tags, got {len(tags)}")
-    for i, tag in enumerate(tags):
-        if not _TAG.fullmatch(tag):
-            raise unprocessable(
-                f"query.tags.{i}", f"invalid tag {tag[:80]!r}: 1-64 of A-Z a-z 0-9 _ . : -"
-            )
+        raise unprocessable(loc, f"at most {MAX_TAGS} tags, got {len(tags)}")
+    bad = [
+        {"loc": f"{loc}.{i}", "msg": f"invalid tag {tag[:80]!r}: 1-64 of A-Z a-z 0-9 _ . : -"}
+        for i, tag in enumerate(tags)
+        if not _TAG.fullmatch(tag)
+    ]
+    if bad:
+        raise HTTPException(status_code=422, detail=bad)
     return list(dict.fromkeys(tags))
+
+
+def check_priority(priority: int, loc: str = "query.priority") -> int:
+    """The priority, if it lies in 0..9 (higher runs first)."""
+    if not 0 <= priority <= MAX_PRIORITY:
+        raise unprocessable(
+            loc, f"priority must lie in 0..{MAX_PRIORITY} (higher runs first), got {priority}"
+        )
+    return priority
+
+
+class Checks:
+    """Runs input checks and keeps the 422 details of every one that fails, so that a request
+    learns all its problems at once; `raise_if_any` ends the request with them."""
+
+    def __init__(self) -> None:
+        self.detail: list[dict[str, Any]] = []
+
+    def run(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """check(*args, **kwargs), or None when it refused (its details kept)."""
+        try:
+            return check(*args, **kwargs)
+        except HTTPException as err:
+            if err.status_code != 422:
+                raise
+            self.detail.extend(err.detail if isinstance(err.detail, list) else [err.detail])
+        except SpecError as err:
+            self.detail.extend(spec_errors(err))
+        return None
+
+    def raise_if_any(self) -> None:
+        if self.detail:
+            raise HTTPException(status_code=422, detail=self.detail)
 
 
 def check_queue(queue: str | None, settings: Settings, loc: str) -> str:
@@ -124,22 +162,18 @@ def check_queue(queue: str | None, settings: Settings, loc: str) -> str:
     return queue
 
 
-def confine_paths(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """`raw` with every path it names (dataset roots, weights, checkpoints) resolved inside
-    settings.data_roots (igm_core.paths), checked before anything opens them; SpecError
-    otherwise. The worker checks the stored paths again before it opens them."""
-    try:
-        return paths.confine_spec(raw, settings.data_roots)
-    except paths.PathRefused as err:
-        raise SpecError([(err.loc, err.message)]) from None
-
-
 def resolve_checked(
     raw: dict[str, Any], settings: Settings, fleet: capacity.Fleet | None = None
 ) -> ResolvedSpec:
-    """The resolved spec, or SpecError; nothing outside the data roots is opened. With the
-    queue's `fleet` (queue_fleet), the spec must also fit one of its live workers."""
-    spec = resolve_spec(confine_paths(raw, settings))
+    """The resolved spec, or SpecError with every problem found: each path the spec names is
+    resolved inside settings.data_roots (igm_core.paths) before anything opens it, and a
+    refused one is reported with the spec's other problems (the dataset's files are not read
+    then); once the spec resolves, its cost is checked, and with the queue's `fleet`
+    (queue_fleet) it must fit one of its live workers. The worker checks the stored paths again
+    before it opens them."""
+    refused: list[paths.PathRefused] = []
+    confined = paths.confine_spec(raw, settings.data_roots, refused)
+    spec = resolve_spec(confined, found=[(err.loc, err.message) for err in refused])
     check_fit(spec, settings, fleet)
     return spec
 

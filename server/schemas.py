@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from igm_core import summary as run_summary
 from igm_core import sweep
+from igm_core.names import named_pattern
 from igm_core.sweep import Grid, RandomSearch
 
-TAG_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+TAG_PATTERN = named_pattern(r"^[A-Za-z0-9_.:-]{1,64}$", "1-64 of A-Z a-z 0-9 _ . : -")
 MAX_TAGS = 20
 TRACEBACK_TAIL = 4000
 ERROR_EXCERPT = 200

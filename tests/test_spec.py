@@ -187,6 +187,94 @@ def test_an_unknown_dataset_and_method_stop_resolution_both_reported() -> None:
     assert list(errs) == ["dataset.name", "method.name"]
 
 
+NAME_WORDS = (
+    "must be letters, digits, spaces and _ . - only, starting with a letter or digit "
+    "(like igm-tau0.4); got 'my run!'"
+)
+MODALITY_WORDS = (
+    "must be 1-32 lower-case letters, digits or _, starting with a letter (like audio or rgb_2)"
+)
+
+
+def test_a_field_that_fails_is_left_out_so_every_later_step_still_reports() -> None:
+    # one round trip for what took one per layer: the spec's own fields, the method's
+    # parameters, the modalities and the model
+    with pytest.raises(SpecError) as info:
+        resolve_spec(
+            {
+                **BASE,
+                "name": "my run!",
+                "epochs": 3,
+                "batch_size": 0,
+                "method": {"name": "igm", "params": {"tau": "x"}},
+                "modalities": ["strong", "audio"],
+                "model": {"head_hidden": [0], "encoders": {"video": {"name": "mlp"}}},
+            }
+        )
+    assert info.value.errors == [
+        ("name", NAME_WORDS),
+        ("batch_size", "Input should be greater than or equal to 1"),
+        ("epochs", "unknown key"),
+        ("method.params.tau", "Input should be a valid number"),
+        ("modalities.1", "'audio' is not a modality of this dataset; it has: strong, weak"),
+        ("model.encoders.video", "no such modality in this spec"),
+        ("model.head_hidden.0", "must lie in [1, 8192]"),
+    ]
+
+
+def test_patterns_are_explained_in_words_never_as_a_regex() -> None:
+    errs = errors_of(
+        {
+            **BASE,
+            "name": "my run!",
+            "modalities": ["Strong"],
+            "model": {"encoders": {"Bad Key": {"name": "mlp"}}},
+        }
+    )
+    assert errs["name"] == NAME_WORDS
+    assert errs["modalities.0"] == f"{MODALITY_WORDS}; got 'Strong'"
+    assert errs["model.encoders.Bad Key"] == f"{MODALITY_WORDS}; got 'Bad Key'"
+    assert not any("^" in msg or "[a-z" in msg for msg in errs.values())
+
+
+def test_a_method_that_fails_skips_only_what_depends_on_it() -> None:
+    # the schedule's form and the shared head depend on the method; the encoders do not
+    errs = errors_of(
+        {
+            **BASE,
+            "method": {"name": "nope"},
+            "schedule": {"epochs": 2},
+            "model": {"encoders": {"video": {"name": "mlp"}}},
+        }
+    )
+    assert list(errs) == ["method.name", "model.encoders.video"]
+
+
+def test_modalities_that_fail_stop_before_the_steps_that_compare_with_them() -> None:
+    # the order names the modalities meant; checked against the dataset's, it would be wrong
+    errs = errors_of({**BASE, "modalities": ["Strong"], "schedule": {"modality_order": ["weak"]}})
+    assert list(errs) == ["modalities.0"]
+
+
+def test_problems_found_first_lead_and_keep_the_dataset_files_closed(tmp_path) -> None:
+    refused = ("dataset.params.root", "'/x' is not a folder inside the allowed data roots")
+    with pytest.raises(SpecError) as info:
+        resolve_spec(
+            {
+                "name": "a b!",
+                "dataset": {"name": "features", "params": {"root": str(tmp_path / "none")}},
+                "method": {"name": "igm", "params": {"rho": "x"}},
+            },
+            found=[refused],
+        )
+    # no "cannot read" from the dataset's files: they are never opened
+    assert [path for path, _ in info.value.errors] == [
+        "dataset.params.root",
+        "name",
+        "method.params.rho",
+    ]
+
+
 def test_shared_head_needs_equal_dims() -> None:
     errs = errors_of(
         {

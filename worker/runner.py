@@ -69,22 +69,21 @@ class Outcome:
 def run(
     experiment_id: str, *, settings: Settings, worker: str, time_limit_s: float | None = None
 ) -> str:
-    """Run the experiment if this worker can claim it; returns the final status or 'skipped'.
+    """Run the best claimable experiment of experiment_id's queue (server.crud.claim_next: not
+    always experiment_id itself); returns the final status or 'skipped'.
 
     Past `time_limit_s` (the message's, else the settings' for the row's queue) the run stops
     at its next step, as a cancel does, and is recorded as failed with the reason; Celery's
     hard limit a little later is only the backstop for a run stuck outside its steps."""
     sessions = session_factory(settings.resolved_database_url())
-    with sessions() as s:
-        exp = crud.claim(
+    with sessions() as s:  # the best row of the message's queue: priority, then age
+        exp = crud.claim_next(
             s, experiment_id=experiment_id, worker=worker, stale_after_s=settings.stale_after_s
         )
     if exp is None:
-        log.info(
-            "experiment %s not claimable (re-delivered, cancelled or finished): skipped",
-            experiment_id,
-        )
+        log.info("nothing claimable in the queue of experiment %s: skipped", experiment_id)
         return "skipped"
+    experiment_id = exp.id
     limit_s = time_limit_s or settings.time_limit_s(exp.queue)
     try:
         outcome = _train(exp, settings, sessions, worker, limit_s=limit_s)

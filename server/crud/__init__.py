@@ -2,8 +2,9 @@
 
 create.py: a new experiment, a new sweep's experiments. reads.py: a page of the list, the
 changes feed, one experiment, twins (the column rows server.fastjson writes). actions.py: what a
-user asks (cancel, retry, delete). worker.py: what workers and the reconciler do (claim,
-heartbeat, the attempt's run, finish, lost rows). Every name is importable as `crud.<name>`.
+user asks (cancel, retry, delete). worker.py: what workers and the reconciler do (claim a row,
+or the best queued row of a queue; heartbeat, the attempt's run, finish, lost rows). Every
+name is importable as `crud.<name>`.
 """
 
 from server.crud.actions import Conflict, delete_experiment, request_cancel, retry
@@ -24,6 +25,7 @@ from server.crud.reads import (
 )
 from server.crud.worker import (
     claim,
+    claim_next,
     finish,
     finite_json,
     heartbeat,
@@ -41,6 +43,7 @@ __all__ = [
     "Conflict",
     "changed_experiments",
     "claim",
+    "claim_next",
     "create_experiment",
     "create_sweep",
     "delete_experiment",

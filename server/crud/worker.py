@@ -1,6 +1,16 @@
 """The worker's side of an experiment's life: finding lost rows, claiming a queued row, the
 heartbeat with its progress, the attempt's MLflow run, the outcome. Every transition that a
-second worker could race is one conditional UPDATE whose row count says whether it happened."""
+second worker could race is one conditional UPDATE whose row count says whether it happened.
+
+Which row a message runs: the broker carries ids, but the table decides. A worker that receives
+a message claims the best claimable row of that id's queue (`claim_next`: highest priority, then
+oldest), which is the message's own row only when nothing better waits. The broker holds at least
+one message per queued row (one is sent per row created or retried; the reconciler re-sends lost
+ones), and each message claims at most one row, so every queued row is reached; a message left
+over (its row was run by an earlier message, cancelled or deleted) finds nothing better than a
+row that still has its own message, or nothing at all, and is skipped. So priority and
+first-in-first-out hold whatever order the broker delivers in (the embedded filesystem broker
+knows no priorities, and orders messages sent in the same millisecond at random)."""
 
 from __future__ import annotations
 
@@ -103,6 +113,51 @@ def claim(
         )
     session.commit()
     return session.get(Experiment, experiment_id) if done else None
+
+
+CLAIM_TRIES = 50  # candidates tried when other workers take the best ones first
+
+
+def claim_next(
+    session: Session, *, experiment_id: str, worker: str, stale_after_s: float
+) -> Experiment | None:
+    """For a message naming experiment_id: claim the best claimable row of its queue.
+
+    Candidates are the queue's queued rows (not cancelled, attempts left) and the message's own
+    row when it runs for a worker gone silent (a take-over); the best is the highest priority,
+    then the oldest. A candidate another worker claims first is passed over for the next. None
+    when nothing is claimable; the message's own row out of attempts is then marked failed, as
+    `claim` does.
+    """
+    queue = session.scalar(select(Experiment.queue).where(Experiment.id == experiment_id))
+    if queue is None:  # deleted since it was sent
+        return None
+    for _ in range(CLAIM_TRIES):
+        stale = utcnow() - timedelta(seconds=stale_after_s)
+        lost_own = (
+            (Experiment.id == experiment_id)
+            & (Experiment.status == RUNNING)
+            & (Experiment.heartbeat_at < stale)
+        )
+        best = session.scalar(
+            select(Experiment.id)
+            .where(
+                Experiment.queue == queue,
+                or_(Experiment.status == QUEUED, lost_own),
+                Experiment.cancel_requested.is_(False),
+                Experiment.attempts < Experiment.max_attempts,
+            )
+            .order_by(Experiment.priority.desc(), Experiment.created_at, Experiment.id)
+            .limit(1)
+        )
+        session.rollback()  # end the read: the claim below is its own transaction
+        if best is None:
+            break
+        exp = claim(session, experiment_id=best, worker=worker, stale_after_s=stale_after_s)
+        if exp is not None:
+            return exp
+    # nothing to run: only the message's own row out of attempts is left to record
+    return claim(session, experiment_id=experiment_id, worker=worker, stale_after_s=stale_after_s)
 
 
 def finite_json(value: Any) -> Any:

@@ -1,6 +1,7 @@
 """/docs (Swagger UI) and /redoc (ReDoc) from the copies vendored under web/static/vendor/, not a
 CDN: a lab cluster often has no internet, and a blank /docs there helps nobody. FastAPI's own docs
-routes are switched off in server.main; these pages name no external URL (a test checks it)."""
+routes are switched off in server.main; these pages name no external URL (a test checks it).
+Each page starts with a bar of links back to the dashboard and across to the other reference."""
 
 from __future__ import annotations
 
@@ -26,10 +27,27 @@ def _root(request: Request) -> str:
     return request.scope.get("root_path", "").rstrip("/")
 
 
+BACK_STYLE = (
+    "font:14px system-ui,sans-serif;margin:0;padding:8px 20px;background:#101828;color:#d0d5dd"
+)
+
+
+def _with_way_back(page: HTMLResponse, root: str, other: tuple[str, str]) -> HTMLResponse:
+    """The page with a bar of links at the top of its body: the dashboard, the other reference."""
+    link = "color:#fff;text-decoration:none"
+    bar = (
+        f'<nav id="igm-back" style="{BACK_STYLE}"><a href="{root}/" style="{link};font-weight:700">'
+        f"&larr; IGM Lab</a> &middot; "
+        f'<a href="{root}{other[0]}" style="{link}">{other[1]}</a></nav>'
+    )
+    html = bytes(page.body).decode().replace("<body>", f"<body>\n{bar}", 1)
+    return HTMLResponse(html, status_code=page.status_code)
+
+
 @router.get("/docs")
 def swagger_ui(request: Request) -> HTMLResponse:
     root = _root(request)
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} - API",
         swagger_js_url=f"{root}{SWAGGER_UI}/swagger-ui-bundle.js",
@@ -38,6 +56,7 @@ def swagger_ui(request: Request) -> HTMLResponse:
         oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT}",
         swagger_ui_parameters={"validatorUrl": None},  # never send the spec to an online validator
     )
+    return _with_way_back(page, root, ("/redoc", "ReDoc"))
 
 
 @router.get(OAUTH2_REDIRECT)
@@ -48,10 +67,11 @@ def swagger_ui_redirect() -> HTMLResponse:
 @router.get("/redoc")
 def redoc(request: Request) -> HTMLResponse:
     root = _root(request)
-    return get_redoc_html(
+    page = get_redoc_html(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} - API",
         redoc_js_url=f"{root}{REDOC}/redoc.standalone.js",
         redoc_favicon_url=f"{root}{SWAGGER_UI}/favicon-32x32.png",
         with_google_fonts=False,
     )
+    return _with_way_back(page, root, ("/docs", "Swagger UI"))

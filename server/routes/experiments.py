@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from igm_core.spec import SpecError, apply_overrides
+from igm_core.spec import apply_overrides
 from server import auth, crud, fastjson, run_dirs
 from server.deps import (
     CeleryDep,
@@ -29,15 +29,16 @@ from server.filters import ExperimentView, sort_check
 from server.inputs import (
     JSON_TYPES,
     YAML_TYPES,
+    Checks,
     SpecBodyDep,
+    check_priority,
     check_queue,
     check_tags,
     no_nul,
     queue_fleet,
     resolve_checked,
-    spec_errors,
 )
-from server.queue import enqueue
+from server.queue import MAX_PRIORITY, enqueue
 from server.schemas import ExperimentCreated, ExperimentPublic, ExperimentsPublic
 
 logger = logging.getLogger("server.experiments")
@@ -60,7 +61,14 @@ def create_experiment(
     session: SessionDep,
     settings: SettingsDep,
     celery: CeleryDep,
-    priority: Annotated[int, Query(ge=0, le=9, description="0..9, higher runs first")] = 5,
+    priority: Annotated[
+        int,
+        # checked in the handler with the spec's problems; the schema still says 0..9
+        Query(
+            description="0..9, higher runs first",
+            json_schema_extra={"minimum": 0, "maximum": MAX_PRIORITY},
+        ),
+    ] = 5,
     tags: Annotated[list[str] | None, Query(description="repeatable: tags=a&tags=b")] = None,
     queue: Annotated[str | None, Query(max_length=64)] = None,
     set_: Annotated[
@@ -74,14 +82,17 @@ def create_experiment(
 ) -> Response:
     """Validate a spec (JSON or YAML body, with `set` overrides), store it as a queued
     experiment, enqueue it."""
-    tag_list = check_tags(tags or [])
-    queue = check_queue(queue, settings, "query.queue")
-    no_nul(**{f"set.{i}": v for i, v in enumerate(set_ or [])})
-    fleet = queue_fleet(session, settings, queue)  # the workers the spec must fit
-    try:
-        spec = resolve_checked(apply_overrides(raw, set_ or []), settings, fleet)
-    except SpecError as err:
-        raise HTTPException(status_code=422, detail=spec_errors(err)) from None
+    checks = Checks()  # a refusal lists every problem found: the query's and the spec's
+    tag_list = checks.run(check_tags, tags or [])
+    checks.run(check_priority, priority)
+    queue = checks.run(check_queue, queue, settings, "query.queue")
+    fleet = queue_fleet(session, settings, queue) if queue is not None else None
+    before = len(checks.detail)
+    checks.run(no_nul, **{f"set.{i}": v for i, v in enumerate(set_ or [])})
+    # the spec's checks need the overrides applied
+    given = checks.run(apply_overrides, raw, set_ or []) if len(checks.detail) == before else None
+    spec = checks.run(resolve_checked, given, settings, fleet) if given is not None else None
+    checks.raise_if_any()
     exp = crud.create_experiment(
         session,
         spec=spec,

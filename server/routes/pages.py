@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import Field
 
 from igm_core import catalog
+from igm_core.catalog.glossary import METRIC_GLOSSARY
 from server import crud, fastjson, ids
 from server.deps import SessionDep
 from server.filters import FILTER_NAMES, ExperimentFilters, ExperimentView, Words, sort_check
@@ -44,6 +45,8 @@ SECURITY_HEADERS = {
 }
 
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
+# what each metric key means, for the charts' captions (a data- attribute of every page's body)
+templates.env.globals["metric_glossary"] = METRIC_GLOSSARY
 router = APIRouter(include_in_schema=False)
 
 QueryText = Annotated[str | None, Query(max_length=128)]

@@ -13,6 +13,7 @@ from server import auth, crud, fastjson
 from server.capacity import Fleet
 from server.deps import CeleryDep, SessionDep, SettingsDep
 from server.inputs import (
+    Checks,
     check_queue,
     check_tags,
     plain_json,
@@ -31,7 +32,7 @@ MAX_ERRORS = 50
 
 
 def _sweep_specs(
-    body: SweepCreate, settings: Settings, fleet: Fleet
+    body: SweepCreate, settings: Settings, fleet: Fleet | None
 ) -> list[tuple[dict[str, Any], ResolvedSpec]]:
     """(swept values, resolved spec) per point, or 422 listing the points that do not validate
     or fit no worker of the queue (`fleet`)."""
@@ -67,9 +68,12 @@ def create_sweep(
 ) -> Response:
     """Expand a grid (and seeded random samples) over a base spec; validate every point before
     writing any; store them as one sweep and enqueue each."""
-    tags = check_tags(body.tags)
-    queue = check_queue(body.queue, settings, "body.queue")
-    points = _sweep_specs(body, settings, queue_fleet(session, settings, queue))
+    checks = Checks()  # every problem at once: the tags', the queue's and the points'
+    tags = checks.run(check_tags, body.tags, "body.tags")
+    queue = checks.run(check_queue, body.queue, settings, "body.queue")
+    fleet = queue_fleet(session, settings, queue) if queue is not None else None
+    points = checks.run(_sweep_specs, body, settings, fleet)
+    checks.raise_if_any()
     name = body.name or body.base.get("name") or "sweep"
     row, exps = crud.create_sweep(
         session,

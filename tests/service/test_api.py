@@ -178,7 +178,7 @@ BAD_INPUTS = [
     ({"json": SPEC, "params": {"tags": "bad tag!"}}, 422, "query.tags.0", "invalid tag"),
     ({"json": SPEC, "params": {"tags": [f"t{i}" for i in range(21)]}}, 422, "query.tags", "20"),
     ({"json": SPEC, "params": {"queue": "nope"}}, 422, "query.queue", "unknown queue"),
-    ({"json": SPEC, "params": {"priority": 10}}, 422, "query.priority", "less than"),
+    ({"json": SPEC, "params": {"priority": 10}}, 422, "query.priority", "lie in 0..9"),
     (
         {"json": {**SPEC, "dataset": {"name": "features", "params": {"root": "/etc"}}}},
         422,
@@ -186,6 +186,39 @@ BAD_INPUTS = [
         "IGM_DATA_ROOTS",
     ),
 ]
+
+
+def test_every_problem_of_a_submission_is_reported_at_once(
+    client: TestClient, settings: Settings
+) -> None:
+    bad = {
+        "name": "my run!",
+        "dataset": {"name": "synthetic"},
+        "method": {"name": "igm", "params": {"tau": "x"}},
+        "modalities": ["strong", "audio"],
+        "batch_size": 0,
+    }
+    query = {"priority": 12, "tags": ["ok", "bad tag!", "also bad?"], "queue": "nope"}
+    res = client.post("/experiments", json=bad, params=query)
+    assert res.status_code == 422, res.text
+    detail = res.json()["detail"]
+    assert [d["loc"] for d in detail] == [
+        "query.tags.1",
+        "query.tags.2",
+        "query.priority",
+        "query.queue",
+        "name",
+        "batch_size",
+        "method.params.tau",
+        "modalities.1",
+    ]
+    said = {d["loc"]: d["msg"] for d in detail}
+    assert said["name"].startswith("must be letters, digits, spaces and _ . - only")
+    assert said["query.priority"] == "priority must lie in 0..9 (higher runs first), got 12"
+    # an override that cannot apply is reported with the query's problems
+    res = client.post("/experiments", json=bad, params={"priority": -1, "set": ["no-equals"]})
+    assert [d["loc"] for d in res.json()["detail"]] == ["query.priority", "--set"]
+    assert row_count(settings) == 0
 
 
 def test_bad_input_is_refused_clearly_and_writes_nothing(
@@ -452,6 +485,9 @@ def test_a_sweep_with_one_bad_point_writes_nothing(client: TestClient, settings:
     assert res.status_code == 422
     (err,) = res.json()["detail"]
     assert err["loc"] == "points.1.method.params.tau" and err["point"] == 1
+    # a queue the server lacks is reported with the points' problems, in one answer
+    res = client.post("/experiments/sweep", json={**bad, "queue": "nope"})
+    assert [d["loc"] for d in res.json()["detail"]] == ["body.queue", "points.1.method.params.tau"]
     too_big = {
         "base": SPEC,
         "grid": {"seed": list(range(5))},

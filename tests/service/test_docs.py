@@ -14,7 +14,8 @@ from server.main import create_app
 from server.routes import docs
 from tests.service.conftest import make_settings, sqlite_url
 
-ASSET = re.compile(r"""(?:src|href)=["']([^"']+)["']""")
+ASSET = re.compile(r"""<(?:script|link|img)\b[^>]*?(?:src|href)=["']([^"']+)["']""")
+BACK = re.compile(r"""<nav id="igm-back"[^>]*><a href="/"[^>]*>&larr; IGM Lab</a>""")
 
 
 @pytest.fixture
@@ -45,6 +46,8 @@ def test_docs_pages_load_only_local_assets(client: TestClient, page: str, assets
         assert "/openapi.json" in html and client.get("/openapi.json").status_code == 200
     if page == "/docs":
         assert '"validatorUrl": null' in html  # the spec is never sent to an online validator
+    if page != "/docs/oauth2-redirect":  # a way back to the dashboard, first in the body
+        assert BACK.search(html.split("<body>", 1)[1][:600]), html[:2000]
 
 
 def test_vendored_libraries_are_pinned_and_licensed() -> None:

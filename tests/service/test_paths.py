@@ -88,8 +88,9 @@ def test_every_path_field_refuses_every_escape(client, world, field) -> None:
     for value in attacks(world):
         res = client.post("/experiments", json={**JOINT, **FIELDS[field](value)})
         assert res.status_code == 422, (field, value, res.text)
-        (err,) = res.json()["detail"]
-        assert err["loc"] == loc
+        # the path's one problem (the spec's others, such as an encoder for a modality the
+        # dataset lacks, come with it)
+        (err,) = [d for d in res.json()["detail"] if d["loc"].startswith(loc)]
         what = "folder" if loc.endswith("root") else "file"
         # the same words whether the path exists outside or not at all
         assert err["msg"] == (

@@ -11,6 +11,7 @@ exceptions; a test ends with none.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -96,9 +97,11 @@ class Watched:
         return path
 
 
-@pytest.fixture
-def watched(browser: Any) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+@contextlib.contextmanager
+def watching(browser: Any, **context_options: Any) -> Iterator[Watched]:
+    """A page in a new browser context (viewport 1400 x 900 unless given, color_scheme, ...)
+    whose console errors and uncaught exceptions fail the test."""
+    context = browser.new_context(**{"viewport": {"width": 1400, "height": 900}, **context_options})
     page = context.new_page()
     page.set_default_timeout(15_000)
     out = Watched(page)
@@ -108,3 +111,9 @@ def watched(browser: Any) -> Iterator[Watched]:
     yield out
     context.close()
     assert out.unexpected() == [], f"console errors: {out.unexpected()}"
+
+
+@pytest.fixture
+def watched(browser: Any) -> Iterator[Watched]:
+    with watching(browser) as out:
+        yield out

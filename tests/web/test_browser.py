@@ -87,6 +87,41 @@ def test_submit_form_field_error_then_created(lab: Lab, watched: Watched, tmp_pa
     watched.shot(tmp_path / "submitted.png")
 
 
+def test_submit_form_shows_every_problem_at_once(
+    lab: Lab, watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    watched.expected.append("422 (Unprocessable Entity)")  # the one refused submission
+    page.goto(f"{lab.url}/")
+    page.wait_for_selector("#experiments[data-ready='1']")
+    page.click("#new-experiment")
+    page.fill(
+        "#spec-text",
+        "name: my run!\ndataset: {name: synthetic}\nmodalities: [strong, audio]\nmethod:\n"
+        "  name: igm\n  params:\n    tau: not-a-number\nbatch_size: 0\n",
+    )
+    page.fill("#submit-priority", "12")
+    page.fill("#submit-tags", "ok, bad!, worse?")
+    page.click("#submit-button")
+    # one round trip: the spec's fields, its method, its modalities, and the query's
+    expect(page.locator("#submit-result")).to_have_text(
+        "not submitted: 7 problems to fix, marked below"
+    )
+    errors = page.locator("#spec-errors li")
+    expect(errors).to_have_count(4)
+    fields = [errors.nth(i).get_attribute("data-field") for i in range(4)]
+    assert fields == ["name", "batch_size", "method.params.tau", "modalities.1"]
+    name = page.locator("#spec-errors li[data-field='name']")
+    expect(name).to_contain_text("must be letters, digits, spaces and _ . - only")
+    assert "^[" not in name.inner_text()  # words, not the regex
+    expect(name.locator("button")).to_have_text("line 1")
+    expect(page.locator(".field-error[data-field='query.priority']")).to_contain_text("0..9")
+    tags = page.locator(".field-error[data-field='query.tags']")  # both bad tags, beside the field
+    expect(tags).to_contain_text("invalid tag 'bad!'")
+    expect(tags).to_contain_text("invalid tag 'worse?'")
+    watched.shot(tmp_path / "submit-every-problem.png")
+
+
 def test_stored_text_is_shown_as_text(lab: Lab, watched: Watched, tmp_path: Path) -> None:
     evil = "<img src=x onerror=alert('xss')><script>alert('xss')</script>"
     eid = data.create(lab.sessions, data.spec(f"evil-{uuid.uuid4().hex[:6]}"), queue=lab.queue)

@@ -1,17 +1,27 @@
-// One experiment: its row (GET /experiments/{id}) polled while it runs, the timeline (stages,
+// One experiment: its row (GET /experiments/{id}) polled while it runs, a headline (test
+// accuracies, the selected checkpoint, each modality's gradient norm), the timeline (stages,
 // epochs, clock) and the metric charts (GET .../metrics, new points appended with after_step),
-// test metrics, confusion matrices as heatmaps, artifacts, and cancel / retry / delete.
+// test metrics, confusion matrices as heatmaps, artifacts, and cancel / retry / delete. The
+// charts' state (x axis, smoothing, points per line, key filter, zoom, log-scale panels) lives in
+// the page's URL: a copied link opens the same view.
 
 import {
   FINISHED, api, badge, download, duration, el, errorText, fmt, page, pct, poll, progressText, runSeconds,
   setLive, showBanner, when,
 } from "./api.js";
-import { Panel, layout } from "./charts.js";
+import { Panel, explain, layout } from "./charts.js";
 
 const root = document.getElementById("experiment");
 const ID = root.dataset.id;
 const KEY_CHUNK = 4; // keys per metrics request; the chunks are fetched in parallel
-const view = { xMode: "step", smoothing: 0, maxPoints: 1000, timeline: null, modalities: [] };
+const view = {
+  xMode: "step", smoothing: 0, maxPoints: 1000, timeline: null, modalities: [], name: "",
+  zoom: null, // {min, max} in steps, shared by every panel; null: all of the run
+  logY: new Set(), // ids of the panels drawn on a log scale
+  onZoom: (range) => setZoom(range),
+  onLogY: (id, on) => setLogY(id, on),
+};
+const DEFAULTS = { x: "step", smooth: "0", points: "1000" };
 const store = new Map(); // metric key -> {steps, values, total, maxPoints}
 const panels = new Map(); // panel id -> Panel
 let exp = null;
@@ -44,6 +54,45 @@ function renderResults() {
     ? `checkpoint selected on validation: stage ${best.stage + 1}, epoch ${best.epoch + 1} (${fmt(best.score)})` : "";
 }
 
+// The last logged value of a key: [step, value] or null.
+function lastPoint(key) {
+  const series = store.get(key);
+  if (!series || !series.steps.length) return null;
+  return [series.steps.at(-1), series.values.at(-1)];
+}
+
+function headlineItem(name, label, value, note, title) {
+  return el("div", { class: "headline-item", dataset: { headline: name }, title: title || "" },
+    el("span", { class: "headline-label", text: label }),
+    el("strong", { class: "headline-value", text: value }),
+    note ? el("span", { class: "headline-note muted small", text: note }) : null);
+}
+
+function renderHeadline() {
+  const test = exp.summary && exp.summary.test;
+  const accs = (test && test.modality_acc) || {};
+  const weak = Object.entries(accs).filter(([, v]) => typeof v === "number").sort((a, b) => a[1] - b[1])[0];
+  const running = exp.progress && typeof exp.progress.val_acc === "number";
+  const items = [headlineItem("fused", "fused test acc", test ? pct(test.acc) : "–",
+    test ? "" : running ? `val ${pct(exp.progress.val_acc)} so far` : "when it ends", explain("test/fused/acc"))];
+  for (const m of exp.spec.modalities || []) {
+    const acc = accs[m];
+    items.push(headlineItem(`acc-${m}`, `${m} test acc`, typeof acc === "number" ? pct(acc) : "–",
+      weak && weak[0] === m && Object.keys(accs).length > 1 ? "weakest: its head alone" : "its head alone",
+      explain("test/acc")));
+  }
+  const best = exp.summary && exp.summary.best;
+  items.push(headlineItem("checkpoint", "selected checkpoint",
+    best ? `stage ${best.stage + 1}, epoch ${best.epoch + 1}` : "–",
+    best ? `val ${exp.spec.selection || "acc"} ${fmt(best.score)}` : "chosen on validation at the end"));
+  for (const m of exp.spec.modalities || []) {
+    const last = lastPoint(`grad/${m}/norm`);
+    items.push(headlineItem(`grad-${m}`, `${m} grad norm`, last ? fmt(last[1]) : "–",
+      last ? `last logged, step ${last[0].toLocaleString("en-US")}` : "none logged yet", explain("grad/norm")));
+  }
+  document.getElementById("headline").replaceChildren(...items);
+}
+
 function renderActions() {
   const s = exp.status;
   document.getElementById("cancel").disabled = !(s === "queued" || s === "running");
@@ -70,6 +119,7 @@ function renderRow() {
   renderTimeline();
   renderResults();
   renderActions();
+  renderHeadline();
 }
 
 async function act(action) {
@@ -88,6 +138,66 @@ async function act(action) {
   } catch (err) {
     out.textContent = `${action}: ${errorText(err)}`;
   }
+}
+
+// ------------------------------------------------------------------------------ chart state
+
+const POINTS = [250, 500, 1000, 2000, 5000, 10000];
+
+// The view as the URL gives it (a shared link, a reload), reflected in the controls.
+function readUrl() {
+  const q = new URLSearchParams(window.location.search);
+  if (["step", "epoch", "wall"].includes(q.get("x"))) view.xMode = q.get("x");
+  const smoothing = Number(q.get("smooth"));
+  if (q.has("smooth") && smoothing >= 0 && smoothing <= 0.99) view.smoothing = smoothing;
+  if (POINTS.includes(Number(q.get("points")))) view.maxPoints = Number(q.get("points"));
+  const [min, max] = (q.get("zoom") || "").split(":").map((v) => (v === "" ? NaN : Number(v)));
+  if (Number.isFinite(min) && Number.isFinite(max) && max > min) view.zoom = { min, max };
+  for (const id of (q.get("logy") || "").split(",")) if (id) view.logY.add(id);
+  document.getElementById("x-axis").value = view.xMode;
+  document.getElementById("smoothing").value = String(view.smoothing);
+  document.getElementById("smoothing-value").textContent = String(view.smoothing);
+  document.getElementById("max-points").value = String(view.maxPoints);
+  document.getElementById("key-filter").value = (q.get("filter") || "").slice(0, 100);
+  showZoom();
+}
+
+// The view into the URL (replaced, not pushed: the back button still leaves the page).
+function writeUrl() {
+  const q = new URLSearchParams();
+  if (view.xMode !== DEFAULTS.x) q.set("x", view.xMode);
+  if (String(view.smoothing) !== DEFAULTS.smooth) q.set("smooth", String(view.smoothing));
+  if (String(view.maxPoints) !== DEFAULTS.points) q.set("points", String(view.maxPoints));
+  const filter = document.getElementById("key-filter").value.trim();
+  if (filter) q.set("filter", filter);
+  if (view.zoom) q.set("zoom", `${view.zoom.min}:${view.zoom.max}`);
+  if (view.logY.size) q.set("logy", [...view.logY].sort().join(","));
+  const qs = q.toString();
+  history.replaceState(null, "", `${window.location.pathname}${qs ? `?${qs}` : ""}`);
+}
+
+function showZoom() {
+  const z = view.zoom;
+  document.getElementById("reset-zoom").hidden = !z;
+  document.getElementById("zoom-note").textContent = z
+    ? `steps ${z.min.toLocaleString("en-US")}–${z.max.toLocaleString("en-US")}` : "drag across a chart to zoom";
+}
+
+// A range of steps (from a drag on any chart) or null (a double click, "all steps"): every
+// chart shows it, and keeps it while new points arrive.
+function setZoom(range) {
+  view.zoom = range && range.max > range.min
+    ? { min: Math.max(0, Math.floor(range.min)), max: Math.ceil(range.max) } : null;
+  for (const panel of panels.values()) panel.applyZoom();
+  showZoom();
+  writeUrl();
+}
+
+function setLogY(id, on) {
+  if (on) view.logY.add(id);
+  else view.logY.delete(id);
+  panels.get(id)?.redrawFromScratch();
+  writeUrl();
 }
 
 // ------------------------------------------------------------------------------ charts
@@ -131,6 +241,7 @@ function buildPanels() {
 
 function drawAll() {
   for (const panel of panels.values()) panel.draw();
+  if (exp) renderHeadline();
   const drawn = [...panels.values()].filter((p) => p.node.dataset.drawn).length;
   document.getElementById("charts-note").textContent = keys.length
     ? `${keys.length} keys in ${panels.size} panels` : "";
@@ -244,6 +355,7 @@ async function refreshRow() {
   const before = exp ? exp.status : null;
   exp = await api(`/experiments/${ID}`);
   view.modalities = exp.spec.modalities || [];
+  view.name = exp.name;
   renderRow();
   return before;
 }
@@ -282,20 +394,27 @@ function setupControls() {
   document.getElementById("x-axis").addEventListener("change", (event) => {
     view.xMode = event.target.value;
     for (const p of panels.values()) p.redrawFromScratch();
+    writeUrl();
   });
   const smoothing = document.getElementById("smoothing");
   smoothing.addEventListener("input", () => {
     view.smoothing = Number(smoothing.value);
     document.getElementById("smoothing-value").textContent = smoothing.value;
     drawAll();
+    writeUrl();
   });
   document.getElementById("max-points").addEventListener("change", async (event) => {
     view.maxPoints = Number(event.target.value);
     for (const p of panels.values()) p.maxPoints = view.maxPoints;
     for (const s of store.values()) s.maxPoints = view.maxPoints;
+    writeUrl();
     await loadAllMetrics();
   });
-  document.getElementById("key-filter").addEventListener("input", buildPanels);
+  document.getElementById("key-filter").addEventListener("input", () => {
+    buildPanels();
+    writeUrl();
+  });
+  document.getElementById("reset-zoom").addEventListener("click", () => setZoom(null));
   window.addEventListener("resize", () => { for (const p of panels.values()) p.resize(); });
   document.getElementById("artifacts").addEventListener("click", (event) => {
     const a = event.target.closest("a[download]");
@@ -306,6 +425,7 @@ function setupControls() {
 }
 
 async function start() {
+  readUrl();
   setupControls();
   try {
     await everything();

@@ -37,6 +37,8 @@ function clearErrors() {
   text.classList.remove("invalid");
 }
 
+// Every problem the server found, at once: each beside its field (tags, priority, queue), the
+// spec's listed under the text.
 function showErrors(detail) {
   const items = Array.isArray(detail) ? detail : [{ loc: "body", msg: String(detail) }];
   for (const { loc, msg } of items) {
@@ -44,7 +46,7 @@ function showErrors(detail) {
     const name = CSS.escape(where.replace(/\.\d+$/, ""));
     const field = document.querySelector(`#submit-form .field-error[data-field="${name}"]`);
     if (field) {
-      field.textContent = msg;
+      field.textContent = field.textContent ? `${field.textContent}; ${msg}` : msg;
       continue;
     }
     const line = lineOf(where);
@@ -82,7 +84,10 @@ async function submit(event, onCreated) {
       exp.warning ? el("span", { class: "warning", text: ` ${exp.warning}` }) : null);
     await onCreated();
   } catch (err) {
-    result.replaceChildren(err.status === 422 ? "not submitted: fix the fields marked" : errorText(err));
+    const count = Array.isArray(err.detail) ? err.detail.length : 0;
+    const problems = count === 1 ? "1 problem" : `${count} problems`;
+    result.replaceChildren(err.status === 422 && count ? `not submitted: ${problems} to fix, marked below`
+      : errorText(err));
     if (err.detail !== undefined) showErrors(err.detail);
   } finally {
     button.disabled = false;
