@@ -18,6 +18,10 @@ from typing import Any
 
 import numpy as np
 
+# t quantiles of every interval the web process shows (here and in igm_core.compare.stats, which
+# imports it lazily for the CLI); loaded with the app rather than on the first comparison opened
+from scipy import special
+
 from igm_core.compare.labels import differing, flatten
 from igm_core.compare.pairs import MIN_SEEDS
 
@@ -32,8 +36,6 @@ def bounds_of(key: str) -> tuple[float, float] | None:
 
 
 def _t_quantiles(dof: np.ndarray, confidence: float) -> np.ndarray:
-    from scipy import special
-
     out = np.full(dof.shape, np.nan)
     ok = dof > 0
     out[ok] = special.stdtrit(dof[ok], (1.0 + confidence) / 2.0)

@@ -193,12 +193,13 @@ def test_prefixes_and_the_loading_state(lab: Lab, watched: Watched, tmp_path: Pa
         page.goto(f"{lab.url}/ui/compare?ids={prefixes}")
     loading = page.locator("#compare-loading")
     expect(loading).to_be_visible()
-    expect(loading).to_have_attribute("aria-busy", "true")
-    expect(loading).to_contain_text("Loading the comparison")
     assert len(held) == 1, "the page asked for its report"
-    # the curves are in, but nothing is drawn before every group's colour is known
+    # the curves are drawn as soon as they are in; the page says what it still waits for
+    expect(page.locator("#curves .chart-panel[data-drawn='1']").first).to_be_visible()
+    expect(loading).to_have_text("Loading the final metrics and pairs…")
+    expect(loading).to_have_attribute("aria-busy", "true")
     assert page.get_attribute("body", "data-ready") is None
-    assert page.locator("#curves-panel").is_hidden()
+    assert page.locator("#final-panel").is_hidden()
     watched.shot(tmp_path / "compare-loading.png")
     held[0].continue_()
     page.unroute(report)

@@ -294,13 +294,19 @@ async function start() {
     setLive("", false);
     return;
   }
-  let problem = "";
-  const [report, curves] = await Promise.allSettled([loadReport(), loadCurves()]);
-  if (report.status === "rejected") problem = `final metrics: ${errorText(report.reason)}`;
-  if (curves.status === "rejected") problem = [problem, `curves: ${errorText(curves.reason)}`].filter(Boolean).join("; ");
-  // both answers are in: every group's colour is known before anything is drawn
-  renderReport();
-  if (view.curves) renderCurves();
+  // each part is drawn as soon as its answer is in (both carry every group's colour position)
+  const problems = [];
+  const parts = { report: "the final metrics and pairs", curves: "the curves" };
+  const waiting = new Set(Object.keys(parts));
+  const note = () => `Loading ${[...waiting].map((k) => parts[k]).join(" and ")}…`;
+  const part = (name, load, draw) => load().then(draw)
+    .catch((err) => problems.push(`${name === "report" ? "final metrics" : "curves"}: ${errorText(err)}`))
+    .finally(() => {
+      waiting.delete(name);
+      if (waiting.size) document.getElementById("compare-loading").textContent = note();
+    });
+  await Promise.all([part("report", loadReport, renderReport), part("curves", loadCurves, renderCurves)]);
+  const problem = problems.join("; ");
   loaded(problem);
   if (problem) showBanner(problem);
   document.body.dataset.ready = "1";
