@@ -143,6 +143,11 @@ def test_compare_by_sweep_ids_and_files(
     assert igm(["compare", *files, "--json", "--url", "http://127.0.0.1:9"]) == 0
     (group,) = json.loads(capsys.readouterr().out)["groups"]
     assert group["n"] == 2 and group["metrics"]["acc"]["mean"] == pytest.approx(0.55)
+    assert group["interval_note"] == "too few seeds for an interval"
+    assert igm(["compare", *files, "--baseline", "local", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["baseline"] == "local"
+    assert igm(["compare", *files, "--baseline", "other"]) == 2
+    assert "baseline 'other' names no group; the groups: local" in capsys.readouterr().err
     assert igm(["compare", files[0], ids[0]]) == 2
     assert "give either result.json files or experiment ids" in capsys.readouterr().err
     assert igm(["compare", str(tmp_path / "nope" / "result.json")]) == 2
