@@ -348,7 +348,7 @@ def measure_compare(base: str, args: Any, restart: Any) -> list[str]:
             args.screenshots.mkdir(parents=True, exist_ok=True)
             page.goto(url)
             page.wait_for_selector(READY["compare"], timeout=60_000)
-            page.screenshot(path=str(args.screenshots / "dashboard-compare.png"), full_page=True)
+            page.screenshot(path=str(args.screenshots / "dashboard-compare.png"))
         browser.close()
     return [
         line("cold compare open (20 runs): loading state shown", shown, 2.0),
