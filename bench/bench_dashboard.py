@@ -1,7 +1,7 @@
 """Benchmark of the dashboard, measured in real headless Chromium (Debian's /usr/bin/chromium driven
 by Playwright), on loopback, against the API served by uvicorn in its own process.
 
-    python bench/bench_dashboard.py [--rounds 5] [--screenshots docs/]
+    python bench/bench_dashboard.py [--rounds 5] [--screenshots docs/] [--only compare]
 
 Prints, each as the median (and max) of --rounds page loads:
 1. the experiments page usable (its first page of 50 rows drawn) with 10,000 experiments in
@@ -11,13 +11,16 @@ Prints, each as the median (and max) of --rounds page loads:
    written with log_batch; charts ask for 1,000 points per line;
 3. the delay from a metric logged by a worker's tracker (igm_core's MlflowTracker, as the worker
    uses it) to its point on the open chart of a running experiment;
-4. the compare page with 20 runs (4 methods x 5 seeds) drawn: final metrics, bands of 4 keys;
+4. the compare page with 20 runs (4 methods x 5 seeds) drawn: final metrics, pairs against the
+   baseline, bands of 5 keys; reloads, and the cold first open (a fresh API process and a fresh
+   browser context each time: nothing cached), with the time its loading state appears;
 5. the run table (/ui/table) over the same 10,000 experiments with 5 chosen columns (spec values
    and result metrics read from the JSON columns), sorted by test accuracy, usable (its first 50
    rows drawn); again with two numeric conditions on JSON values; and GET /experiments with the
    same query alone.
 Targets: 1 s, 2 s, 3 s, 2 s and 1 s. With --screenshots, saves a PNG of each page there.
-`--only table` prepares the 10,000 rows only and measures the run table (no MLflow runs).
+`--only table` prepares the 10,000 rows only and measures the run table (no MLflow runs);
+`--only compare` the figures of 4 alone (no 10,000 rows, no 100k-step runs: a few minutes).
 """
 
 from __future__ import annotations
@@ -204,23 +207,35 @@ def log_run(settings: Settings, hist: dict) -> str:
     return run_id
 
 
-def runs(settings: Settings) -> dict[str, Any]:
+def runs(settings: Settings, only: str = "all") -> dict[str, Any]:
     """The MLflow runs (logged once, kept in the store folder for later rounds)."""
     saved = settings.data_dir / "runs.json"
     out: dict[str, Any] = json.loads(saved.read_text()) if saved.is_file() else {}
     rng = np.random.default_rng(1)
+    if only == "compare":
+        if "cmp" not in out:
+            out["cmp"] = compare_runs(settings, rng)
+            saved.write_text(json.dumps(out))
+        return out
     if "big10" not in out:
         out["big10"] = log_run(settings, histories(rng, STEPS, 0.85, every=10))
         saved.write_text(json.dumps(out))
     if "big" in out:
         return out
-    out["big"], out["cmp"] = log_run(settings, histories(rng, STEPS, 0.85)), []
+    out["big"] = log_run(settings, histories(rng, STEPS, 0.85))
+    out["cmp"] = compare_runs(settings, rng)
+    saved.write_text(json.dumps(out))
+    return out
+
+
+def compare_runs(settings: Settings, rng: np.random.Generator) -> list[list[Any]]:
+    """20 runs of 10,000 steps for the compare page: 4 methods x 5 seeds."""
+    out = []
     for g, method in enumerate(("igm", "mla", "joint", "ogm_ge")):
         for seed in range(5):
             hist = histories(rng, 10_000, 0.85 - 0.03 * g)
             hist = {k: v for k, v in hist.items() if k in VAL_KEYS or k.startswith("train/")}
-            out["cmp"].append([method, seed, g, log_run(settings, hist)])
-    saved.write_text(json.dumps(out))
+            out.append([method, seed, g, log_run(settings, hist)])
     return out
 
 
@@ -315,20 +330,23 @@ def measure_table(page: Any, base: str, rounds: int) -> list[str]:
     ]
 
 
-def prepare(settings: Settings) -> tuple[str, str, str]:
+def prepare(settings: Settings, only: str = "all") -> tuple[str, str, str]:
     """Rows and runs: the 100k-step experiment's id, its MLflow run id, and the id of the
-    100k-step experiment that logged every 10 steps."""
+    100k-step experiment that logged every 10 steps (empty with --only compare)."""
     migrations.upgrade(settings.resolved_database_url())
     sessions = session_factory(settings.resolved_database_url())
     t0 = time.perf_counter()
-    seed_rows(settings, 10_000)
-    logged = runs(settings)
-    big = new_row(sessions, spec("igm-100k"), logged["big"], None, "bench-big")
-    big10 = new_row(sessions, spec("igm-100k-log10"), logged["big10"], None, "bench-big")
+    logged = runs(settings, only)
     rng = np.random.default_rng(2)
     for method, seed, g, run_id in logged["cmp"]:
         summ = summary(rng, 0.85 - 0.03 * g)
         new_row(sessions, spec(f"cmp-{method}", method, seed), run_id, summ, "bench-cmp")
+    if only == "compare":
+        print(f"data: 20 compare runs in {time.perf_counter() - t0:.0f} s", flush=True)
+        return "", "", ""
+    seed_rows(settings, 10_000)
+    big = new_row(sessions, spec("igm-100k"), logged["big"], None, "bench-big")
+    big10 = new_row(sessions, spec("igm-100k-log10"), logged["big10"], None, "bench-big")
     print(
         f"data: 10,000 rows and a {STEPS:,}-step run ({len(PER_STEP_KEYS)} keys of {STEPS:,} "
         f"points + {len(VAL_KEYS)} per epoch) in {time.perf_counter() - t0:.0f} s",
@@ -345,6 +363,50 @@ def cold(page: Any, url: str, ready: str, rounds: int, restart: Any) -> list[flo
         restart()
         times.extend(timed(page, url, ready, 1))
     return times
+
+
+def cold_compare(browser: Any, url: str, rounds: int, restart: Any) -> tuple[list, list]:
+    """The compare page's first open on a fresh API process, in a fresh browser context (no
+    cached files): seconds until its loading state shows, and until it is drawn."""
+    shown, drawn = [], []
+    for _ in range(rounds):
+        restart()
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        t0 = time.perf_counter()
+        page.goto(url, wait_until="commit")
+        page.wait_for_selector("#compare-loading[aria-busy='true']", timeout=60_000)
+        shown.append(time.perf_counter() - t0)
+        page.wait_for_selector(READY["compare"], timeout=60_000)
+        drawn.append(time.perf_counter() - t0)
+        context.close()
+    return shown, drawn
+
+
+def measure_compare(base: str, args: Any, restart: Any) -> list[str]:
+    """The compare figures alone (--only compare)."""
+    from playwright.sync_api import sync_playwright
+
+    url = f"{base}/ui/compare?tag=bench-cmp"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        shown, cold_s = cold_compare(browser, url, args.rounds, restart)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        warm_s = timed(page, url, READY["compare"], args.rounds)
+        if args.screenshots:
+            args.screenshots.mkdir(parents=True, exist_ok=True)
+            page.goto(url)
+            page.wait_for_selector(READY["compare"], timeout=60_000)
+            page.screenshot(path=str(args.screenshots / "dashboard-compare.png"))
+        browser.close()
+    return [
+        line("cold compare open (20 runs): loading state shown", shown, 2.0),
+        line("cold compare open (20 runs): drawn", cold_s, 2.0),
+        line("compare page, 20 runs (4 methods x 5 seeds) drawn, reloads", warm_s, 2.0),
+        f"console errors: {len(errors)}" + (f" {errors[:3]}" if errors else ""),
+    ]
 
 
 def measure(
@@ -376,6 +438,7 @@ def measure(
         compare_s = timed(page, urls["compare"], READY["compare"], n)
         table = measure_table(page, base, n)
         urls["table"] = f"{base}/ui/table?{TABLE_QUERY}"
+        _, compare_cold = cold_compare(browser, urls["compare"], n, restart)
         if args.screenshots:
             args.screenshots.mkdir(parents=True, exist_ok=True)
             urls["experiments"] += "?tag=batch-1"  # every status, running ones with progress
@@ -410,6 +473,7 @@ def measure(
         ),
         line("metric logged by a worker -> its point on the open chart", delays, 3.0),
         line("compare page, 20 runs (4 methods x 5 seeds) drawn", compare_s, 2.0),
+        line("cold compare open (20 runs): drawn", compare_cold, 2.0),
         *table,
         f"console errors: {len(errors)}" + (f" {errors[:3]}" if errors else ""),
     ]
@@ -442,7 +506,10 @@ def main() -> None:
         "--store", type=Path, default=None, help="keep the MLflow store here and reuse it"
     )
     parser.add_argument(
-        "--only", choices=("all", "table"), default="all", help="table: the run table alone"
+        "--only",
+        choices=("all", "table", "compare"),
+        default="all",
+        help="table: the run table alone; compare: the compare figures alone",
     )
     args = parser.parse_args()
     name = f"igm_dash_{uuid.uuid4().hex[:8]}"
@@ -460,7 +527,7 @@ def main() -> None:
             migrations.upgrade(settings.resolved_database_url())
             seed_rows(settings, 10_000)
         else:
-            big = prepare(settings)
+            big = prepare(settings, args.only)
         port = free_port()
         proc = serve(settings, port)
 
@@ -473,6 +540,8 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         if args.only == "table":
             results = measure_only_table(base, args)
+        elif args.only == "compare":
+            results = measure_compare(base, args, restart)
         else:
             results = measure(settings, base, big, args, restart)
         load = " / ".join(f"{x:.1f}" for x in os.getloadavg())

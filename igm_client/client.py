@@ -286,9 +286,11 @@ class IGMClient:
         tag: str | None = None,
         sweep: str | None = None,
         metric: str = "acc",
+        baseline: str | None = None,
     ) -> dict[str, Any]:
-        """The `igm compare` report of succeeded experiments chosen by ids, a tag or a sweep."""
-        params = _params(ids=list(ids), tag=tag, sweep=sweep, metric=metric)
+        """The `igm compare` report of succeeded experiments chosen by ids, a tag or a sweep;
+        every other group paired with `baseline` (a group label; default: joint training)."""
+        params = _params(ids=list(ids), tag=tag, sweep=sweep, metric=metric, baseline=baseline)
         return self._json("GET", "/compare", params=params)
 
     def artifacts(self, experiment_id: str) -> dict[str, Any]:

@@ -239,8 +239,8 @@ def cmd_export_features(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """`igm compare`: the report of result files; 2 with a message for an unusable file."""
     try:
-        report = compare.build_report(args.results, args.metric)
-    except compare.CompareError as error:
+        report = compare.build_report(args.results, args.metric, args.baseline)
+    except (compare.CompareError, compare.BaselineError) as error:
         return _fail(str(error))
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
@@ -321,6 +321,12 @@ def _add_compare(sub: Subparsers) -> None:
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     metric_help = "fused test metric of the paired comparison (default acc)"
     c.add_argument("--metric", choices=compare.METRICS, default="acc", help=metric_help)
+    c.add_argument(
+        "--baseline",
+        metavar="LABEL",
+        help="the group every other is paired with: a group label, or a method one group has "
+        "(default: joint training where present, else the first group)",
+    )
     c.set_defaults(func=cmd_compare)
 
 

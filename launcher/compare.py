@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metric", choices=METRICS, default="acc", help="fused test metric of the paired diffs"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="LABEL",
+        help="the group every other is paired with: a label, or a method one group has "
+        "(default: joint training where present)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--url", help="the server (default: IGM_URL, else the saved one)")
     return parser
@@ -56,7 +62,10 @@ def main(argv: list[str]) -> int:
         missing = [p for p in paths if not Path(p).is_file()]
         if missing:
             return _fail(f"no such file: {missing[0]}")
-        return local_main(["compare", *paths, "--metric", args.metric, *(["--json"] * args.json)])
+        baseline = ["--baseline", args.baseline] if args.baseline is not None else []
+        return local_main(
+            ["compare", *paths, "--metric", args.metric, *baseline, *(["--json"] * args.json)]
+        )
     if not (args.items or args.tag or args.sweep):
         return _fail("give result.json files, experiment ids, --tag or --sweep")
     return _remote(args)
@@ -67,7 +76,11 @@ def _remote(args: argparse.Namespace) -> int:
         with IGMClient(args.url) as client:
             try:
                 report = client.compare(
-                    args.items, tag=args.tag, sweep=args.sweep, metric=args.metric
+                    args.items,
+                    tag=args.tag,
+                    sweep=args.sweep,
+                    metric=args.metric,
+                    baseline=args.baseline,
                 )
             except IGMClientError as err:
                 if err.status_code == 0:

@@ -3,28 +3,42 @@
 
 Each run's history is first averaged within the bins of a common grid (bins of equal width over
 the group's steps), so runs whose points fall at different steps still meet in a bin; then, per
-bin, the runs that have a point there give the mean, the sample std and the t-interval (none with
-a single run). Runs that differ only in their seed log at the same steps; with as many bins as
-distinct steps (at most max_points), evenly spaced points keep a bin each. Torch-free.
+bin, the runs that have a point there give the mean, the sample std and the t-interval (none
+with fewer than MIN_SEEDS runs, as in the report; clipped to [0, 1] for an accuracy-like key).
+Runs that differ only in their seed log at the same steps; with as many bins as distinct steps
+(at most max_points), evenly spaced points keep a bin each. Where the points of a curve stop for
+a stretch (a key of one modality while another modality's stage trains) a point with no value
+(`null`) marks the break, so a chart does not draw a line across it. Torch-free.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+# t quantiles of every interval the web process shows (here and in igm_core.compare.stats, which
+# imports it lazily for the CLI); loaded with the app rather than on the first comparison opened
+from scipy import special
+
+from igm_core.compare.labels import differing, flatten
+from igm_core.compare.pairs import MIN_SEEDS
+
 MAX_DIFF_KEYS = 200
+GAP_FACTOR = 3.0  # a stretch this many times a curve's median spacing, without points, breaks it
+BOUNDED = ("acc", "macro_f1", "map")  # last parts of the keys whose values lie in [0, 1]
+
+
+def bounds_of(key: str) -> tuple[float, float] | None:
+    """[0, 1] for an accuracy-like key (`val/fused/acc`), else None."""
+    return (0.0, 1.0) if key.rsplit("/", 1)[-1] in BOUNDED else None
 
 
 def _t_quantiles(dof: np.ndarray, confidence: float) -> np.ndarray:
-    from scipy import stats
-
     out = np.full(dof.shape, np.nan)
     ok = dof > 0
-    out[ok] = stats.t.ppf((1.0 + confidence) / 2.0, dof[ok])
+    out[ok] = special.stdtrit(dof[ok], (1.0 + confidence) / 2.0)
     return out
 
 
@@ -42,10 +56,14 @@ def binned(steps: np.ndarray, values: np.ndarray, edges_max: int, bins: int) -> 
 
 
 def band(
-    histories: Sequence[tuple[np.ndarray, np.ndarray]], max_points: int, confidence: float = 0.95
+    histories: Sequence[tuple[np.ndarray, np.ndarray]],
+    max_points: int,
+    confidence: float = 0.95,
+    bounds: tuple[float, float] | None = None,
 ) -> dict[str, list[Any]]:
     """The group curve of several runs' histories of one key: steps, mean, lo, hi and n (runs
-    with a point there) at no more than max_points steps; lo and hi are None where n < 2."""
+    with a point there) at no more than max_points steps (and a break point, n = 0, in each gap);
+    lo and hi are None where n < MIN_SEEDS, and clipped to `bounds` when given."""
     histories = [(s, v) for s, v in histories if len(s)]
     if not histories:
         return {"steps": [], "mean": [], "lo": [], "hi": [], "n": []}
@@ -62,36 +80,37 @@ def band(
         mean = np.nanmean(values, axis=0)
         std = np.sqrt(np.nansum((values - mean) ** 2, axis=0) / (n - 1))
         half = _t_quantiles(n - 1, confidence) * std / np.sqrt(n)
+    half[n < MIN_SEEDS] = np.nan
     lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = np.maximum(lo, bounds[0]), np.minimum(hi, bounds[1])
+    return _broken(np.round(steps).astype(np.int64), mean, lo, hi, n.astype(np.int64))
+
+
+def _broken(steps: np.ndarray, *columns: np.ndarray) -> dict[str, list[Any]]:
+    """The curve as lists, with a point of no value (n = 0) in the middle of each stretch longer
+    than GAP_FACTOR times the median spacing of its points."""
+    gaps = np.diff(steps)
+    wide = np.flatnonzero(gaps > GAP_FACTOR * np.median(gaps)) if len(gaps) >= 2 else []
+    at = np.asarray(wide, dtype=np.int64) + 1
+    steps = np.insert(steps, at, steps[at - 1] + gaps[at - 1] // 2)
+    mean, lo, hi, n = (np.insert(c.astype(np.float64), at, np.nan) for c in columns)
 
     def listed(a: np.ndarray) -> list[float | None]:
         return [None if not np.isfinite(x) else float(x) for x in a]
 
     return {
-        "steps": [round(float(s)) for s in steps],
+        "steps": steps.tolist(),
         "mean": listed(mean),
         "lo": listed(lo),
         "hi": listed(hi),
-        "n": n.astype(int).tolist(),
+        "n": np.nan_to_num(n).astype(int).tolist(),
     }
-
-
-def flatten(spec: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """A spec as {"dotted.key": JSON text of the value}; lists stay whole."""
-    out: dict[str, str] = {}
-    for key, value in spec.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, name))
-        else:
-            out[name] = json.dumps(value, sort_keys=True)
-    return out
 
 
 def spec_differences(specs: Sequence[Mapping[str, Any]]) -> dict[str, list[str | None]]:
     """The dotted keys whose values are not the same in every spec, with each spec's value
-    (None where a spec lacks the key), at most MAX_DIFF_KEYS of them, sorted."""
+    (None where a spec lacks the key), at most MAX_DIFF_KEYS of them, sorted (the flattening
+    and comparison that label seed groups: igm_core.compare.labels)."""
     flat = [flatten(s) for s in specs]
-    keys = sorted({k for f in flat for k in f})
-    differ = [k for k in keys if len({f.get(k) for f in flat}) > 1]
-    return {k: [f.get(k) for f in flat] for k in differ[:MAX_DIFF_KEYS]}
+    return {k: [f.get(k) for f in flat] for k in differing(flat)[:MAX_DIFF_KEYS]}

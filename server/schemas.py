@@ -255,10 +255,15 @@ class TimelinePublic(BaseModel):
 
 class CurveBand(BaseModel):
     steps: list[int]
-    mean: list[float | None]
-    lo: list[float | None] = Field(description="95% t-interval over the runs; null where n < 2")
+    mean: list[float | None] = Field(
+        description="null at a break: a stretch where the runs logged no point"
+    )
+    lo: list[float | None] = Field(
+        description="95% t-interval over the runs, clipped to [0, 1] for an accuracy; null "
+        "where n < 3"
+    )
     hi: list[float | None]
-    n: list[int] = Field(description="runs with a point in this step's bin")
+    n: list[int] = Field(description="runs with a point in this step's bin (0 at a break)")
 
 
 class CurveRun(BaseModel):
@@ -271,6 +276,10 @@ class CurveRun(BaseModel):
 
 class CurveGroup(BaseModel):
     label: str
+    color_index: int = Field(
+        description="the group's position among every group of the selection, sorted by label: "
+        "the same in GET /compare, so a page colours a group alike in both"
+    )
     method: str | None
     dataset: str | None
     ids: list[str]

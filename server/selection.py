@@ -5,11 +5,13 @@ A selection names experiments by ids (or unique prefixes of them) and by the exp
 (server.filters: a tag, a sweep id or prefix, ...); an experiment must match all that is given.
 `chosen` checks and resolves it once. `compared` reads its succeeded experiments with their
 results (for the report of /compare), `drawn` those with an MLflow run and their groups (for the
-curves). Both name each sweep point by its swept values but the seed (`labelled`) before the
-specs are grouped by igm_core.compare's group_runs (specs that differ only in their seed form a
-group): `groups` for the curves, `report` for the table. So a sweep's points that differ only in
-their seed form one group, labelled by what was swept, in the table and in the curves alike; a
-change to how groups are formed or labelled belongs here.
+curves). Both name each sweep point by its swept values but the seed (`labelled`: "mx
+(method=igm)") before the specs are grouped by igm_core.compare's group_runs (specs that differ
+only in their seed form a group; groups that share a name are labelled by the keys that tell them
+apart). Labels and their order (a group's colour) are made over `every` experiment of the
+selection, whatever its status, so a group has the same label and colour in the table, the pairs
+and the curves, and keeps them while its experiments run. A change to how groups are formed or
+labelled belongs here or in igm_core.compare.labels.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, defer
 
 from igm_core import compare
-from igm_core.compare.report import Group, Run
+from igm_core.compare.labels import Group, Run, describe
 from server import ids
 from server.deps import ambiguous_is_409
 from server.filters import SWEEP_HELP, ExperimentFilters, Name, no_nul
@@ -33,6 +35,7 @@ from server.models import SUCCEEDED, Experiment, Sweep
 
 MAX_COMPARED = 500  # experiments in a report, and ids in a selection
 MAX_CURVE_RUNS = 60
+MAX_LABELLED = 1000  # experiments whose specs labels are made over
 _CHUNK = 500  # bound parameters per IN (...)
 _IDS_HELP = "experiment ids or unique prefixes, repeatable or comma-separated"
 
@@ -127,9 +130,19 @@ def compared(
     return results, matched
 
 
-def drawn(session: Session, selection: Selection) -> tuple[list[Experiment], list[Group], int]:
+def every(session: Session, selection: Selection) -> list[dict[str, Any]]:
+    """The `labelled` specs of the selection's experiments of any status, oldest first, at most
+    MAX_LABELLED: what the labels and their order are made over, in every view."""
+    rows, _ = _page(session, selection, select(Experiment.id, Experiment.spec), MAX_LABELLED)
+    return list(labelled(session, {exp_id: spec for exp_id, spec in rows}).values())
+
+
+def drawn(
+    session: Session, selection: Selection, others: Sequence[dict[str, Any]] = ()
+) -> tuple[list[Experiment], list[Group], int]:
     """The selection's experiments that have an MLflow run (any status: running ones too),
-    oldest first, at most MAX_CURVE_RUNS; their `groups`; and how many matched."""
+    oldest first, at most MAX_CURVE_RUNS; their `groups` (labelled over `others` too); and how
+    many matched."""
     q = (
         select(Experiment)
         .options(defer(Experiment.traceback))
@@ -137,17 +150,14 @@ def drawn(session: Session, selection: Selection) -> tuple[list[Experiment], lis
     )
     rows, matched = _page(session, selection, q, MAX_CURVE_RUNS)
     exps = [exp for (exp,) in rows]
-    return exps, groups(labelled(session, {e.id: e.spec for e in exps})), matched
-
-
-def _shown(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return exps, groups(labelled(session, {e.id: e.spec for e in exps}), others), matched
 
 
 def labelled(session: Session, specs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Experiment id -> spec, with the name of each sweep point among them replaced by "<sweep
-    name> (key=value, ...)" (its swept values but the seed): the points of a sweep that differ
-    only in their seed then share a name, and their group says what was swept."""
+    name> (key=value, ...)" (its swept values but the seed, keys under their short names:
+    `method=igm`, `tau=0.4`): the points of a sweep that differ only in their seed then share a
+    name, and their group says what was swept."""
     names = {}
     exp_ids = list(specs)
     for i in range(0, len(exp_ids), _CHUNK):
@@ -158,17 +168,25 @@ def labelled(session: Session, specs: dict[str, dict[str, Any]]) -> dict[str, di
         )
         for exp_id, values, name in session.execute(q):
             swept = {k: v for k, v in (values or {}).items() if k != "seed"}
-            shown = ", ".join(f"{k}={_shown(v)}" for k, v in swept.items())
+            shown = describe(swept)
             names[exp_id] = f"{name} ({shown})" if shown else name
     return {i: {**spec, "name": names[i]} if i in names else spec for i, spec in specs.items()}
 
 
-def groups(specs: dict[str, dict[str, Any]]) -> list[Group]:
+def groups(specs: dict[str, dict[str, Any]], others: Sequence[dict[str, Any]] = ()) -> list[Group]:
     """Experiment id -> labelled spec, grouped: specs that differ only in their seed form a
-    group (igm_core.compare.group_runs, as in the report); a run's path is its experiment id."""
-    return compare.group_runs(Run(Path(exp_id), {"spec": spec}) for exp_id, spec in specs.items())
+    group (igm_core.compare.group_runs, as in the report), labelled over `others` too; a run's
+    path is its experiment id."""
+    runs = (Run(Path(exp_id), {"spec": spec}) for exp_id, spec in specs.items())
+    return compare.group_runs(runs, others)
 
 
-def report(results: Sequence[tuple[str, dict[str, Any]]], metric: str) -> dict[str, Any]:
-    """The `igm compare` report of `compared` results: grouped as `groups` groups them."""
-    return compare.report_from_results(results, metric)
+def report(
+    results: Sequence[tuple[str, dict[str, Any]]],
+    metric: str,
+    baseline: str | None,
+    others: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """The `igm compare` report of `compared` results: grouped and labelled as `groups` groups
+    and labels them; every other group paired with `baseline` (igm_core.compare.pairs)."""
+    return compare.report_from_results(results, metric, baseline, others)

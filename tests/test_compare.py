@@ -14,16 +14,22 @@ from scipy import stats
 
 from igm_core import catalog, cli, paper
 from igm_core.compare import (
+    METRICS,
+    BaselineError,
     CompareError,
+    Run,
     SeedsError,
     already_done,
     build_report,
+    group_runs,
     load_result,
     mean_ci,
     paired_diff,
     parse_seeds,
+    report_from_results,
     seed_specs,
 )
+from igm_core.compare.labels import describe, short_names
 from igm_core.spec import Spec, SpecError, load_spec_file, resolve_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,30 +242,204 @@ def test_a_spec_change_other_than_the_seed_makes_another_group(results, tmp_path
     other = tmp_path / "other.json"
     other.write_text(json.dumps(data))
     report = build_report([*results["joint"], other])
-    labels = sorted((g["label"], g["n"]) for g in report["groups"])
-    assert [n for _, n in labels] in ([1, 3], [3, 1])
-    assert all(re.fullmatch(r"tiny-joint #[0-9a-f]{8}", label) for label, _ in labels)
-    assert report["pairs"] == []  # seeds {0} and {0, 1, 2} differ: no paired comparison
+    labels = [(g["label"], g["n"]) for g in report["groups"]]
+    # named by what tells them apart, never by a hash
+    assert labels == [("tiny-joint (batch_size=25)", 1), ("tiny-joint (batch_size=50)", 3)]
+    assert report["baseline"] == "tiny-joint (batch_size=50)"  # joint, with the most seeds
+    assert {p["n"] for p in report["pairs"]} == {1} and report["unpaired"] == []
+    assert all(p["lo_pp"] is None and "too few seeds" in p["note"] for p in report["pairs"])
 
 
 def test_table_shows_groups_ci_paper_and_paired_comparison(results, capsys, monkeypatch) -> None:
     code, out, err = _run(capsys, monkeypatch, *results["igm"], *results["joint"])
     assert code == 0, err
-    assert "paper-crema_d-igm_reference" in out and "tiny-joint" in out
+    assert "paper-crema_d-igm_reference" in out and "tiny-joint (baseline)" in out
     assert "seeds 0,1,2" in out and "│ 3 " in out
     assert re.search(r"0\.\d{4} ± 0\.\d{4}", out) and re.search(r"\[0\.\d{4}, 0\.\d{4}\]", out)
     assert "crema_d/igm" in out and "acc 0.8105" in out and "mAP 0.8948" in out
-    assert "paired by seed" in out
+    assert "paired by seed: B - baseline (tiny-joint), percentage points" in out
     report = build_report(results["igm"] + results["joint"])
-    (pair,) = report["pairs"]
-    assert pair["n"] == 3 and pair["seeds"] == [0, 1, 2]
-    a, b = (
-        {s: load_result(p).result["test"]["acc"] for s, p in zip(SEEDS, results[m], strict=True)}
-        for m in ("igm", "joint")
+    assert report["baseline"] == "tiny-joint" and report["baseline_rule"] == "joint training"
+    pairs = {p["metric"]: p for p in report["pairs"]}
+    assert list(pairs) == ["acc", "macro_f1", "map", "modality_acc.audio", "modality_acc.visual"]
+    assert {(p["a"], p["b"], p["n"]) for p in pairs.values()} == {
+        ("tiny-joint", "paper-crema_d-igm_reference", 3)
+    }
+    for metric, pair in pairs.items():
+        key = metric.removeprefix("modality_acc.")
+        a, b = (
+            {
+                s: (t["modality_acc"][key] if metric != key else t[metric])
+                for s, p in zip(SEEDS, results[m], strict=True)
+                if (t := load_result(p).result["test"])
+            }
+            for m in ("joint", "igm")
+        )
+        d = np.array([b[s] - a[s] for s in SEEDS])
+        lo, hi = stats.t.interval(0.95, 2, loc=d.mean(), scale=stats.sem(d))
+        assert pair["diff_pp"] == pytest.approx(100 * d.mean())
+        assert pair["lo_pp"] == pytest.approx(max(100 * lo, -100.0))
+        assert pair["hi_pp"] == pytest.approx(min(100 * hi, 100.0))
+    verdict = "not significant" if pairs["acc"]["lo_pp"] <= 0 <= pairs["acc"]["hi_pp"] else "better"
+    assert verdict in out and "audio acc" in out
+
+
+# ----------------------------------------------------------------------------- labels and pairs
+
+
+def _result(name: str, seed: int, acc: float, **extra: Any) -> tuple[str, dict[str, Any]]:
+    """A result mapping: method igm on synthetic unless `extra` says otherwise; modalities
+    strong (acc + 0.05) and weak (acc - 0.3), or `mods`."""
+    mods = extra.pop("mods", {"strong": acc + 0.05, "weak": acc - 0.3})
+    spec = {"name": name, "seed": seed, "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
+    spec.update(extra)
+    test = {"acc": acc, "macro_f1": acc - 0.01, "map": acc + 0.01, "modality_acc": mods}
+    return f"{name}/{seed}", {"spec": spec, "test": test, "run": {"wall_time_s": 1.0}}
+
+
+def _method(method: str, **params: Any) -> dict[str, Any]:
+    return {"name": method, "params": params} if params else {"name": method}
+
+
+def test_labels_name_what_differs_never_a_hash() -> None:
+    results = [
+        _result("band", s, 0.8, method=_method("igm", tau=tau)) for tau in (0.4, 0.8) for s in SEEDS
+    ] + [_result("band", s, 0.7, method=_method("joint")) for s in SEEDS]
+    report = report_from_results(results)
+    labels = [g["label"] for g in report["groups"]]
+    assert labels == ["band (method=igm, tau=0.4)", "band (method=igm, tau=0.8)",
+                      "band (method=joint)"]  # fmt: skip
+    assert [g["color_index"] for g in report["groups"]] == [0, 1, 2]
+    assert report["baseline"] == "band (method=joint)"
+    # distinct names stay as they are; a name shared with a group of the selection that is not
+    # among the results (a running experiment) is told apart all the same, in the same order
+    alone = report_from_results(results[:3], others=[results[3][1]["spec"]])
+    (group,) = alone["groups"]
+    assert group["label"] == "band (tau=0.4)" and group["color_index"] == 0
+    assert report_from_results(results[:3])["groups"][0]["label"] == "band"
+    keys = ("model.encoders.audio.params.out_dim", "model.encoders.visual.params.out_dim")
+    assert short_names([*keys, "method.name", "optimizer.lr"]) == {
+        keys[0]: "audio.params.out_dim",
+        keys[1]: "visual.params.out_dim",
+        "method.name": "method",
+        "optimizer.lr": "lr",
+    }
+    assert describe({"method.params.tau": 0.4, "method.name": "igm"}) == "tau=0.4, method=igm"
+    files = group_runs([Run(Path("x"), {"spec": r["spec"]}) for _, r in results[:1]])
+    assert files[0].label == "band" and files[0].index == 0
+
+
+def test_intervals_stay_in_range_and_need_three_seeds() -> None:
+    accs = [0.97, 0.99, 1.0]
+    results = [_result("top", s, a, mods={"m": a}) for s, a in zip(SEEDS, accs, strict=True)]
+    results += [_result("two", s, 0.5, mods={"m": 0.5 + s / 10}) for s in (0, 1)]
+    groups = {g["label"]: g for g in report_from_results(results)["groups"]}
+    top = groups["top"]["metrics"]["acc"]
+    lo, hi = stats.t.interval(0.95, 2, loc=np.mean(accs), scale=stats.sem(accs))
+    assert hi > 1.0 and top["hi"] == 1.0 and top["lo"] == pytest.approx(lo)  # clipped above
+    # by hand: mean 0.9866667, std 0.0152753, t_{0.975,2} = 4.302653, half width 0.0379458
+    assert top["lo"] == pytest.approx(0.9487209, abs=1e-6)
+    assert groups["top"]["interval_note"] is None
+    two = groups["two"]
+    assert two["interval_note"] == "too few seeds for an interval"
+    assert two["metrics"]["acc"]["lo"] is None and two["modality_acc"]["m"]["hi"] is None
+    assert two["modality_acc"]["m"]["std"] == pytest.approx(np.std([0.5, 0.6], ddof=1))
+    assert mean_ci(accs, bounds=(0.0, 1.0))[3] == 1.0 and mean_ci(accs)[3] == pytest.approx(hi)
+
+
+def test_pairs_against_the_baseline_per_modality_in_points() -> None:
+    joint = [_result("j", s, a, method=_method("joint"), mods={"strong": 0.9, "weak": w})
+             for s, a, w in ((0, 0.70, 0.30), (1, 0.72, 0.35), (2, 0.71, 0.32))]  # fmt: skip
+    igm = [_result("i", s, a, mods={"strong": 0.88, "weak": w})
+           for s, a, w in ((0, 0.80, 0.60), (1, 0.83, 0.62), (2, 0.79, 0.61))]  # fmt: skip
+    report = report_from_results(joint + igm)
+    assert report["baseline"] == "j" and report["baseline_rule"] == "joint training"
+    pairs = {(p["b"], p["metric"]): p for p in report["pairs"]}
+    assert set(pairs) == {("i", m) for m in report["pair_metrics"]}
+    assert report["pair_metrics"] == [*METRICS, "modality_acc.strong", "modality_acc.weak"]
+    weak = pairs[("i", "modality_acc.weak")]
+    d = np.array([0.60 - 0.30, 0.62 - 0.35, 0.61 - 0.32])
+    lo, hi = stats.t.interval(0.95, 2, loc=d.mean(), scale=stats.sem(d))
+    assert (weak["a"], weak["seeds"], weak["n"]) == ("j", [0, 1, 2], 3)
+    assert weak["diff_pp"] == pytest.approx(86 / 3) and weak["significant"] is True
+    assert (weak["lo_pp"], weak["hi_pp"]) == pytest.approx((100 * lo, 100 * hi))
+    # differences 0.99, 0.20, 0.99: the t-interval [-40.6, +185.9] points is clipped at +100
+    near_zero = [
+        _result("z", s, a, method=_method("joint"))
+        for s, a in zip(SEEDS, (0.005, 0.5, 0.005), strict=True)
+    ]
+    wild = [_result("w", s, a) for s, a in zip(SEEDS, (0.995, 0.7, 0.995), strict=True)]
+    clipped = next(
+        p for p in report_from_results(near_zero + wild)["pairs"] if p["metric"] == "acc"
     )
-    assert (pair["mean_diff"], pair["lo"], pair["hi"]) == pytest.approx(paired_diff(a, b)[:3])
-    verdict = "not significant" if pair["lo"] <= 0 <= pair["hi"] else "better"
-    assert verdict in out
+    d = np.array([0.99, 0.20, 0.99])
+    lo, hi = stats.t.interval(0.95, 2, loc=d.mean(), scale=stats.sem(d))
+    assert hi > 1 and clipped["hi_pp"] == 100.0 and clipped["lo_pp"] == pytest.approx(100 * lo)
+    assert clipped["significant"] is False
+    mine = report_from_results(joint + igm, baseline="i")
+    assert mine["baseline"] == "i" and {p["a"] for p in mine["pairs"]} == {"i"}
+    assert report_from_results(joint + igm, baseline="joint")["baseline"] == "j"  # a method
+
+
+def test_groups_that_cannot_be_paired_say_why() -> None:
+    base = [_result("j", s, 0.7, method=_method("joint")) for s in SEEDS]
+    other_data = [_result("d", s, 0.8, dataset={"name": "digits"}) for s in SEEDS]
+    other_seeds = [_result("s", s, 0.8) for s in (5, 6, 7)]
+    two = [_result("t", s, 0.9 + s / 100) for s in (0, 1)]
+    report = report_from_results(base + other_data + other_seeds + two)
+    assert report["unpaired"] == [
+        {"group": "d", "reason": "another dataset (digits; j: synthetic)"},
+        {"group": "s", "reason": "no seed in common (seeds 5, 6, 7; j: 0, 1, 2)"},
+    ]
+    paired = [p for p in report["pairs"] if p["b"] == "t"]
+    assert len(paired) == 5 and all(p["n"] == 2 and p["lo_pp"] is None for p in paired)
+    assert paired[0]["note"] == "too few seeds for an interval; seed 2 not in both"
+    # the 2-seed group has the best mean: no interval against its runner-up, so no star
+    lead = next(x for x in report["leads"] if x["metric"] == "acc")
+    assert (lead["group"], lead["runner_up"], lead["star"]) == ("t", "d", False)
+    assert "another dataset" in lead["reason"]
+
+
+def test_a_star_only_for_a_lead_whose_paired_interval_excludes_zero() -> None:
+    low = [_result("a", s, 0.70 + s / 100, method=_method("joint")) for s in SEEDS]
+    high = [_result("b", s, 0.80 + s / 100) for s in SEEDS]
+    near = [_result("c", s, a) for s, a in zip(SEEDS, (0.69, 0.75, 0.71), strict=True)]
+    report = report_from_results(low + high + near)
+    acc = next(x for x in report["leads"] if x["metric"] == "acc")
+    assert (acc["group"], acc["runner_up"], acc["n"]) == ("b", "c", 3)
+    d = np.array([0.80 - 0.69, 0.81 - 0.75, 0.82 - 0.71])
+    lo, _ = stats.t.interval(0.95, 2, loc=d.mean(), scale=stats.sem(d))
+    assert lo > 0 and acc["lo_pp"] == pytest.approx(100 * lo) and acc["star"] is True
+    tie = report_from_results(low + near)
+    lead = next(x for x in tie["leads"] if x["metric"] == "acc")
+    assert lead["star"] is False and "includes 0" in lead["reason"]
+
+
+def test_baseline_errors_and_the_default_without_joint() -> None:
+    results = [_result(n, s, 0.7, method=_method(m)) for n, m in (("x", "mla"), ("y", "mla"),
+               ("z", "ogm_ge")) for s in SEEDS]  # fmt: skip
+    report = report_from_results(results)
+    assert report["baseline"] == "x"
+    assert report["baseline_rule"] == "no joint-training group: the first group by label"
+    with pytest.raises(
+        BaselineError, match=re.escape("baseline 'nope' names no group; the groups: x, y, z")
+    ):
+        report_from_results(results, baseline="nope")
+    with pytest.raises(BaselineError, match=re.escape("baseline 'mla' names 2 groups (x, y)")):
+        report_from_results(results, baseline="mla")
+    assert report_from_results(results, baseline="ogm_ge")["baseline"] == "z"
+    single = report_from_results(results[:3])
+    assert single["baseline"] is None and single["pairs"] == [] and single["leads"] == []
+
+
+def test_cli_baseline_on_files(results, capsys, monkeypatch) -> None:
+    files = [*results["igm"], *results["joint"]]
+    code, out, _ = _run(capsys, monkeypatch, *files, "--json", "--baseline", "paper-crema_d-igm")
+    report = json.loads(out)
+    assert code == 0 and report["baseline"] == "paper-crema_d-igm"
+    assert {p["b"] for p in report["pairs"]} == {"tiny-joint"}
+    code, _, err = _run(capsys, monkeypatch, *files, "--baseline", "nope")
+    assert code == 2 and "baseline 'nope' names no group" in err
 
 
 def test_paper_equation_variant_keeps_its_row_with_its_label(

@@ -16,7 +16,16 @@ METRIC_LABEL = {"acc": "acc", "macro_f1": "macro-F1", "map": "mAP"}
 def _fmt_stats(s: dict[str, float | None], n: int) -> str:
     if n == 1 or s["std"] is None:
         return f"{s['mean']:.4f}"
+    if s["lo"] is None:
+        return f"{s['mean']:.4f} ± {s['std']:.4f}\n(too few seeds for an interval)"
     return f"{s['mean']:.4f} ± {s['std']:.4f}\n[{s['lo']:.4f}, {s['hi']:.4f}]"
+
+
+def metric_label(metric: str) -> str:
+    """`acc` -> "acc", `modality_acc.audio` -> "audio acc"."""
+    if metric.startswith("modality_acc."):
+        return f"{metric.removeprefix('modality_acc.')} acc"
+    return METRIC_LABEL.get(metric, metric)
 
 
 def _fmt_paper(row: dict[str, Any]) -> tuple[str, str]:
@@ -34,18 +43,27 @@ def _fmt_paper(row: dict[str, Any]) -> tuple[str, str]:
 
 
 def groups_table(report: dict[str, Any]) -> Table:
-    table = Table(title="test metrics over seeds: mean ± std, [95% t-interval]", show_lines=True)
+    stars = {(lead["group"], lead["metric"]) for lead in report.get("leads", []) if lead["star"]}
+    title = "test metrics over seeds: mean ± std, [95% t-interval, clipped to [0, 1]]"
+    table = Table(title=title, caption=f"* {report.get('star', '')}", show_lines=True)
     for name in ("group", "n", "acc", "macro-F1", "mAP", "modality acc", "wall", "paper", "Δ"):
         table.add_column(name, justify="left" if name in ("group", "paper") else "right")
     for row in report["groups"]:
         n = row["n"]
         seeds = ",".join(map(str, row["seeds"]))
-        mods = "\n".join(f"{m} {s['mean']:.4f}" for m, s in row["modality_acc"].items())
+        base = " (baseline)" if row["label"] == report.get("baseline") else ""
+        mods = "\n".join(
+            f"{m} {s['mean']:.4f}{' *' * ((row['label'], f'modality_acc.{m}') in stars)}"
+            for m, s in row["modality_acc"].items()
+        )
         wall = "-" if row["wall_time_s"] is None else f"{row['wall_time_s']:.1f}s"
         table.add_row(
-            f"{row['label']}\n{row['method']} on {row['dataset']}\nseeds {seeds}",
+            f"{row['label']}{base}\n{row['method']} on {row['dataset']}\nseeds {seeds}",
             str(n),
-            *(_fmt_stats(row["metrics"][m], n) for m in METRICS),
+            *(
+                _fmt_stats(row["metrics"][m], n) + " *" * ((row["label"], m) in stars)
+                for m in METRICS
+            ),
             mods,
             wall,
             *_fmt_paper(row),
@@ -54,18 +72,20 @@ def groups_table(report: dict[str, Any]) -> Table:
 
 
 def pairs_table(report: dict[str, Any]) -> Table:
-    metric = METRIC_LABEL[report["metric"]]
-    table = Table(title=f"paired by seed: B - A of fused test {metric}", show_lines=True)
-    for name in ("A", "B", "n", "mean B - A", "95% CI", "verdict"):
-        table.add_column(name, justify="right" if name in ("n", "mean B - A") else "left")
+    title = f"paired by seed: B - baseline ({report['baseline']}), percentage points"
+    table = Table(title=title, show_lines=False)
+    for name in ("B", "metric", "n", "B - baseline", "95% CI", "verdict"):
+        table.add_column(name, justify="right" if name in ("n", "B - baseline") else "left")
     for p in report["pairs"]:
-        if p["lo"] is None:
-            ci, verdict = "-", "one seed: no interval"
+        if p["lo_pp"] is None:
+            ci, verdict = "-", p["note"] or "no interval"
         else:
-            ci = f"[{p['lo']:+.4f}, {p['hi']:+.4f}]"
-            better = "B" if p["mean_diff"] > 0 else "A"
+            ci = f"[{p['lo_pp']:+.2f}, {p['hi_pp']:+.2f}]"
+            better = "B" if p["diff_pp"] > 0 else "baseline"
             verdict = f"{better} better" if p["significant"] else "not significant"
-        table.add_row(p["a"], p["b"], str(p["n"]), f"{p['mean_diff']:+.4f}", ci, verdict)
+        table.add_row(
+            p["b"], metric_label(p["metric"]), str(p["n"]), f"{p['diff_pp']:+.2f}", ci, verdict
+        )
     return table
 
 
@@ -75,5 +95,7 @@ def print_report(report: dict[str, Any], out: Console, err: Console) -> None:
     out.print(groups_table(report))
     if report["pairs"]:
         out.print(pairs_table(report))
-    elif len(report["groups"]) > 1:
-        out.print("no paired comparison: no two groups share a dataset and the same seeds")
+    for item in report["unpaired"]:
+        out.print(Text(f"not paired with {report['baseline']}: {item['group']}: {item['reason']}"))
+    if len(report["groups"]) > 1 and not report["pairs"] and not report["unpaired"]:
+        out.print("no paired comparison: no baseline")

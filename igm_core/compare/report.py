@@ -1,53 +1,45 @@
-"""The comparison report: results grouped by spec up to the seed, summarised, compared pairwise.
+"""The comparison report: results grouped by spec up to the seed, summarised, paired against a
+baseline.
 
-Results whose resolved specs differ only in their seed form a group (the name may differ by a
-trailing "-seed<k>"). Per group: the mean, sample std and 95% t-interval of the fused test metrics
-over its seeds, per-modality accuracies, the mean wall time and, when the spec is a paper spec
-(igm_core.paper.SPECS), what it runs and, where it is held to a published row, the published
-numbers and the difference. Groups on the same
-dataset with the same set of seeds are compared pairwise, seed by seed (paired t-interval).
+Results whose resolved specs differ only in their seed form a group (labels.py: the name may
+differ by a trailing "-seed<k>"; groups that share a name are labelled by the spec keys that tell
+them apart). Per group: the mean, sample std and 95% t-interval of the fused test metrics over
+its seeds (clipped to [0, 1]; none with fewer than 3 seeds), per-modality accuracies, the mean
+wall time and, when the spec is a paper spec (igm_core.paper.SPECS), what it runs and, where it
+is held to a published row, the published numbers and the difference. Every other group is
+paired with the baseline seed by seed (pairs.py), and each metric's leader with its runner-up.
 Results come from result.json files (`build_report`) or as mappings (`report_from_results`, used
 by the service, which fetches them from its store). Torch-free.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from igm_core import paper
+from igm_core.compare import pairs as paired
+from igm_core.compare.labels import Group, Run, group_runs
+from igm_core.compare.pairs import MIN_SEEDS, TOO_FEW, per_seed
 from igm_core.compare.stats import mean_ci, paired_diff
 
-METRICS = ("acc", "macro_f1", "map")
-_SEED_SUFFIX = re.compile(r"-seed[0-9]+$")
+METRICS = paired.FUSED
+INTERVAL = (
+    "95% Student t-interval over seeds, clipped to the metric's range ([0, 1]; a paired "
+    f"difference to [-100, +100] points); none with fewer than {MIN_SEEDS} seeds"
+)
+STAR = (
+    "the best mean of a metric, when its paired 95% interval against the runner-up (the "
+    "second-best mean, on their shared seeds) lies above 0"
+)
 
 
 class CompareError(ValueError):
     """A file that cannot be compared (unreadable, not JSON, not a result.json)."""
-
-
-@dataclass
-class Run:
-    path: Path
-    result: dict[str, Any]
-
-    @property
-    def seed(self) -> int:
-        return int(self.result["spec"]["seed"])
-
-
-@dataclass
-class Group:
-    label: str
-    spec: dict[str, Any]  # the resolved spec, seed removed, name without "-seed<k>"
-    runs: list[Run] = field(default_factory=list)
 
 
 def load_result(path: str | Path) -> Run:
@@ -83,49 +75,18 @@ def _result_problem(data: Any) -> str | None:
     return None
 
 
-def group_key(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec without its seed, and its name without a trailing "-seed<k>"."""
-    key = {k: v for k, v in spec.items() if k != "seed"}
-    key["name"] = _SEED_SUFFIX.sub("", spec["name"])
-    return key
-
-
-def group_runs(runs: Iterable[Run]) -> list[Group]:
-    """Group the runs whose specs differ only in the seed; sorted by label."""
-    groups: dict[str, Group] = {}
-    for run in runs:
-        key = group_key(run.result["spec"])
-        canon = json.dumps(key, sort_keys=True, separators=(",", ":"))
-        groups.setdefault(canon, Group(key["name"], key)).runs.append(run)
-    by_label: dict[str, list[tuple[str, Group]]] = {}
-    for canon, group in groups.items():
-        by_label.setdefault(group.label, []).append((canon, group))
-    for same in by_label.values():
-        if len(same) > 1:  # the same name for different specs: tell them apart by a hash
-            for canon, group in same:
-                group.label += f" #{hashlib.sha256(canon.encode()).hexdigest()[:8]}"
-    for group in groups.values():
-        group.runs.sort(key=lambda r: (r.seed, str(r.path)))
-    return sorted(groups.values(), key=lambda g: g.label)
-
-
 # ----------------------------------------------------------------------------- the report
 
 
 def _stats(values: Sequence[float]) -> dict[str, float | None]:
-    mean, std, lo, hi = mean_ci(values)
+    """Mean, std and the clipped t-interval; no interval below MIN_SEEDS values."""
+    mean, std, lo, hi = mean_ci(values, bounds=(0.0, 1.0))
+    if len(values) < MIN_SEEDS:
+        lo = hi = math.nan
     return {
         k: None if math.isnan(v) else v
         for k, v in zip(("mean", "std", "lo", "hi"), (mean, std, lo, hi), strict=True)
     }
-
-
-def per_seed(group: Group, metric: str) -> dict[int, float]:
-    """The group's test `metric` per seed (the mean where a seed has several results)."""
-    values: dict[int, list[float]] = {}
-    for run in group.runs:
-        values.setdefault(run.seed, []).append(float(run.result["test"][metric]))
-    return {s: math.fsum(v) / len(v) for s, v in values.items()}
 
 
 def summarize(group: Group) -> dict[str, Any]:
@@ -134,10 +95,13 @@ def summarize(group: Group) -> dict[str, Any]:
     modalities = list(dict.fromkeys(m for t in tests for m in t["modality_acc"]))
     walls = [r.result.get("run", {}).get("wall_time_s") for r in group.runs]
     walls = [float(w) for w in walls if isinstance(w, int | float)]
+    seeds = sorted({r.seed for r in group.runs})
     row: dict[str, Any] = {
         "label": group.label,
+        "color_index": group.index,
         "n": len(group.runs),
-        "seeds": sorted({r.seed for r in group.runs}),
+        "seeds": seeds,
+        "interval_note": TOO_FEW if len(seeds) < MIN_SEEDS else None,
         "files": [str(r.path) for r in group.runs],
         "method": group.spec.get("method", {}).get("name"),
         "dataset": group.spec.get("dataset", {}).get("name"),
@@ -171,7 +135,8 @@ def _paper_diff(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def compare_pairs(groups: Sequence[Group], metric: str = "acc") -> list[dict[str, Any]]:
-    """Paired B - A differences of `metric` for groups on the same dataset with the same seeds."""
+    """Paired B - A differences of `metric` (fractions, unclipped t-interval) for every two
+    groups on the same dataset with the same seeds: the table of bench/replicate.py."""
     pairs = []
     for a, b in itertools.combinations(groups, 2):
         sa, sb = per_seed(a, metric), per_seed(b, metric)
@@ -205,32 +170,52 @@ def _duplicate_warnings(groups: Sequence[Group]) -> list[str]:
     return out
 
 
-def build_report(paths: Sequence[str | Path], metric: str = "acc") -> dict[str, Any]:
-    """Load, group and summarise result files; CompareError names the first unusable file."""
-    return _report([load_result(p) for p in paths], metric)
+def build_report(
+    paths: Sequence[str | Path], metric: str = "acc", baseline: str | None = None
+) -> dict[str, Any]:
+    """Load, group and summarise result files; CompareError names the first unusable file,
+    BaselineError a baseline that names no group."""
+    return _report([load_result(p) for p in paths], metric, baseline)
 
 
 def report_from_results(
-    results: Sequence[tuple[str, dict[str, Any]]], metric: str = "acc"
+    results: Sequence[tuple[str, dict[str, Any]]],
+    metric: str = "acc",
+    baseline: str | None = None,
+    others: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The report of (source, result mapping) pairs; CompareError names the first unusable one."""
+    """The report of (source, result mapping) pairs; CompareError names the first unusable one.
+    `others`: specs of the same selection not among the results, labelled alike (group_runs)."""
     runs = []
     for source, data in results:
         problem = _result_problem(data)
         if problem:
             raise CompareError(f"{source}: not an igm result ({problem})")
         runs.append(Run(Path(source), data))
-    return _report(runs, metric)
+    return _report(runs, metric, baseline, others)
 
 
-def _report(runs: list[Run], metric: str) -> dict[str, Any]:
+def _report(
+    runs: list[Run], metric: str, baseline: str | None, others: Iterable[Mapping] = ()
+) -> dict[str, Any]:
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    groups = group_runs(runs)
+    groups = group_runs(runs, others)
+    base, rule = paired.choose_baseline(groups, baseline)
+    metrics = paired.pair_metrics(groups)
+    pairs, unpaired = paired.against(groups, base, metrics)
     return {
         "metric": metric,
         "confidence": 0.95,
+        "interval": INTERVAL,
+        "min_seeds": MIN_SEEDS,
+        "baseline": base.label if base else None,
+        "baseline_rule": rule,
         "groups": [summarize(g) for g in groups],
-        "pairs": compare_pairs(groups, metric),
+        "pair_metrics": metrics,
+        "pairs": pairs,
+        "unpaired": unpaired,
+        "leads": paired.leads(groups, metrics),
+        "star": STAR,
         "warnings": _duplicate_warnings(groups),
     }

@@ -86,7 +86,8 @@ async def compare_curves(
 
 
 def _drawn(session: Session, query: CurvesQuery) -> tuple[list[Experiment], list[Group], int]:
-    return selection.drawn(session, selection.chosen(session, query))
+    chosen = selection.chosen(session, query)
+    return selection.drawn(session, chosen, selection.every(session, chosen))
 
 
 def _curve_groups(
@@ -113,10 +114,11 @@ def _curve_groups(
                 if key in run_keys[e.id]
                 and (h := attempts.metric_history(reader, e.runs(), key)) is not None
             ]
-            bands[key] = curves.band(histories, max_points)
+            bands[key] = curves.band(histories, max_points, bounds=curves.bounds_of(key))
         out.append(
             CurveGroup(
                 label=g.label,
+                color_index=g.index,
                 method=g.spec.get("method", {}).get("name"),
                 dataset=g.spec.get("dataset", {}).get("name"),
                 ids=[e.id for e in members],

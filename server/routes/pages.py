@@ -124,9 +124,11 @@ def compare_page(
     tag: QueryText = None,
     sweep: QueryText = None,
     metric: QueryText = None,
+    baseline: Annotated[str | None, Query(max_length=300)] = None,
 ) -> HTMLResponse:
     """Seed groups of the chosen experiments; its twins are GET /compare and /compare/curves."""
-    chosen = {"ids": ids or "", "tag": tag or "", "sweep": sweep or "", "metric": metric or "acc"}
+    chosen = {"ids": ids or "", "tag": tag or "", "sweep": sweep or "", "metric": metric or "acc",
+              "baseline": baseline or ""}  # fmt: skip
     query = urlencode({k: v for k, v in chosen.items() if v and k != "metric"})
     return _page(
         request,

@@ -398,11 +398,10 @@ def test_compare_groups_seeds_and_pairs_methods(client: TestClient, settings: Se
     assert groups["igm"]["n"] == 3 and groups["igm"]["metrics"]["acc"]["mean"] == pytest.approx(
         0.82
     )
-    (pair,) = report["pairs"]
-    diff = [b - a for a, b in zip(accs["igm"], accs["joint"], strict=True)]
-    if pair["a"] == "cmp-joint":
-        diff = [-d for d in diff]
-    assert pair["mean_diff"] == pytest.approx(sum(diff) / 3) and pair["n"] == 3
+    pair = next(p for p in report["pairs"] if p["metric"] == "acc")
+    assert (pair["a"], pair["b"]) == ("cmp-joint", "cmp-igm")  # B - baseline (joint)
+    diff = [b - a for a, b in zip(accs["joint"], accs["igm"], strict=True)]
+    assert pair["diff_pp"] == pytest.approx(100 * sum(diff) / 3) and pair["n"] == 3
     queued = post(client, SPEC)["id"]
     chosen = client.get("/compare", params={"ids": ",".join([*ids["igm"][:2], queued])}).json()
     assert len(chosen["groups"]) == 1 and chosen["groups"][0]["n"] == 2

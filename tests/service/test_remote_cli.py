@@ -135,8 +135,18 @@ def test_compare_by_sweep_ids_and_files(
     url, _ = service
     assert igm(["compare", "--sweep", sweep["sweep_id"][:8], "--url", url]) == 0
     out = capsys.readouterr().out
-    assert "cli-sw (method.params.tau=0.2)" in out and "cli-sw (method.params.tau=0.8)" in out
+    assert "cli-sw (tau=0.2)" in out and "cli-sw (tau=0.8)" in out
     assert "paired by seed" in out and "0.8100" in out  # tau 0.8: mean of 0.80, 0.81, 0.82
+    assert "+10.00" in out  # tau 0.8 - tau 0.2 (no joint group: the first is the baseline)
+    args = ["compare", "--sweep", sweep["sweep_id"][:8], "--baseline", "cli-sw (tau=0.8)"]
+    assert igm([*args, "--json", "--url", url]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["baseline"] == "cli-sw (tau=0.8)"
+    assert {(p["b"], round(p["diff_pp"], 6)) for p in report["pairs"] if p["metric"] == "acc"} == {
+        ("cli-sw (tau=0.2)", -10.0)
+    }
+    assert igm([*args[:3], "--baseline", "nope", "--url", url]) == 2
+    assert "baseline 'nope' names no group" in capsys.readouterr().err
     ids = [e["id"][:8] for e in sweep["data"][:2]]
     assert igm(["compare", *ids, "--json", "--url", url]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -156,6 +166,11 @@ def test_compare_by_sweep_ids_and_files(
     assert igm(["compare", *files, "--json", "--url", "http://127.0.0.1:9"]) == 0
     (group,) = json.loads(capsys.readouterr().out)["groups"]
     assert group["n"] == 2 and group["metrics"]["acc"]["mean"] == pytest.approx(0.55)
+    assert group["interval_note"] == "too few seeds for an interval"
+    assert igm(["compare", *files, "--baseline", "local", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["baseline"] == "local"
+    assert igm(["compare", *files, "--baseline", "other"]) == 2
+    assert "baseline 'other' names no group; the groups: local" in capsys.readouterr().err
     assert igm(["compare", files[0], ids[0]]) == 2
     assert "give either result.json files or experiment ids" in capsys.readouterr().err
     assert igm(["compare", str(tmp_path / "nope" / "result.json")]) == 2

@@ -100,11 +100,12 @@ def test_compare_by_sweep_prefix_groups_seeds_and_labels_the_swept_values(
 
     report = client.get("/compare", params={"sweep": sweep["sweep_id"][:6]}).json()
     groups = {g["label"]: g for g in report["groups"]}
-    assert set(groups) == {"sw (method.params.tau=0.2)", "sw (method.params.tau=0.8)"}
+    assert set(groups) == {"sw (tau=0.2)", "sw (tau=0.8)"}
     assert [groups[label]["n"] for label in sorted(groups)] == [3, 3]
-    assert groups["sw (method.params.tau=0.8)"]["metrics"]["acc"]["mean"] == pytest.approx(0.81)
-    (pair,) = report["pairs"]
-    assert pair["n"] == 3 and abs(pair["mean_diff"]) == pytest.approx(0.1)
+    assert groups["sw (tau=0.8)"]["metrics"]["acc"]["mean"] == pytest.approx(0.81)
+    pair = next(p for p in report["pairs"] if p["metric"] == "acc")  # no joint: the first group
+    assert (pair["a"], pair["b"]) == ("sw (tau=0.2)", "sw (tau=0.8)")
+    assert pair["n"] == 3 and pair["diff_pp"] == pytest.approx(10.0)
 
     some = [i[:8] for i in list(points)[:2]]
     chosen = client.get("/compare", params={"ids": [*some, "fedcba98"]}).json()

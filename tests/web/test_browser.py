@@ -183,8 +183,8 @@ def test_compare_draws_seed_bands(lab: Lab, watched: Watched, tmp_path: Path) ->
     assert best.count() >= 3 and all(t.startswith("★") for t in best.all_inner_texts())
     assert page.locator("#final tr[data-group='cmp-igm'] td.best").count() >= 3
     assert re.search(r"\[.*, .*\]", rows.first.locator("td.num").first.inner_text())
-    expect(page.locator("#pairs tr")).to_have_count(2)
-    expect(page.locator("#pairs")).to_contain_text("interval")
+    expect(page.locator("#pairs tr[data-pair]")).to_have_count(5)  # 3 fused metrics, 2 modalities
+    expect(page.locator("#pairs")).to_contain_text("interval excludes 0")
     charts = page.locator("#curves .chart-panel[data-drawn='1']")
     expect(charts).to_have_count(3)  # fused and weak validation accuracy, training loss
     assert (

@@ -136,12 +136,36 @@ def test_curves_group_seeds_with_t_intervals(lab: Lab, api: httpx.Client) -> Non
 
 def test_band_bins_runs_of_different_lengths() -> None:
     steps = np.arange(1, 101)
-    runs = [(steps, np.full(100, 1.0)), (steps[:50], np.full(50, 3.0))]
+    runs = [
+        (steps, np.full(100, 1.0)),
+        (steps[:50], np.full(50, 3.0)),
+        (steps[:50], np.full(50, 2.0)),
+    ]
     out = curves.band(runs, max_points=10)
-    assert len(out["steps"]) == 10 and out["n"] == [2] * 5 + [1] * 5
+    assert len(out["steps"]) == 10 and out["n"] == [3] * 5 + [1] * 5
     assert out["mean"][:5] == [2.0] * 5 and out["mean"][5:] == [1.0] * 5
     assert out["lo"][5:] == [None] * 5 and all(
         lo < 2.0 < hi for lo, hi in zip(out["lo"][:5], out["hi"][:5], strict=True)
     )
+    two = curves.band(runs[:2], max_points=10)  # two runs: too few seeds for an interval
+    assert two["n"][:5] == [2] * 5 and two["lo"] == [None] * 10 == two["hi"]
+
+
+def test_band_stays_in_range_and_breaks_where_no_run_logged() -> None:
+    steps = np.arange(1, 31)
+    high = [(steps, np.full(30, v)) for v in (0.97, 0.99, 1.0)]
+    out = curves.band(high, max_points=30, bounds=curves.bounds_of("val/fused/acc"))
+    assert out["hi"] == [1.0] * 30 and out["lo"][0] == pytest.approx(0.9487209, abs=1e-6)
+    assert curves.bounds_of("train/weak/loss") is None and curves.bounds_of("test/weak/acc")
+    # a key of one modality, logged in its stages (steps 1-100 and 201-300) but not while the
+    # other modality's stage (101-200) trains: one break point, with no value, in the gap
+    staged = np.concatenate([np.arange(1, 101), np.arange(201, 301)])
+    out = curves.band([(staged, np.ones(200))] * 3, max_points=300)
+    assert out["mean"].count(None) == 1 and out["n"].count(0) == 1
+    gap = out["mean"].index(None)
+    assert out["steps"][gap - 1] <= 100 < out["steps"][gap] < 201 <= out["steps"][gap + 1]
+    assert out["lo"][gap] is None and out["n"].count(3) == len(out["steps"]) - 1
+    even = curves.band([(np.arange(10, 310, 10), np.ones(30))] * 3, max_points=300)
+    assert None not in even["mean"]  # evenly logged: no break
     nan = curves.band([(np.array([1, 2]), np.array([math.nan, 1.0]))], max_points=5)
     assert nan["steps"] == [2] and nan["mean"] == [1.0]
