@@ -434,9 +434,10 @@ def test_baseline_errors_and_the_default_without_joint() -> None:
 
 def test_cli_baseline_on_files(results, capsys, monkeypatch) -> None:
     files = [*results["igm"], *results["joint"]]
-    code, out, _ = _run(capsys, monkeypatch, *files, "--json", "--baseline", "paper-crema_d-igm")
+    igm = "paper-crema_d-igm_reference"
+    code, out, _ = _run(capsys, monkeypatch, *files, "--json", "--baseline", igm)
     report = json.loads(out)
-    assert code == 0 and report["baseline"] == "paper-crema_d-igm"
+    assert code == 0 and report["baseline"] == igm
     assert {p["b"] for p in report["pairs"]} == {"tiny-joint"}
     code, _, err = _run(capsys, monkeypatch, *files, "--baseline", "nope")
     assert code == 2 and "baseline 'nope' names no group" in err

@@ -16,7 +16,7 @@ import httpx
 from playwright.sync_api import Route, expect
 
 from tests.web import data
-from tests.web.conftest import Lab, Watched
+from tests.web.conftest import Lab, Watched, watching
 
 BASE = {"name": "cx", "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
 IGM, JOINT = "cx (method=igm)", "cx (method=joint)"
@@ -211,3 +211,25 @@ def test_prefixes_and_the_loading_state(lab: Lab, watched: Watched, tmp_path: Pa
     expect(page.locator("#curves-note")).to_contain_text("6 runs in 2 groups")
     expect(page.locator("#baseline-note")).to_contain_text(f"baseline: {JOINT} (joint training)")
     watched.shot(tmp_path / "compare-prefixes.png")
+
+
+def test_dark_mode_draws_the_compare_page_light_on_dark(
+    lab: Lab, browser: Any, tmp_path: Path
+) -> None:
+    made = _made(lab)
+    with watching(browser, color_scheme="dark") as w:
+        page = w.page
+        page.goto(f"{lab.url}/ui/compare?tag={made['tag']}&baseline=joint")
+        page.wait_for_selector("body[data-ready='1']")
+        panel = ".chart-panel[data-key='val/fused/acc']"
+        page.wait_for_selector(f"{panel}[data-drawn='1']")
+        axis = page.evaluate(
+            f"() => {{ const u = document.querySelector({panel!r}).uplot; "
+            "return [u.axes[0].stroke(u, 0), u.axes[1].stroke(u, 1)]; }"
+        )
+        assert axis == ["#e4e7ec", "#e4e7ec"]  # the light text colour, not uPlot's black
+        label = page.locator("#forest g[data-pair] text").first
+        assert label.evaluate("t => getComputedStyle(t).fill") == "rgb(228, 231, 236)"
+        hollow = page.locator("#forest circle.hollow").first  # a pair within its interval
+        assert hollow.evaluate("c => getComputedStyle(c).fill") == "rgb(22, 27, 38)"
+        w.shot(tmp_path / "compare-dark.png")

@@ -6,7 +6,7 @@
 // one colour in the table, the pairs and the curves.
 
 import { api, el, errorText, fmt, page, pct, setLive, showBanner } from "./api.js";
-import { PALETTE, smooth, tint } from "./charts.js";
+import { PALETTE, smooth, theme, tint } from "./charts.js";
 
 const chosen = document.getElementById("compare-data").dataset;
 const view = { smoothing: 0, maxPoints: 300, keys: null, curves: null, report: null, baseline: chosen.baseline || "" };
@@ -119,7 +119,7 @@ function forest(pairs) {
     if (p.lo_pp !== null) {
       row.append(svg("line", { x1: x(p.lo_pp), x2: x(p.hi_pp), y1: y, y2: y, stroke: color, "stroke-width": 2, class: "interval" }));
     }
-    row.append(svg("circle", { cx: x(p.diff_pp), cy: y, r: 4.5, fill: p.significant ? color : "#fff", stroke: color, "stroke-width": 2 }));
+    row.append(svg("circle", { cx: x(p.diff_pp), cy: y, r: 4.5, fill: p.significant ? color : "none", class: p.significant ? "" : "hollow", stroke: color, "stroke-width": 2 }));
     const side = p.lo_pp === null ? "too few seeds for an interval" : `[${points(p.lo_pp)}, ${points(p.hi_pp)}]`;
     row.append(svg("text", { x: labelW + plotW + 8, y: y + 4, class: "value" }, `${points(p.diff_pp)} ${side}`));
     root.append(row);
@@ -194,11 +194,13 @@ function curveChart(key, groups) {
   document.getElementById("curves").append(node);
   const chart = new uPlot({
     width: box.clientWidth || 500, height: 220, scales: { x: { time: false } }, series, bands,
+    axes: theme(),
     legend: { live: true }, cursor: { drag: { x: true, y: false } },
   }, data, box);
   const rows = chart.root.querySelectorAll(".u-legend .u-series");
   series.forEach((s, i) => { if ((s.label === "lo" || s.label === "hi") && rows[i]) rows[i].classList.add("band-edge"); });
   node.dataset.drawn = "1";
+  node.uplot = chart;  // as on the experiment page: the chart behind a panel
   charts.push(chart);
 }
 

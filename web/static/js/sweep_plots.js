@@ -3,7 +3,7 @@
 // parallel coordinates (an axis per key, each scaled to its range; a line per experiment).
 
 import { fmt } from "./api.js";
-import { PALETTE } from "./charts.js";
+import { PALETTE, cssVar, theme } from "./charts.js";
 
 // colour stops of a perceptually even ramp (viridis), low to high
 const RAMP = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"];
@@ -124,9 +124,9 @@ export function scatter(box, { points, axis, groups, xLabel, yLabel, hover, open
       facets: [{ scale: "x", auto: true }, { scale: "y", auto: true }],
     }))],
     axes: [
-      axis.numeric ? { label: xLabel } : { label: xLabel, splits: () => cats.map((_, i) => i),
-        values: (u, splits) => splits.map((v) => cats[v] ?? "") },
-      { label: yLabel, size: 56, values: pctAxis },
+      axis.numeric ? { ...theme()[0], label: xLabel } : { ...theme()[0], label: xLabel,
+        splits: () => cats.map((_, i) => i), values: (u, splits) => splits.map((v) => cats[v] ?? "") },
+      { ...theme()[1], label: yLabel, values: pctAxis },
     ],
   };
   const plot = new uPlot(opts, data, box);
@@ -170,8 +170,8 @@ export function parallel(box, { axes, lines }) {
     const dpr = window.devicePixelRatio || 1;
     c.save();
     c.font = `${10 * dpr}px sans-serif`;
-    c.fillStyle = "#344054";
-    c.strokeStyle = "rgba(0,0,0,0.45)";
+    c.fillStyle = cssVar("--fg", "#344054");
+    c.strokeStyle = cssVar("--muted", "rgba(0,0,0,0.45)");
     c.textAlign = "right";
     axes.forEach(({ axis, text }, i) => {
       const x = u.valToPos(i, "x", true);
@@ -197,7 +197,7 @@ export function parallel(box, { axes, lines }) {
     cursor: { show: false },
     scales: { x: { time: false, range: [-0.25, axes.length - 0.75] }, y: { range: [-0.06, 1.08] } },
     series: [{}, ...lines.map((l) => ({ stroke: l.color, width: 1.4, points: { show: false } }))],
-    axes: [{ splits: () => names.map((_, i) => i), values: (u, splits) => splits.map((v) => names[v] ?? "") },
+    axes: [{ ...theme()[0], splits: () => names.map((_, i) => i), values: (u, splits) => splits.map((v) => names[v] ?? "") },
       { show: false }],
     hooks: { draw: [drawAxes] },
   };
