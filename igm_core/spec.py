@@ -239,7 +239,9 @@ def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
     encoders: dict[str, Any] = {}
     for m in modalities:
         comp = spec.model.encoders.get(m) or Component(
-            name=catalog.default_encoder(tuple(meta["shapes"].get(m, (1,))))
+            # a dataset may name its modality's default (token inputs: token_bag)
+            name=(meta.get("default_encoders") or {}).get(m)
+            or catalog.default_encoder(tuple(meta["shapes"].get(m, (1,))))
         )
         p = params_of(catalog.ENCODERS, comp, f"model.encoders.{m}")
         if p is not None:
