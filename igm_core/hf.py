@@ -26,14 +26,14 @@ def check_folder(folder: str | Path, what: str, needs: tuple[str, ...], any_of: 
     """The folder, if it holds the files `needs` (all, or one of them with any_of); else an
     error naming the folder and what is missing."""
     path = Path(folder).expanduser()
+    local = "it is read from a local folder only, never downloaded from a hub"
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such folder ({what})")
+        raise FileNotFoundError(f"{path}: no such folder ({what}; {local})")
     present = [n for n in needs if (path / n).is_file()]
     if (any_of and not present) or (not any_of and len(present) < len(needs)):
         wanted = " or ".join(needs) if any_of else ", ".join(n for n in needs if n not in present)
         raise FileNotFoundError(
-            f"{path}: not a {what} folder as save_pretrained writes it (no {wanted}); it is "
-            "read from this folder only, never downloaded"
+            f"{path}: not a {what} folder as save_pretrained writes it (no {wanted}); {local}"
         )
     return path.resolve()
 

@@ -252,7 +252,9 @@ def resolve_spec(data: dict[str, Any] | Spec) -> ResolvedSpec:
     for i, h in enumerate(spec.model.head_hidden):
         if not 1 <= h <= 8192:
             errors.append((f"model.head_hidden.{i}", "must lie in [1, 8192]"))
-    if shared_head and len({e["params"].get("out_dim") for e in encoders.values()}) > 1:
+    # encoders without an out_dim parameter (resnet, bert) are checked when the model is built
+    widths = {e["params"].get("out_dim") for e in encoders.values()} - {None}
+    if shared_head and len(widths) > 1:
         errors.append(
             ("model.shared_head", "a shared head needs the same encoder out_dim for every modality")
         )

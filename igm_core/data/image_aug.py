@@ -53,7 +53,7 @@ def read_image(path: Path, side: int, truncated: str = "error") -> np.ndarray:
             rgb = im.convert("RGB").resize((side, side), BICUBIC)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ValueError(f"{path}: cannot decode image ({err})") from None
-    return np.asarray(rgb, dtype=np.uint8)
+    return np.array(rgb, dtype=np.uint8)  # writable: it may be handed to torch
 
 
 def check_header(path: Path) -> str | None:
