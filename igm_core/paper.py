@@ -34,7 +34,7 @@ PUBLISHED: dict[str, dict[str, Any]] = {
     # Table 1, Kinetics-Sounds (audio + visual)
     "kinetics_sounds/igm": {"acc": 0.7403, "map": 0.7855},
     "kinetics_sounds/mla": {"acc": 0.7004, "map": 0.7413},
-    # Table 1, image-text and gestures (no spec here: igm_core has no such dataset yet)
+    # Table 1, image-text (BERT + ResNet-50) and gestures
     "twitter2015/igm": {"acc": 0.7489, "macro_f1": 0.6917},
     "sarcasm/igm": {"acc": 0.8468, "macro_f1": 0.8392},
     "nvgesture/igm": {"acc": 0.8693, "macro_f1": 0.8703},
@@ -65,6 +65,8 @@ ALIASES: dict[str, str] = {
     "crema_d/igm_reference": "crema_d/igm",
     "kinetics_sounds/igm_reference": "kinetics_sounds/igm",
     "nvgesture/igm_reference": "nvgesture/igm",
+    "sarcasm/igm_reference": "sarcasm/igm",
+    "twitter2015/igm_reference": "twitter2015/igm",
 }
 
 # The datasets of the paper, by the id used in configuration ids, and igm_core's dataset names.
@@ -72,6 +74,8 @@ DATASETS: dict[str, str] = {
     "crema_d": "crema_d",
     "kinetics_sounds": "kinetics_sounds",
     "nvgesture": "nvgesture_features",
+    "sarcasm": "sarcasm",
+    "twitter2015": "twitter2015",
 }
 
 _NAME = re.compile(r"^paper-(?P<dataset>[a-z0-9_]+)-(?P<config>[a-z0-9_]+)(?:-seed[0-9]+)?$")

@@ -134,6 +134,9 @@ def test_published_numbers() -> None:
         ("paper-crema_d-igm_reference", "crema_d/igm"),
         ("paper-crema_d-igm_no_sam", "crema_d/igm_no_sam"),
         ("paper-nvgesture-igm", "nvgesture/igm"),
+        ("paper-sarcasm-igm_reference", "sarcasm/igm"),
+        ("paper-twitter2015-igm_reference-seed1", "twitter2015/igm"),
+        ("paper-twitter2015-mla", None),  # no published number
         ("paper-crema_d-joint", None),  # no published number
         ("paper-crema_d-igm-tau03", None),  # a variant, not the paper's run
         ("crema_d-igm", None),
@@ -320,6 +323,8 @@ EXPECTED_DATASETS = {
         {"rgb": (1024,), "depth": (1024,), "flow": (1024,)},
         25,
     ),
+    "sarcasm": (["text", "image"], {"text": (2, 50), "image": (3, 224, 224)}, 2),
+    "twitter2015": (["text", "image"], {"text": (2, 50), "image": (3, 224, 224)}, 3),
 }
 
 
