@@ -39,7 +39,7 @@ def check_folder(folder: str | Path, what: str, needs: tuple[str, ...], any_of: 
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """No progress bars and no load reports (an unused pooler is expected), restored after."""
     from transformers.utils import logging as hf_logging
 
@@ -58,7 +58,7 @@ def load_tokenizer(folder: str | Path) -> Any:
     path = check_folder(folder, "tokenizer", TOKENIZER_FILES, any_of=True)
     from transformers import AutoTokenizer
 
-    with _quiet():
+    with quiet():
         try:
             return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         except (OSError, ValueError, KeyError) as err:
@@ -86,7 +86,7 @@ def load_bert(folder: str | Path) -> Any:
     import torch
     from transformers import BertConfig, BertModel
 
-    with _quiet():
+    with quiet():
         try:
             config = BertConfig.from_pretrained(str(path), local_files_only=True)
             return BertModel.from_pretrained(

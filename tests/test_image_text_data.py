@@ -442,3 +442,21 @@ def test_images_are_squares_of_the_store_side(tmp_path: Path) -> None:
     assert images.shape == (12, side, side, 3) and images.dtype == np.uint8
     tokens = np.load(reports[0].tokens_path / "tokens.npy")
     assert tokens.shape == (12, 2, 16)
+
+
+def test_the_readme_spec_resolves(tmp_path: Path) -> None:
+    """The README's image-text spec, on the test's folders instead of /data."""
+    import re
+
+    import yaml
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "sarcasm-igm" in b]
+    raw = yaml.safe_load(block)
+    params = _sarcasm(tmp_path)
+    raw["dataset"]["params"].update(root=params["root"], tokenizer=params["tokenizer"])
+    raw["model"]["encoders"]["text"]["params"]["pretrained"] = params["tokenizer"]
+    assert raw["model"]["encoders"]["image"]["params"].pop("pretrained").endswith(".pth")
+    spec = resolve_spec(raw)
+    assert spec.dataset.params["image_size"] == 224 and spec.dataset.params["max_tokens"] == 50
+    assert spec.model.encoders["image"].params["proj_dim"] == 768

@@ -189,3 +189,60 @@ def bert_base_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     BertModel(config).save_pretrained(str(folder))
     return folder
+
+
+def test_export_features_then_train_heads(folders: dict, tmp_path: Path, capsys) -> None:
+    """`igm export-features` runs the frozen encoders once per split into the features layout;
+    `igm train` then trains heads on the vectors."""
+    import numpy as np
+
+    from igm_core import cli
+    from igm_core.resnet50 import ResNet50Encoder
+
+    params = folders["twitter2015"]
+    torch.manual_seed(3)
+    weights = tmp_path / "resnet50.pth"
+    torch.save(ResNet50Encoder((3, 32, 32)).state_dict(), weights)
+    out = tmp_path / "features"
+    args = [
+        "export-features",
+        "twitter2015",
+        "--out",
+        str(out),
+        "--resnet50",
+        str(weights),
+        "--bert",
+        params["tokenizer"],
+        "--quiet",
+        "--batch-size",
+        "5",
+    ]
+    for key in ("root", "tokenizer", "image_size", "max_tokens", "num_workers"):
+        args += ["--param", f"{key}={params[key]}"]
+    assert cli.main(args) == 0, capsys.readouterr().err
+    assert "wrote" in capsys.readouterr().out
+    train_npz = np.load(out / "train.npz")
+    assert train_npz["text"].shape == (12, 32) and train_npz["image"].shape == (12, 1000)
+    assert train_npz["label"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    record = json.loads((out / "features.json").read_text())
+    assert record["encoders"]["image"]["pretrained"] == str(weights)
+    assert record["sizes"] == {"train": 12, "val": 6, "test": 6}
+    again = tmp_path / "again"
+    assert cli.main([*args[:2], "--out", str(again), *args[4:]]) == 0
+    assert np.array_equal(np.load(again / "test.npz")["image"], np.load(out / "test.npz")["image"])
+    spec = tmp_path / "heads.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "name": "heads",
+                "dataset": {"name": "features", "params": {"root": str(out)}},
+                "method": {"name": "igm", "params": {"sam": "reference"}},
+                "schedule": {"stage_epochs": [2, 2]},
+                "batch_size": 4,
+            }
+        )
+    )
+    code = cli.main(["train", str(spec), "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert set(result["test"]["modality_acc"]) == {"text", "image"}

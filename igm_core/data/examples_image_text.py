@@ -54,9 +54,9 @@ def write_tiny_bert(folder: Path, seed: int = 0) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = BertModel(config)
-    from igm_core.hf import _quiet
+    from igm_core.hf import quiet
 
-    with _quiet():
+    with quiet():
         model.save_pretrained(str(folder))
     return folder
 
