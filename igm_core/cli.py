@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from igm_core import catalog, compare, events, prepare_cli
+from igm_core import catalog, compare, events, image_text_cli, prepare_cli
 from igm_core.compare import render
 from igm_core.spec import SpecError, apply_overrides, load_spec_file, resolve_spec
 
@@ -217,6 +217,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_export_features(args: argparse.Namespace) -> int:
     """Write a built-in dataset in the `features` layout (a template for a lab's own data)."""
+    if args.dataset in image_text_cli.DATASETS:  # frozen encoders over an image-text dataset
+        return image_text_cli.run_export(args)
     import numpy as np
 
     entry = catalog.DATASETS.get(args.dataset)
@@ -312,6 +314,7 @@ def _add_export_features(sub: Subparsers) -> None:
     e.add_argument("--out", required=True)
     e.add_argument("--param", action="append", metavar="KEY=VALUE", help="a dataset parameter")
     e.add_argument("--seed", type=int, default=0)
+    image_text_cli.add_export_arguments(e)
     e.set_defaults(func=cmd_export_features)
 
 
@@ -331,7 +334,7 @@ def _add_compare(sub: Subparsers) -> None:
 
 
 def _add_prepare(sub: Subparsers) -> None:
-    pr = sub.add_parser("prepare", help="decode an audio-visual dataset once into ROOT/.igm_cache")
+    pr = sub.add_parser("prepare", help="decode a dataset once into ROOT/.igm_cache")
     prepare_cli.add_arguments(pr)
     pr.set_defaults(func=prepare_cli.run)
 

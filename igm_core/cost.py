@@ -8,7 +8,10 @@ torch and without loading data (the dataset's meta: shapes and split sizes, read
 - parameters: the model's trainable parameters (encoders and heads, as igm_core.models builds
   them; ResNet-18 by its layer sizes), and param_bytes = parameters x 16 (float32 weights,
   gradients and up to two optimizer states);
-- steps: epochs of the whole schedule x batches per epoch of the training split.
+- steps: epochs of the whole schedule x batches per epoch of the training split;
+- activation_bytes: float32 activations kept for the backward pass of one training step at the
+  spec's batch size (the encoders' by their layer shapes, BERT's at the spec's token length, from
+  the model folder's config.json): what a step needs besides the parameters (igm_core.cost_models).
 `check` compares an estimate with a deployment's caps and returns one (field, message) per cap
 exceeded, each naming the estimate and the cap. Torch-free: the API calls it.
 """
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from igm_core import catalog
+from igm_core.cost_models import activation_values, bert_config, bert_parameters
 
 BYTES_PER_VALUE = 4  # float32
 BYTES_PER_PARAMETER = 16  # weights, gradients, two optimizer moments (Adam), float32
@@ -30,6 +34,9 @@ DIGITS_SAMPLES = 1797
 # ResNet-18 without its classifier, 3 input channels (torchvision's layer sizes)
 RESNET18_PARAMETERS = 11_176_512
 RESNET18_CONV1_PER_CHANNEL = 64 * 7 * 7
+# ResNet-50 without its 1000-way classifier (2048 x 1000 + 1000), 3 input channels
+RESNET50_PARAMETERS = 23_508_032
+RESNET50_FC = 2048 * 1000 + 1000
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Estimate:
     param_bytes: int
     epochs: int
     steps: int
+    activation_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,11 +79,28 @@ def encoder_parameters(name: str, params: Mapping[str, Any], shape: tuple[int, .
     if name == "resnet18":
         channels = shape[-3] if len(shape) >= 3 else 1
         return RESNET18_PARAMETERS + RESNET18_CONV1_PER_CHANNEL * (channels - 3)
+    if name == "resnet50":
+        channels = shape[-3] if len(shape) >= 3 else 1
+        total = RESNET50_PARAMETERS + RESNET18_CONV1_PER_CHANNEL * (channels - 3)
+        total += RESNET50_FC if params.get("fc", True) else 0
+        proj = params.get("proj_dim")
+        return total + (_linear(1000 if params.get("fc", True) else 2048, proj) if proj else 0)
+    if name == "bert":
+        return bert_parameters(bert_config(params["pretrained"]))
+    if name == "token_bag":
+        dim = int(params.get("dim", 128))
+        return int(params.get("buckets", 30522)) * dim + _linear(dim, params.get("out_dim", 128))
     raise ValueError(f"no parameter count for encoder {name!r}")
 
 
 def encoder_out_dim(name: str, params: Mapping[str, Any]) -> int:
-    return 512 if name == "resnet18" else int(params.get("out_dim", 128))
+    if name == "resnet18":
+        return 512
+    if name == "resnet50":
+        return int(params.get("proj_dim") or (1000 if params.get("fc", True) else 2048))
+    if name == "bert":
+        return int(bert_config(params["pretrained"])["hidden_size"])
+    return int(params.get("out_dim", 128))
 
 
 def split_sizes(dataset: str, params: Mapping[str, Any], meta: Mapping[str, Any]) -> dict:
@@ -110,12 +135,21 @@ def estimate(spec: Mapping[str, Any], meta: Mapping[str, Any]) -> Estimate:
     epochs = sum(schedule.get("stage_epochs") or []) or int(schedule.get("epochs") or 1)
     train = sizes.get("train", 0)
     batches = max(1, math.ceil(train / int(spec["batch_size"])))
+    # the largest step: a joint method runs every encoder at once, an alternating one (or MLA,
+    # one modality per optimizer step) only one, but a bound is what a cap needs
+    per_sample = sum(
+        activation_values(
+            model["encoders"][m]["name"], model["encoders"][m]["params"], shapes.get(m, (1,))
+        )
+        for m in modalities
+    )
     return Estimate(
         data_bytes=data,
         parameters=parameters,
         param_bytes=parameters * BYTES_PER_PARAMETER,
         epochs=epochs,
         steps=epochs * batches,
+        activation_bytes=per_sample * int(spec["batch_size"]) * BYTES_PER_VALUE,
     )
 
 

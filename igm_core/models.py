@@ -90,6 +90,12 @@ class MultimodalModel(nn.Module):
         self.encoders = nn.ModuleDict(encoders)
         self.shared_head = shared_head
         if shared_head:
+            dims = {m: e.out_dim for m, e in encoders.items()}
+            if len(set(dims.values())) > 1:
+                raise ValueError(
+                    f"a shared head needs the same encoder output width for every modality, got "
+                    f"{dims}"
+                )
             dim = next(iter(encoders.values())).out_dim
             self.head = make_head(dim, head_hidden, n_classes)
         else:

@@ -37,7 +37,7 @@ PUBLISHED: dict[str, dict[str, Any]] = {
     # Table 1, Kinetics-Sounds (audio + visual)
     "kinetics_sounds/igm": {"acc": 0.7403, "map": 0.7855},
     "kinetics_sounds/mla": {"acc": 0.7004, "map": 0.7413},
-    # Table 1, image-text and gestures (no spec here: igm_core has no such dataset yet)
+    # Table 1, image-text (BERT + ResNet-50) and gestures
     "twitter2015/igm": {"acc": 0.7489, "macro_f1": 0.6917},
     "sarcasm/igm": {"acc": 0.8468, "macro_f1": 0.8392},
     "nvgesture/igm": {"acc": 0.8693, "macro_f1": 0.8703},
@@ -143,6 +143,16 @@ SPECS: dict[str, PaperSpec] = {
     "twitter2015/igm": PaperSpec(None, _IGM_EQUATIONS.format(rho="1e-15")),
     "sarcasm/igm_reference": PaperSpec("sarcasm/igm", _IGM_CODE),
     "sarcasm/igm": PaperSpec(None, _IGM_EQUATIONS.format(rho="1e-15")),
+    "twitter2015/mla": PaperSpec(
+        None, "MLA on the IGM image-text specs' encoders and heads; no MLA number is held here"
+    ),
+    "twitter2015/unimodal_text": PaperSpec(None, "text alone (BERT), with IGM's optimiser"),
+    "twitter2015/unimodal_image": PaperSpec(None, "image alone (ResNet-50), with IGM's optimiser"),
+    "sarcasm/mla": PaperSpec(
+        None, "MLA on the IGM image-text specs' encoders and heads; no MLA number is held here"
+    ),
+    "sarcasm/unimodal_text": PaperSpec(None, "text alone (BERT), with IGM's optimiser"),
+    "sarcasm/unimodal_image": PaperSpec(None, "image alone (ResNet-50), with IGM's optimiser"),
 }
 
 # The datasets of the paper, by the id used in configuration ids, and igm_core's dataset names.
@@ -150,6 +160,8 @@ DATASETS: dict[str, str] = {
     "crema_d": "crema_d",
     "kinetics_sounds": "kinetics_sounds",
     "nvgesture": "nvgesture_features",
+    "sarcasm": "sarcasm",
+    "twitter2015": "twitter2015",
 }
 
 _NAME = re.compile(r"^paper-(?P<dataset>[a-z0-9_]+)-(?P<config>[a-z0-9_]+)(?:-seed[0-9]+)?$")

@@ -27,7 +27,11 @@ PATH_KEYS: dict[str, Kind] = {
     "init": "file",
     "init_from": "file",
     "weights": "file",
+    "tokenizer": "dir",
 }
+# where a component names a folder under a key that is a file elsewhere: a Hugging Face model
+# is a folder as save_pretrained writes it
+COMPONENT_KINDS: dict[tuple[str, str], Kind] = {("bert", "pretrained"): "dir"}
 MAX_SHOWN = 200
 
 
@@ -105,21 +109,24 @@ def spec_paths(spec: dict[str, Any]) -> Iterator[tuple[tuple[str, ...], Kind]]:
     def part(mapping: Any, key: str) -> Any:
         return mapping.get(key) if isinstance(mapping, dict) else None
 
-    blocks: list[tuple[tuple[str, ...], Any]] = [
-        (("dataset", "params"), part(part(spec, "dataset"), "params")),
-        (("method", "params"), part(part(spec, "method"), "params")),
+    blocks: list[tuple[tuple[str, ...], Any, Any]] = [
+        (("dataset", "params"), part(part(spec, "dataset"), "params"), part(spec, "dataset")),
+        (("method", "params"), part(part(spec, "method"), "params"), part(spec, "method")),
     ]
     encoders = part(part(spec, "model"), "encoders")
     if isinstance(encoders, dict):
         for modality, enc in encoders.items():
             if isinstance(enc, dict):
-                blocks.append((("model", "encoders", str(modality), "params"), enc.get("params")))
-    for prefix, params in blocks:
+                prefix = ("model", "encoders", str(modality), "params")
+                blocks.append((prefix, enc.get("params"), enc))
+    for prefix, params, component in blocks:
         if not isinstance(params, dict):
             continue
+        name = part(component, "name")
+        name = name if isinstance(name, str) else ""
         for key, kind in PATH_KEYS.items():
             if params.get(key) is not None:
-                yield (*prefix, key), kind
+                yield (*prefix, key), COMPONENT_KINDS.get((name, key), kind)
 
 
 def confine_spec(

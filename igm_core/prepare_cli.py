@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from igm_core import image_text_cli
 from igm_core.data import av_meta
 from igm_core.spec import SpecError, apply_overrides
 
@@ -34,7 +35,7 @@ def build_parser(prog: str = "igm prepare") -> argparse.ArgumentParser:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments, for embedding as a subcommand of `igm`."""
-    parser.add_argument("dataset", choices=list(av_meta.WAV_DIRS))
+    parser.add_argument("dataset", choices=[*av_meta.WAV_DIRS, *image_text_cli.DATASETS])
     parser.add_argument("--root", required=True, help="the dataset folder (annotations/, ...)")
     parser.add_argument(
         "--param",
@@ -68,6 +69,8 @@ def _summary(reports: list[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prepare the cache for parsed arguments; returns the exit status."""
+    if args.dataset in image_text_cli.DATASETS:
+        return image_text_cli.run_prepare(args)
     try:
         params: dict[str, Any] = apply_overrides({}, args.param or [])
         bars = _SplitBars(args.quiet)

@@ -190,7 +190,7 @@ def resolve_spec(
         schedule = _schedule(spec, kind, rules.hint, modalities, problems)
         # 6. the model: a shared head where the method needs one, an encoder per modality
         shared_head = _shared_head(spec, rules.needs_shared_head(method_dict), problems)
-    encoders = _encoders(spec.model, modalities, meta["shapes"], problems)
+    encoders = _encoders(spec.model, modalities, meta, problems)
     _check_head(spec.model, shared_head, encoders, problems)
     problems.stop_if_any()
     # 7. the spec as given, with every default written in
@@ -324,13 +324,15 @@ def _shared_head(spec: Spec, needed: bool, problems: Problems) -> bool:
 
 
 def _encoders(
-    model: ModelSpec, modalities: list[str], shapes: dict[str, Any], problems: Problems
+    model: ModelSpec, modalities: list[str], meta: dict[str, Any], problems: Problems
 ) -> dict[str, Any]:
-    """6. An encoder per modality: the spec's, or the default for the modality's input shape."""
+    """6. An encoder per modality: the spec's, the dataset's default for it (token inputs:
+    token_bag), or the default for the modality's input shape."""
     encoders: dict[str, Any] = {}
+    defaults = meta.get("default_encoders") or {}
     for m in modalities:
         comp = model.encoders.get(m) or Component(
-            name=catalog.default_encoder(tuple(shapes.get(m, (1,))))
+            name=defaults.get(m) or catalog.default_encoder(tuple(meta["shapes"].get(m, (1,))))
         )
         params = _params(catalog.ENCODERS, comp, f"model.encoders.{m}", problems)
         if params is not None:
@@ -348,7 +350,9 @@ def _check_head(
     for i, h in enumerate(model.head_hidden):
         if not 1 <= h <= 8192:
             problems.add(f"model.head_hidden.{i}", "must lie in [1, 8192]")
-    if shared_head and len({e["params"].get("out_dim") for e in encoders.values()}) > 1:
+    # encoders without an out_dim parameter (resnet, bert) are checked when the model is built
+    widths = {e["params"].get("out_dim") for e in encoders.values()} - {None}
+    if shared_head and len(widths) > 1:
         problems.add(
             "model.shared_head", "a shared head needs the same encoder out_dim for every modality"
         )

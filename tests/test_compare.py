@@ -144,6 +144,10 @@ def test_published_numbers() -> None:
         ("paper-crema_d-mla", None),
         ("paper-nvgesture-igm_reference", "nvgesture/igm"),
         ("paper-nvgesture-igm", None),
+        ("paper-sarcasm-igm_reference", "sarcasm/igm"),
+        ("paper-sarcasm-igm", None),
+        ("paper-twitter2015-igm_reference-seed1", "twitter2015/igm"),
+        ("paper-twitter2015-mla", None),  # no published number
         ("paper-crema_d-joint", None),  # no published number
         ("paper-crema_d-igm-tau03", None),  # a variant, not the paper's run
         ("crema_d-igm", None),
@@ -529,6 +533,8 @@ EXPECTED_DATASETS = {
         {"rgb": (1024,), "depth": (1024,), "flow": (1024,)},
         25,
     ),
+    "sarcasm": (["text", "image"], {"text": (2, 50), "image": (3, 224, 224)}, 2),
+    "twitter2015": (["text", "image"], {"text": (2, 50), "image": (3, 224, 224)}, 3),
 }
 
 

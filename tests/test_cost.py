@@ -116,3 +116,96 @@ def test_the_issue_examples_exceed_the_caps() -> None:
 def test_ordinary_specs_fit() -> None:
     for raw in [synthetic(), synthetic(schedule={"epochs": 200}, batch_size=16)]:
         assert cost.check(cost.estimate_spec(resolve_spec(raw)), CAPS) == []
+
+
+# ----------------------------------------------------------------------------- image-text encoders
+
+
+def _saved_bytes(model, x) -> int:
+    """Bytes of the tensors autograd keeps for backward in a training forward (each storage
+    once, parameters left out): what the activation estimate stands for."""
+    import torch
+
+    params = {p.data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        if t.data_ptr() not in params and t.numel() > 0:
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return sum(seen.values())
+
+
+@pytest.fixture(scope="module")
+def small_bert(tmp_path_factory: pytest.TempPathFactory):
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("bert") / "b"
+    config = BertConfig(
+        vocab_size=120,
+        hidden_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=96,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(str(folder))
+    return folder
+
+
+def test_image_text_encoder_parameters_match_the_built_ones(small_bert) -> None:
+    from igm_core.resnet50 import ResNet50Encoder
+    from igm_core.text_encoders import BertEncoder, TokenBagEncoder
+
+    cases = [
+        ("resnet50", {}, (3, 32, 32), ResNet50Encoder((3, 32, 32))),
+        ("resnet50", {"fc": False}, (1, 32, 32), ResNet50Encoder((1, 32, 32), fc=False)),
+        ("resnet50", {"proj_dim": 24}, (3, 32, 32), ResNet50Encoder((3, 32, 32), proj_dim=24)),
+        ("bert", {"pretrained": str(small_bert)}, (2, 16), BertEncoder((2, 16), str(small_bert))),
+        (
+            "token_bag",
+            {"buckets": 70, "dim": 8, "out_dim": 5},
+            (2, 9),
+            TokenBagEncoder((2, 9), 70, 8, 5),
+        ),
+    ]
+    for name, params, shape, built in cases:
+        count = sum(p.numel() for p in built.parameters())
+        assert cost.encoder_parameters(name, params, shape) == count, (name, params)
+        assert cost.encoder_out_dim(name, params) == built.out_dim, (name, params)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "shape"),
+    [
+        ("resnet50", {}, (3, 64, 64)),
+        ("resnet50", {"fc": False, "proj_dim": 16}, (3, 48, 80)),
+        ("resnet18", {}, (1, 64, 48)),
+        ("bert", None, (2, 40)),
+        ("token_bag", {"buckets": 100, "dim": 32, "out_dim": 16}, (2, 20)),
+        ("conv", {"channels": [8, 16]}, (3, 32, 32)),
+        ("mlp", {"hidden": [64], "out_dim": 32}, (20,)),
+    ],
+)
+def test_activation_estimate_is_what_autograd_keeps(name, params, shape, small_bert) -> None:
+    """Within 15% of the bytes autograd keeps for the encoder's backward (batch 3)."""
+    import torch
+
+    from igm_core.models import build_model
+
+    params = {"pretrained": str(small_bert)} if params is None else params
+    full = catalog.ENCODERS.get(name).params.model_validate(params).model_dump()
+    model = build_model({"m": {"name": name, "params": full}}, {"m": shape}, [4], 2, False)
+    torch.manual_seed(0)
+    if len(shape) == 2:  # token inputs, every position a token (the estimate's bound)
+        ids = torch.randint(5, 100, (3, shape[1]))
+        x = torch.stack([ids, torch.ones_like(ids)], 1)
+    else:
+        x = torch.randn(3, *shape)
+    kept = _saved_bytes(model.encoders["m"], x) / 3
+    estimate = cost.activation_values(name, full, shape) * cost.BYTES_PER_VALUE
+    assert 0.85 * kept <= estimate <= 1.15 * kept, (name, estimate, kept)

@@ -90,6 +90,82 @@ def test_golden_numbers(name: str, golden: dict[str, Any], request, tmp_path: Pa
     assert got["test_acc"] == pytest.approx(want["test_acc"], abs=ACC_TOL), name
 
 
+# ----------------------------------------------------------------------------- image-text
+
+# The image-text pair on the catalog's examples (12 training pairs, a tiny BERT with random
+# weights saved by the example, 32-pixel images through a small conv net): 3 steps per epoch,
+# 4 stages of 2 epochs, the first and last step of each stage.
+IT_STEPS = (1, 6, 7, 12, 13, 18, 19, 24)
+IT_CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "image_text/sarcasm-igm": ("sarcasm", "igm", {}),
+    "image_text/sarcasm-igm-reference": ("sarcasm", "igm", {"sam": "reference"}),
+    "image_text/twitter2015-igm-reference": (
+        "twitter2015",
+        "igm",
+        {"sam": "reference", "mixup_alpha": 0.9},
+    ),
+    "image_text/twitter2015-mla": ("twitter2015", "mla", {}),
+}
+
+
+@pytest.fixture(scope="module")
+def image_text_params(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    base = tmp_path_factory.mktemp("golden-image-text")
+    return {
+        name: catalog.DATASETS.get(name).extra_loaded("example")(base / name)
+        for name in ("sarcasm", "twitter2015")
+    }
+
+
+def image_text_case(
+    dataset: str, params: dict[str, Any], method: str, method_params: dict
+) -> dict[str, Any]:
+    staged = schedule_kind(method, method_params) == "stages"
+    return {
+        "name": f"golden-{method}",
+        "dataset": {"name": dataset, "params": params},
+        "method": {"name": method, "params": method_params},
+        "schedule": {"stage_epochs": [2, 2, 2, 2]} if staged else {"epochs": 8},
+        "batch_size": 4,
+        "log_every": 1,
+        "optimizer": {"name": "adam", "lr": 1e-3},
+        "model": {
+            "encoders": {
+                "text": {"name": "bert", "params": {"pretrained": params["tokenizer"]}},
+                "image": {"name": "conv", "params": {"channels": [8, 16], "out_dim": 32}},
+            },
+            "head_hidden": [32, 16],
+        },
+    }
+
+
+@pytest.mark.parametrize("name", list(IT_CASES))
+def test_golden_numbers_image_text(
+    name: str, golden: dict[str, Any], image_text_params, request, tmp_path: Path
+) -> None:
+    dataset, method, method_params = IT_CASES[name]
+    spec = image_text_case(dataset, image_text_params[dataset], method, method_params)
+    result = train(spec, tracker=JsonlTracker(tmp_path / "m.jsonl")).result
+    losses: dict[int, float] = {}
+    for key, points in read_jsonl_metrics(tmp_path / "m.jsonl").items():
+        if key.startswith("train/") and key.endswith("/loss"):
+            losses.update(points)
+    got = {
+        "losses": {str(s): round(losses[s], 6) for s in IT_STEPS},
+        "val_acc": result["val"]["acc"],
+        "test_acc": result["test"]["acc"],
+    }
+    if request.config.getoption("--update-golden"):
+        golden[name] = got
+        return
+    assert name in golden, f"no golden numbers for {name}: run with --update-golden"
+    want = golden[name]
+    for step, value in want["losses"].items():
+        assert got["losses"][step] == pytest.approx(value, abs=LOSS_TOL), (name, step)
+    assert got["val_acc"] == pytest.approx(want["val_acc"], abs=ACC_TOL), name
+    assert got["test_acc"] == pytest.approx(want["test_acc"], abs=ACC_TOL), name
+
+
 def test_every_registered_method_has_golden_numbers() -> None:
     stored = json.loads(GOLDEN.read_text())
     assert set(catalog.METHODS.names()) <= set(stored)
@@ -102,6 +178,7 @@ def test_the_tolerance_tells_the_methods_apart() -> None:
     pairs = [("igm", "alternating"), ("igm", "igm-no-sam"), ("mla-stage", "alternating")]
     pairs += [(m, "joint") for m in ("gblending", "agm", "pmr", "mmpareto", "relearning-reinit")]
     pairs += [("gblending", "gblending-online"), ("reconboost", "alternating")]
+    pairs += [("image_text/sarcasm-igm", "image_text/sarcasm-igm-reference")]
     for a, b in pairs:
         gap = max(abs(stored[a]["losses"][s] - stored[b]["losses"][s]) for s in stored[a]["losses"])
         assert gap > 20 * LOSS_TOL, (a, b, gap)

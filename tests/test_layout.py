@@ -46,6 +46,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("igm_core/spec.py", "import server.settings", "igm_core is a library"),
         ("worker/runner.py", "import launcher.cli", "nothing imports it"),
         ("igm_core/data/npz.py", "from igm_core import catalog", "no import cycles"),
+        ("igm_core/cost_models.py", "import transformers", "never imports it"),
     ],
 )
 def test_a_wrong_import_breaks_its_contract(

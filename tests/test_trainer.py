@@ -49,7 +49,22 @@ def test_every_dataset_trains(dataset: str, tmp_path) -> None:
     assert r["test"]["acc"] >= 0 and len(r["test"]["modality_acc"]) >= 2
 
 
-@pytest.mark.parametrize("encoder", catalog.ENCODERS.names())
+TOKEN_ENCODERS = [e.name for e in catalog.ENCODERS if e.extra.get("kind") == "tokens"]
+
+
+# ResNet-50 does about 40 MFLOPs per sample even on 4 x 8 digits (its weights dominate): over a
+# minute on a loaded 2-core machine; the image-text tests train it on a dozen images instead
+SLOW_ENCODERS = {"resnet50"}
+
+
+@pytest.mark.parametrize(
+    "encoder",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in SLOW_ENCODERS else n
+        for n in catalog.ENCODERS.names()
+        if n not in TOKEN_ENCODERS
+    ],
+)
 def test_every_encoder_builds_and_projects(encoder: str) -> None:
     # the head and the last encoder layer: every layer of ResNet-18 (eigh up to d = 4608) would
     # cost seconds per transition
@@ -60,12 +75,36 @@ def test_every_encoder_builds_and_projects(encoder: str) -> None:
         "schedule": {"stage_epochs": [1, 1, 1]},
         "model": {"encoders": {m: {"name": encoder} for m in ("top", "bottom")}},
         "log_every": 1,
+        "batch_size": 256,  # a few steps per stage: ResNet-50's 25M weights step slowly
     }
     r = train(spec).result
     transitions = r["diagnostics"]["transitions"]
     assert len(transitions) == 2  # after stages 0 and 1; none after the last stage
     layer_keys = [k for k in transitions[0] if k.endswith(".min_gain")]
     assert any("/encoder." in k for k in layer_keys)  # an encoder layer was projected
+
+
+@pytest.mark.parametrize("encoder", TOKEN_ENCODERS)
+def test_every_token_encoder_trains_on_captions(encoder: str, tmp_path) -> None:
+    """Text encoders on the sarcasm example's token inputs; a required `pretrained` is the
+    example's tiny BERT folder."""
+    params = catalog.DATASETS.get("sarcasm").extra_loaded("example")(tmp_path / "data")
+    fields = catalog.ENCODERS.get(encoder).params.model_fields
+    required = {name for name, field in fields.items() if field.is_required()}
+    assert required <= {"pretrained"}
+    enc = {"pretrained": params["tokenizer"]} if required else {}
+    spec = {
+        "name": "t",
+        "dataset": {"name": "sarcasm", "params": params},
+        "method": {"name": "igm", "params": {"sam": "none"}},
+        "schedule": {"stage_epochs": [1, 1]},
+        "model": {"encoders": {"text": {"name": encoder, "params": enc}}},
+        "log_every": 1,
+    }
+    r = train(spec).result
+    assert r["spec"]["model"]["encoders"]["text"]["name"] == encoder
+    # head.0 pairs only where both encoders give the same width (conv: 128)
+    assert {"head.2", "head.3"} <= {s["layer"] for s in r["diagnostics"]["spectra"]}
 
 
 def test_deterministic_for_a_seed(tmp_path) -> None:

@@ -13,6 +13,12 @@ from igm_core.data.av_meta import (
     crema_d_meta,
     kinetics_sounds_meta,
 )
+from igm_core.data.image_text_meta import (
+    SarcasmParams,
+    Twitter2015Params,
+    sarcasm_meta,
+    twitter2015_meta,
+)
 from igm_core.data.params import (
     DIGIT_SHAPES,
     DIGIT_VIEWS,
@@ -116,6 +122,28 @@ DATASETS.register(
     "igm_core.data.av:load_kinetics_sounds",
     meta=kinetics_sounds_meta,
     example="igm_core.data.examples:kinetics_sounds",
+)
+DATASETS.register(
+    "sarcasm",
+    "Sarcasm image-text pairs (2 classes): root/annotations/{train,valid,test}_data.json (lists "
+    "of {image, text, label}), root/images/<file> -> text 2 x max_tokens token ids and mask (the "
+    "authors' caption rules, a local tokenizer folder), image 3 x 224 x 224. `igm prepare "
+    "sarcasm` caches decoded images and tokens.",
+    SarcasmParams,
+    "igm_core.data.image_text:load_sarcasm",
+    meta=sarcasm_meta,
+    example="igm_core.data.examples_image_text:sarcasm",
+)
+DATASETS.register(
+    "twitter2015",
+    "Twitter-2015 image-text sentiment (3 classes): root/annotations/{train,dev,test}.tsv "
+    "(Label, ImageID, String columns, or the release's #1/#2/#3 headers), "
+    "root/twitter2015_images/<ImageID> -> text and image as for sarcasm (English words only). "
+    "`igm prepare twitter2015` caches decoded images and tokens.",
+    Twitter2015Params,
+    "igm_core.data.image_text:load_twitter2015",
+    meta=twitter2015_meta,
+    example="igm_core.data.examples_image_text:twitter2015",
 )
 
 

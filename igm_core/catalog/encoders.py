@@ -34,6 +34,36 @@ class ResNet18Params(_Params):
     )
 
 
+class ResNet50Params(_Params):
+    pretrained: str | None = Field(
+        None,
+        max_length=4096,
+        description="path to a local torchvision-format ResNet-50 state dict (never fetched)",
+    )
+    fc: bool = Field(
+        True, description="keep the 1000-way ImageNet classifier: the output is its logits"
+    )
+    proj_dim: Width | None = Field(
+        None, description="a Linear layer (no activation) to this width after the trunk / fc"
+    )
+
+
+class BertParams(_Params):
+    pretrained: str = Field(
+        ...,
+        min_length=1,
+        max_length=4096,
+        description="a local folder as save_pretrained writes it (config.json, weights, "
+        "tokenizer files); never fetched",
+    )
+
+
+class TokenBagParams(_Params):
+    buckets: int = Field(30522, ge=16, le=1_000_000, description="embedding rows (ids folded in)")
+    dim: Width = 128
+    out_dim: Width = 128
+
+
 ENCODERS.register(
     "mlp",
     "Flatten, then Linear-ReLU layers to out_dim (for feature vectors).",
@@ -53,6 +83,31 @@ ENCODERS.register(
     "T x C x H x W pooled over time; optional local pretrained weights.",
     ResNet18Params,
     "igm_core.resnet:ResNet18Encoder",
+)
+
+ENCODERS.register(
+    "resnet50",
+    "ResNet-50 in plain torch with torchvision's layer names, the paper's image-text image "
+    "encoder: the 1000-way ImageNet fc kept (1000-d output) or dropped (2048-d), an optional "
+    "Linear to proj_dim; optional local torchvision-format weights, keys checked.",
+    ResNet50Params,
+    "igm_core.resnet50:ResNet50Encoder",
+)
+ENCODERS.register(
+    "bert",
+    "BERT from a local Hugging Face folder (transformers, never a hub): the [CLS] vector of the "
+    "last hidden state, the paper's image-text text encoder. Token inputs (2 x L).",
+    BertParams,
+    "igm_core.text_encoders:BertEncoder",
+    kind="tokens",
+)
+ENCODERS.register(
+    "token_bag",
+    "Mean of learned token embeddings, then Linear-ReLU to out_dim: a text encoder that needs no "
+    "weights (the default for token inputs). Token inputs (2 x L).",
+    TokenBagParams,
+    "igm_core.text_encoders:TokenBagEncoder",
+    kind="tokens",
 )
 
 

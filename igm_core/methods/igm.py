@@ -85,6 +85,20 @@ class IGM(Projected):
             ctx.stats[f"sam/{m}/sharpness"] = perturbed.detach() - loss.detach()
         return loss.detach()
 
+    def _mixup_loss(
+        self, m: str, x: torch.Tensor, y: torch.Tensor, ctx: StepContext
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features, logits and the mixup CE of the branch on a mixed input batch."""
+        a = self.params["mixup_alpha"]
+        lam = float(np.random.default_rng(ctx.seed).beta(a, a)) if a > 0 else 1.0
+        # drawn where the data is: a CPU permutation copied to a GPU would stall the stream
+        perm = torch.randperm(x.shape[0], generator=ctx.generator(x.device), device=x.device)
+        with self.autocast():
+            feats = self.model.encoders[m](lam * x + (1 - lam) * x[perm])
+            out = self.model.head_of(m)(feats).float()
+            loss_mix = lam * F.cross_entropy(out, y) + (1 - lam) * F.cross_entropy(out, y[perm])
+        return feats, out, loss_mix
+
     def _sam_reference(
         self, m: str, x: torch.Tensor, y: torch.Tensor, ctx: StepContext
     ) -> torch.Tensor:
@@ -98,14 +112,13 @@ class IGM(Projected):
         """
         p = self.params
         encoder, head = self.model.encoders[m], self.model.head_of(m)
-        a = p["mixup_alpha"]
-        lam = float(np.random.default_rng(ctx.seed).beta(a, a)) if a > 0 else 1.0
-        # drawn where the data is: a CPU permutation copied to a GPU would stall the stream
-        perm = torch.randperm(x.shape[0], generator=ctx.generator(x.device), device=x.device)
-        with self.autocast():
-            feats = encoder(lam * x + (1 - lam) * x[perm])
-            out = head(feats).float()
-            loss_mix = lam * F.cross_entropy(out, y) + (1 - lam) * F.cross_entropy(out, y[perm])
+        if x.is_floating_point():
+            feats, out, loss_mix = self._mixup_loss(m, x, y, ctx)
+        else:  # token ids cannot be mixed: the text trains on plain CE, as in the authors' code
+            with self.autocast():
+                feats = encoder(x)
+                out = head(feats).float()
+                loss_mix = F.cross_entropy(out, y)
 
         enc_params = list(encoder.parameters())
         head_named = dict(head.named_parameters())

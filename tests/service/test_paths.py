@@ -20,7 +20,14 @@ from tests.service.conftest import make_settings, sqlite_url
 from worker import runner
 
 JOINT = {"name": "p", "dataset": {"name": "synthetic"}, "method": {"name": "joint"}}
-DATASETS = ["features", "nvgesture_features", "crema_d", "kinetics_sounds"]
+DATASETS = [
+    "features",
+    "nvgesture_features",
+    "crema_d",
+    "kinetics_sounds",
+    "sarcasm",
+    "twitter2015",
+]
 # (field, spec change making `value` that field)
 FIELDS = {
     **{
@@ -32,7 +39,15 @@ FIELDS = {
     "model.encoders.visual.params.pretrained": lambda v: {
         "model": {"encoders": {"visual": {"name": "resnet18", "params": {"pretrained": v}}}}
     },
+    "dataset.params.tokenizer": lambda v: {
+        "dataset": {"name": "sarcasm", "params": {"root": "ok", "tokenizer": v}}
+    },
+    # a Hugging Face model is a folder
+    "model.encoders.text.params.pretrained": lambda v: {
+        "model": {"encoders": {"text": {"name": "bert", "params": {"pretrained": v}}}}
+    },
 }
+FOLDERS = ("root", "tokenizer", "text.params.pretrained")
 SECRET = "TOP-SECRET-LINE"
 
 
@@ -91,7 +106,7 @@ def test_every_path_field_refuses_every_escape(client, world, field) -> None:
         # the path's one problem (the spec's others, such as an encoder for a modality the
         # dataset lacks, come with it)
         (err,) = [d for d in res.json()["detail"] if d["loc"].startswith(loc)]
-        what = "folder" if loc.endswith("root") else "file"
+        what = "folder" if loc.endswith(FOLDERS) else "file"
         # the same words whether the path exists outside or not at all
         assert err["msg"] == (
             f"{value[:200]!r} is not a {what} inside the allowed data roots ({roots}): it is "
@@ -151,9 +166,15 @@ def test_linked_files_inside_a_dataset_root_are_refused(client, world) -> None:
     (clips / "annotations").mkdir(parents=True)
     (clips / "annotations" / "train.csv").symlink_to("/etc/passwd")
     (clips / "annotations" / "test.csv").symlink_to(world["outside"] / "secret.csv")
-    for name, root in [("features", "linked"), ("crema_d", "clips"), ("kinetics_sounds", "clips")]:
+    pairs = world["root"] / "pairs"
+    (pairs / "annotations").mkdir(parents=True)
+    (pairs / "annotations" / "train_data.json").symlink_to("/etc/passwd")
+    (world["root"] / "tok").mkdir()
+    for name, root in [("features", "linked"), ("crema_d", "clips"), ("kinetics_sounds", "clips"),
+                       ("sarcasm", "pairs")]:  # fmt: skip
+        params = {"root": root, **({"tokenizer": "tok"} if name == "sarcasm" else {})}
         res = client.post(
-            "/experiments", json={**JOINT, "dataset": {"name": name, "params": {"root": root}}}
+            "/experiments", json={**JOINT, "dataset": {"name": name, "params": params}}
         )
         assert res.status_code == 422, res.text
         assert "outside the dataset root" in res.text, res.text
@@ -183,3 +204,31 @@ def test_the_worker_checks_again_before_opening(tmp_path, world) -> None:
         row = crud.get_experiment(s, eid)
         assert row.error.startswith("refused path: ")
         assert "is not a" in row.error and "inside the allowed data roots" in row.error
+
+
+def test_an_image_text_spec_is_stored_with_its_folders_resolved(client, world) -> None:
+    """Sarcasm with a BERT encoder through the API: the dataset root, the tokenizer and the
+    BERT folder resolved inside the roots; the web process reads the annotations only."""
+    from igm_core.data import examples_image_text as ex
+
+    root = world["root"]
+    ex.write_sarcasm(root / "sarcasm")
+    (root / "bert").mkdir()
+    (root / "bert" / "config.json").write_text(
+        '{"vocab_size": 40, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, '
+        '"intermediate_size": 16, "max_position_embeddings": 64}'
+    )
+    spec = {
+        "name": "it",
+        "dataset": {"name": "sarcasm", "params": {"root": "sarcasm", "tokenizer": "bert"}},
+        "method": {"name": "igm"},
+        "model": {"encoders": {"text": {"name": "bert", "params": {"pretrained": "bert"}}}},
+    }
+    res = client.post("/experiments", json=spec)
+    assert res.status_code == 201, res.text
+    stored = res.json()["spec"]
+    assert stored["dataset"]["params"]["tokenizer"] == str((root / "bert").resolve())
+    assert stored["model"]["encoders"]["text"]["params"]["pretrained"] == str(
+        (root / "bert").resolve()
+    )
+    assert stored["model"]["encoders"]["image"]["name"] == "conv"
