@@ -35,13 +35,14 @@ from igm_core.methods.base import Method, Stage, StepContext
 def zero_input_logits(
     model: torch.nn.Module, split: Any, modalities: list[str], device: torch.device, autocast
 ) -> dict[str, torch.Tensor]:
-    """Each modality's logits (1 x C, eval mode) for an all-zero input of its shape."""
+    """Each modality's logits (1 x C, eval mode) for an all-zero input of its shape and dtype
+    (token ids stay integers: a zero caption is the pad id 0 with its mask off)."""
     model.eval()
-    shapes = split.shapes()
+    xs, _ = next(iter(split.batches(1, modalities=modalities, device=device)))
     out = {}
     with autocast():
         for m in modalities:
-            out[m] = model.logits(m, torch.zeros(1, *shapes[m], device=device)).float()
+            out[m] = model.logits(m, torch.zeros_like(xs[m])).float()
     model.train()
     return out
 

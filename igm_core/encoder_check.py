@@ -3,8 +3,9 @@
 The API runs `spec_errors` on a resolved spec before anything queues; the worker runs the same
 rules as it builds the model (igm_core.models.ConvEncoder and igm_core.resnet.ResNet18Encoder call
 `check_input`, ResNet18Encoder.load_pretrained calls `check_weights` before torch.load). Rules:
-- inputs: an encoder in INPUT_RANKS takes inputs with that many dimensions only (conv and
-  resnet18: C x H x W, or T x C x H x W frames); the others flatten any shape;
+- inputs: an encoder in INPUTS takes only the inputs its rule accepts (conv, resnet18 and
+  resnet50: C x H x W, or T x C x H x W frames; bert and token_bag: 2 x L token ids and
+  attention mask); mlp flattens any shape;
 - weights: an encoder in STATE_SHAPES names the tensors a weights file must hold and their
   shapes (ResNet-18: its trunk, from RESNET18_LAYERS and RESNET18_WIDTHS, which igm_core.resnet
   builds from too). The file is read by igm_core.weights_file, without torch and without running
@@ -25,8 +26,15 @@ from igm_core.weights_file import WeightsError, read_tensors
 
 RESNET18_LAYERS = (2, 2, 2, 2)  # basic blocks per stage
 RESNET18_WIDTHS = (64, 128, 256, 512)
-IMAGE_LIKE = (3, 4)  # C x H x W, or T x C x H x W frames pooled over time
-INPUT_RANKS: dict[str, tuple[int, ...]] = {"conv": IMAGE_LIKE, "resnet18": IMAGE_LIKE}
+IMAGE_LIKE = ("C x H x W or T x C x H x W", lambda shape: len(shape) in (3, 4))
+TOKENS = ("2 x L token (ids and attention mask)", lambda shape: len(shape) == 2 and shape[0] == 2)
+INPUTS = {
+    "conv": IMAGE_LIKE,
+    "resnet18": IMAGE_LIKE,
+    "resnet50": IMAGE_LIKE,
+    "bert": TOKENS,
+    "token_bag": TOKENS,
+}
 OPTIONAL = ("num_batches_tracked",)  # BatchNorm fills it in when a plain dict lacks it
 DROPPED = ("fc.",)  # the classifier: the encoders have none
 MAX_NAMED = 3
@@ -37,8 +45,8 @@ def _dims(shape: tuple[int, ...]) -> str:
 
 
 def takes(encoder: str, shape: tuple[int, ...]) -> bool:
-    ranks = INPUT_RANKS.get(encoder)
-    return ranks is None or len(shape) in ranks
+    rule = INPUTS.get(encoder)
+    return rule is None or rule[1](shape)
 
 
 def input_error(encoder: str, shape: tuple[int, ...]) -> str | None:
@@ -47,7 +55,7 @@ def input_error(encoder: str, shape: tuple[int, ...]) -> str | None:
         return None
     others = [name for name in catalog.ENCODERS.names() if takes(name, shape)]
     return (
-        f"encoder {encoder!r} needs C x H x W or T x C x H x W inputs, got {_dims(shape)} "
+        f"encoder {encoder!r} needs {INPUTS[encoder][0]} inputs, got {_dims(shape)} "
         f"({len(shape)} dimension{'s' if len(shape) != 1 else ''}); "
         f"encoders that take these inputs: {', '.join(others) or 'none'}"
     )

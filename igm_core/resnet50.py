@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from igm_core.encoder_check import check_input
+
 LAYERS = (3, 4, 6, 3)
 WIDTHS = (64, 128, 256, 512)
 EXPANSION = 4
@@ -58,8 +60,7 @@ class ResNet50Encoder(nn.Module):
         proj_dim: int | None = None,
     ) -> None:
         super().__init__()
-        if len(in_shape) not in (3, 4):
-            raise ValueError(f"resnet50 needs C x H x W or T x C x H x W inputs, got {in_shape}")
+        check_input("resnet50", tuple(in_shape))
         self.conv1 = nn.Conv2d(in_shape[-3], 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.maxpool = nn.MaxPool2d(3, 2, 1)

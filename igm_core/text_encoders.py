@@ -16,13 +16,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from igm_core.encoder_check import check_input
+
 
 def _check_tokens(name: str, in_shape: tuple[int, ...]) -> int:
-    if len(in_shape) != 2 or in_shape[0] != 2:
-        raise ValueError(
-            f"{name} needs token inputs of shape 2 x L (ids and attention mask, as the image-text "
-            f"datasets give them), got {in_shape}"
-        )
+    check_input(name, tuple(in_shape))
     return in_shape[1]
 
 

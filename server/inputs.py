@@ -212,11 +212,14 @@ def check_fit(spec: ResolvedSpec, settings: Settings, fleet: capacity.Fleet | No
     try:
         meta = _meta(spec)
         errors = encoder_check.spec_errors(mapping, meta["shapes"])
-        est = cost.estimate(mapping, meta)
+        # the cost models assume inputs their encoders take
+        est = None if errors else cost.estimate(mapping, meta)
     except (OSError, ValueError, KeyError) as err:  # the meta was readable a moment ago
         raise SpecError(
             [("dataset.params", f"cannot estimate the cost: {type(err).__name__}")]
         ) from None
+    if est is None:
+        raise SpecError(errors)
     capped = cost.check(est, caps)
     if fleet is not None and not fleet.workers:
         note = capacity.no_workers_note(fleet)

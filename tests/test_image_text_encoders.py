@@ -150,7 +150,7 @@ def test_bert_refuses_ids_outside_its_vocabulary(bert_dir: Path) -> None:
     enc = BertEncoder((2, 8), str(bert_dir)).eval()
     with pytest.raises(ValueError, match=r"outside the vocabulary .* not this model's"):
         enc(tokens([[2, 30000, 3]], 8))
-    with pytest.raises(ValueError, match="token inputs of shape 2 x L"):
+    with pytest.raises(ValueError, match="needs 2 x L token"):
         BertEncoder((3, 32, 32), str(bert_dir))
     with pytest.raises(ValueError, match="at most 64 tokens"):
         BertEncoder((2, 100), str(bert_dir))

@@ -171,7 +171,8 @@ def test_every_problem_is_reported_at_once_in_the_order_of_the_steps() -> None:
         "schedule.epochs: method 'igm' trains in stages; give schedule.stage_epochs "
         "(one entry per stage) instead",
         "schedule.stage_epochs.0: must lie in [1, 10000]",
-        "model.encoders.strong.name: unknown encoder 'nope'; choose one of: mlp, conv, resnet18",
+        "model.encoders.strong.name: unknown encoder 'nope'; choose one of: mlp, conv, resnet18, "
+        "resnet50, bert, token_bag",
         "model.encoders.weak.params.out_dim: Input should be greater than or equal to 1",
         "model.encoders.video: no such modality in this spec",
         "model.head_hidden.0: must lie in [1, 8192]",
