@@ -21,13 +21,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from igm_core import catalog
 from igm_core.weights_file import WeightsError, read_tensors
 
 RESNET18_LAYERS = (2, 2, 2, 2)  # basic blocks per stage
 RESNET18_WIDTHS = (64, 128, 256, 512)
 IMAGE_LIKE = ("C x H x W or T x C x H x W", lambda shape: len(shape) in (3, 4))
 TOKENS = ("2 x L token (ids and attention mask)", lambda shape: len(shape) == 2 and shape[0] == 2)
+ANY_SHAPE = ("mlp",)  # flattens whatever it is given
 INPUTS = {
     "conv": IMAGE_LIKE,
     "resnet18": IMAGE_LIKE,
@@ -53,7 +53,7 @@ def input_error(encoder: str, shape: tuple[int, ...]) -> str | None:
     """Why `encoder` cannot take inputs of `shape`, or None when it can."""
     if takes(encoder, shape):
         return None
-    others = [name for name in catalog.ENCODERS.names() if takes(name, shape)]
+    others = [name for name in (*ANY_SHAPE, *INPUTS) if takes(name, shape)]
     return (
         f"encoder {encoder!r} needs {INPUTS[encoder][0]} inputs, got {_dims(shape)} "
         f"({len(shape)} dimension{'s' if len(shape) != 1 else ''}); "

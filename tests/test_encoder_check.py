@@ -43,6 +43,24 @@ def test_input_ranks_are_the_encoders_own() -> None:
     assert encoder_check.input_error("mlp", (32,)) is None
 
 
+def test_every_registered_encoder_has_an_input_rule() -> None:
+    from igm_core import catalog
+
+    assert [*encoder_check.ANY_SHAPE, *encoder_check.INPUTS] == catalog.ENCODERS.names()
+
+
+def test_token_encoders_take_ids_and_masks_only() -> None:
+    for name in ("bert", "token_bag"):
+        assert encoder_check.input_error(name, (2, 16)) is None
+        for shape in [(16,), (3, 16), (3, 32, 32)]:
+            message = encoder_check.input_error(name, shape)
+            assert message is not None and "needs 2 x L token" in message
+    assert encoder_check.input_error("resnet50", (3, 32, 32)) is None
+    assert "encoders that take these inputs: mlp, bert, token_bag" in (
+        encoder_check.input_error("resnet50", (2, 16)) or ""
+    )
+
+
 def save(path: Path, state, **kw) -> Path:
     torch.save(state, path, **kw)
     return path
