@@ -5,7 +5,7 @@ Docker's kill and the reconciler's stale period (`IGM_STALE_AFTER_S`, 2 minutes 
 
 Loopback only and bounded: a PostgreSQL database of its own (127.0.0.1:5432, trust), and the
 redis-server, `mlflow server` (--workers 1, SQLite) and API that tests/service/faultlab.py starts
-on spare ports; two workers; every wait has a limit. Each round: a 720-step synthetic experiment
+on spare ports; two workers; every wait has a limit. Each round: a 360-step synthetic experiment
 (joint training), SIGTERM to the main process of the worker running it once it passed step 45,
 the stopped worker started again once the experiment succeeded.
 
@@ -33,7 +33,7 @@ from server import migrations  # noqa: E402
 from tests.service.faultlab import Lab, lab  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-LONG = {"epochs": 24}
+LONG = {"epochs": 12}
 GUARD_S = 300.0
 
 

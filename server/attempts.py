@@ -64,11 +64,12 @@ def record_run(
     return runs
 
 
-def mark_stopped(attempt_runs: list[dict[str, Any]] | None, run_id: str | None) -> list[dict]:
-    """The row's attempt runs with the run `run_id` marked as stopped (a worker's shutdown)."""
+def mark_stopped(attempt_runs: list[dict[str, Any]] | None, attempt: int) -> list[dict]:
+    """The row's attempt runs with attempt `attempt`'s run marked as stopped (its worker shut
+    down); unchanged when that attempt started no run (it stopped while waiting for MLflow)."""
     runs = [dict(r) for r in attempt_runs or []]
     for r in runs:
-        if r["run_id"] == run_id:
+        if r["attempt"] == attempt:
             r["ended"] = "stopped"
     return runs
 

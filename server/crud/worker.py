@@ -268,6 +268,6 @@ def requeue(session: Session, *, experiment_id: str, worker: str) -> bool:
     ).rowcount
     if done:  # the row is ours (and, on PostgreSQL, locked) until the commit
         exp = session.get(Experiment, experiment_id, populate_existing=True)
-        exp.attempt_runs = attempts.mark_stopped(exp.attempt_runs, exp.mlflow_run_id)
+        exp.attempt_runs = attempts.mark_stopped(exp.attempt_runs, exp.attempts)
     session.commit()
     return bool(done)

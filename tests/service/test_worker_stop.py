@@ -25,9 +25,11 @@ from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
 from igm_core.events import EpochEnd
+from server import crud
+from server.db import session_factory
 from server.main import create_app
 from server.queue import make_celery, waiting
-from tests.service.conftest import make_settings
+from tests.service.conftest import free_port, make_settings, sqlite_url
 from tests.service.faultlab import LOSS_KEY, SPEC, STEPS_PER_EPOCH, lab
 from tests.service.test_runner import create, row
 from worker import runner, shutdown
@@ -105,6 +107,8 @@ def test_a_shut_down_attempt_goes_back_to_the_queue_and_the_next_resumes_it(
     assert (settings.runs_dir() / eid / "checkpoint.pt").exists()
     assert waiting(celery, "cpu") == 1  # its id, sent again
     celery.close()
+    with session_factory(settings.resolved_database_url())() as s:  # only the holder gives back
+        assert not crud.requeue(s, experiment_id=eid, worker="w1")
 
     shutdown.clear()  # a new worker
     assert run(eid, settings=settings, worker="w2") == "succeeded"
@@ -119,8 +123,32 @@ def test_a_shut_down_attempt_goes_back_to_the_queue_and_the_next_resumes_it(
     assert resumed_at == ENDS[1]  # the flag rose as epoch 2 ended: the stop came at its next step
 
 
-LONG = {"epochs": 24}  # 720 steps: long enough that a run cannot end while a test waits to cut it
-RUN_S = 240  # hang guard for one experiment (about 10-20 s on a loaded 2-core machine)
+# 360 steps: the signal comes as soon as the run passed step 45 (faultlab's wait_step catches it
+# early on any machine), and the run stops at its next step
+def test_a_shutdown_while_waiting_for_mlflow_queues_the_experiment_again(
+    tmp_path, monkeypatch, flag
+) -> None:
+    """No run was started: nothing is marked stopped, and the attempt is not counted."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # as worker.celery_app sets it
+    settings = make_settings(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        mlflow_start_wait_s=600.0,
+    )
+    eid = create(settings, SHORT)
+    shutdown.request()
+    assert run(eid, settings=settings, worker="w1") == "requeued"
+    exp = row(settings, eid)
+    assert (exp.status, exp.attempts, exp.max_attempts, exp.runs()) == ("queued", 1, 4, [])
+    celery = make_celery(settings)
+    assert waiting(celery, "cpu") == 1
+    celery.close()
+
+
+LONG = {"epochs": 12}
+# hang guard for one experiment: about 10-20 s on a 2-core machine at load 5, minutes at load 20
+RUN_S = 600
 # hang guard for the hand-back: one step, a checkpoint and the MLflow flush (about a second)
 STOP_GUARD_S = 60
 
