@@ -8,6 +8,9 @@ worker.runner and crud.set_mlflow_run write with it, the routes and the timeline
 - from_step: 0 for an attempt that starts from scratch (no checkpoint); None while an attempt
   that found a checkpoint has not loaded it yet (it has logged nothing); then the step of the
   checkpoint it resumed from.
+- An attempt stopped by its worker's shutdown (it kept its checkpoint and went back to the
+  queue, crud.requeue) has `"ended": "stopped"` in its entry; it does not count against the
+  attempt cap.
 - Stitching: a run taken over by another worker (or retried) resumes from its last checkpoint,
   so the steps between that checkpoint and the stop were logged by both attempts. The stitched
   history keeps an earlier attempt's points up to the step the next attempt resumed from and the
@@ -58,6 +61,16 @@ def record_run(
         runs.append({"attempt": attempt, "run_id": run_id, "from_step": from_step})
     else:
         mine["from_step"] = from_step
+    return runs
+
+
+def mark_stopped(attempt_runs: list[dict[str, Any]] | None, attempt: int) -> list[dict]:
+    """The row's attempt runs with attempt `attempt`'s run marked as stopped (its worker shut
+    down); unchanged when that attempt started no run (it stopped while waiting for MLflow)."""
+    runs = [dict(r) for r in attempt_runs or []]
+    for r in runs:
+        if r["attempt"] == attempt:
+            r["ended"] = "stopped"
     return runs
 
 

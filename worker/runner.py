@@ -12,6 +12,12 @@ worker died (still RUNNING) is ended as KILLED. At each epoch's end the metrics 
 are sent before the checkpoint is written (for up to FLUSH_BEFORE_CHECKPOINT_S). `_train`
 returns an Outcome (status, the summary of igm_core.summary, error, traceback) that `run`
 records.
+
+When the worker shuts down (worker.shutdown: SIGTERM, a restart), the attempt stops at its next
+step with its checkpoint written and what it logged sent to MLflow (its run ends KILLED, tagged
+igm.stopped), and goes back to the queue: crud.requeue (not counted against the attempt cap),
+then its id is sent to the broker again, so that the next attempt, on any worker, resumes from
+the checkpoint at once.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,12 +40,22 @@ from igm_core.spec import ResolvedSpec
 from server import attempts, crud
 from server.db import session_factory
 from server.models import CANCELLED, FAILED, SUCCEEDED, Experiment
+from server.queue import make_celery, send_run
 from server.settings import Settings
+from worker import shutdown
 from worker.bridge import Bridge
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger("worker.runner")
 TRACEBACK_CHARS = 20_000
 FLUSH_BEFORE_CHECKPOINT_S = 3.0
+REQUEUED = "requeued"  # an attempt stopped by its worker's shutdown: the row goes back to queued
+STOPPED_TAG = {"igm.stopped": "worker shutdown"}
+# how long a stopping attempt's run may take to send what it logged: within the compose stop
+# grace (60 s) even while MLflow is down (a run that could not send is ended without it)
+SHUTDOWN_FINISH_S = 30.0
 
 
 def git_commit() -> str | None:
@@ -60,17 +76,24 @@ def git_commit() -> str | None:
 class Outcome:
     """How an attempt ended: what crud.finish records in the row."""
 
-    status: str  # succeeded, failed or cancelled
+    status: str  # succeeded, failed or cancelled; or requeued (the row goes back to queued)
     summary: dict[str, Any] | None = None  # igm_core.summary, for a succeeded run
     error: str | None = None
     traceback: str | None = None
 
 
 def run(
-    experiment_id: str, *, settings: Settings, worker: str, time_limit_s: float | None = None
+    experiment_id: str,
+    *,
+    settings: Settings,
+    worker: str,
+    time_limit_s: float | None = None,
+    celery: Celery | None = None,
 ) -> str:
     """Run the best claimable experiment of experiment_id's queue (server.crud.claim_next: not
-    always experiment_id itself); returns the final status or 'skipped'.
+    always experiment_id itself); returns the final status, 'requeued' (the worker shut down:
+    the row is queued again and its id sent with `celery`, by default an app made from the
+    settings) or 'skipped'.
 
     Past `time_limit_s` (the message's, else the settings' for the row's queue) the run stops
     at its next step, as a cancel does, and is recorded as failed with the reason; Celery's
@@ -90,6 +113,8 @@ def run(
     except Exception as err:  # never a silent loss: record what happened
         tb = traceback.format_exc()[-TRACEBACK_CHARS:]
         outcome = Outcome(FAILED, error=f"{type(err).__name__}: {err}", traceback=tb)
+    if outcome.status == REQUEUED:
+        return _requeue(exp, settings, sessions, worker, celery)
     with sessions() as s:
         crud.finish(
             s,
@@ -128,7 +153,7 @@ def _train(
             lambda: _make_tracker(exp, settings, worker), settings.mlflow_start_wait_s, bridge
         )
         if tracker is None:
-            return Outcome(CANCELLED)
+            return Outcome(CANCELLED) if bridge.should_stop() else Outcome(REQUEUED)
         attempt = Attempt(sessions, exp, tracker, bridge, deadline)
         attempt.record(from_step)
         for run_id in earlier:  # an earlier attempt's worker died with its run open
@@ -142,9 +167,11 @@ def _train(
             on_event=attempt.on_event,
         )
     if result.status == "stopped":
-        if not bridge.should_stop():  # not a cancel: the time limit
-            return Outcome(FAILED, error=time_limit_error(limit_s, exp.queue))
-        return Outcome(CANCELLED)
+        if bridge.should_stop():
+            return Outcome(CANCELLED)
+        if attempt.shut_down:  # the worker's shutdown, within the time limit
+            return Outcome(REQUEUED)
+        return Outcome(FAILED, error=time_limit_error(limit_s, exp.queue))
     return Outcome(SUCCEEDED, summary=dict(run_summary.of(result.result)))
 
 
@@ -199,6 +226,7 @@ class Attempt:
     ) -> None:
         self.sessions, self.exp, self.tracker = sessions, exp, tracker
         self.bridge, self.deadline = bridge, deadline
+        self.shut_down = False  # stopped for the worker's shutdown (not a cancel, not the limit)
 
     def record(self, from_step: int | None) -> None:
         with self.sessions() as s:
@@ -221,7 +249,14 @@ class Attempt:
         self.bridge.on_event(event)
 
     def should_stop(self) -> bool:
-        return self.bridge.should_stop() or time.monotonic() > self.deadline
+        if self.bridge.should_stop() or time.monotonic() > self.deadline:
+            return True
+        if shutdown.requested() and not self.shut_down:
+            self.shut_down = True
+            self.tracker.set_tags(STOPPED_TAG)  # the run is still open: the trainer ends it
+            self.tracker.finish_timeout = min(self.tracker.finish_timeout, SHUTDOWN_FINISH_S)
+            log.warning("the worker is shutting down: %s stops at its next step", self.exp.id)
+        return self.shut_down
 
 
 def time_limit_error(limit_s: float, queue: str) -> str:
@@ -233,7 +268,8 @@ def time_limit_error(limit_s: float, queue: str) -> str:
 
 def _start_tracker(make: Any, wait_s: float, bridge: Bridge) -> Any:
     """make() until the MLflow store answers: backoff from 1 s to 10 s, for wait_s seconds at
-    most (then its error is raised); None when a cancel is requested meanwhile."""
+    most (then its error is raised); None when a cancel or the worker's shutdown comes
+    meanwhile."""
     from igm_core.tracking import TrackerError
 
     deadline, delay = time.monotonic() + wait_s, 1.0
@@ -245,7 +281,36 @@ def _start_tracker(make: Any, wait_s: float, bridge: Bridge) -> Any:
             if left <= 0:
                 raise
             log.warning("MLflow is not reachable (%s); trying again in %.0f s", err, delay)
-        bridge.cancel.wait(min(delay, left))
-        if bridge.should_stop():
+        end = time.monotonic() + min(delay, left)  # in slices: a shutdown is seen within 1 s
+        while (rest := end - time.monotonic()) > 0 and not shutdown.requested():
+            if bridge.cancel.wait(min(1.0, rest)):
+                break
+        if bridge.should_stop() or shutdown.requested():
             return None
         delay = min(delay * 2, 10.0)
+
+
+def _requeue(
+    exp: Experiment,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    worker: str,
+    celery: Celery | None,
+) -> str:
+    """The row back to queued (crud.requeue), then its id to the broker: the next attempt, on
+    any worker, resumes from the checkpoint. A message the broker refuses is left to the
+    reconciler, which re-sends queued rows that no worker claims."""
+    with sessions() as s:
+        if not crud.requeue(s, experiment_id=exp.id, worker=worker):
+            log.warning("%s was not this worker's any more: not queued again", exp.id)
+            return REQUEUED
+    app = celery or make_celery(settings)
+    try:
+        send_run(app, experiment_id=exp.id, queue=exp.queue, priority=exp.priority)
+        log.warning("%s stopped with its checkpoint and went back to queue %s", exp.id, exp.queue)
+    except Exception:  # the broker is away: the row stays queued for the reconciler
+        log.exception("%s is queued again but its message could not be sent", exp.id)
+    finally:
+        if celery is None:
+            app.close()
+    return REQUEUED

@@ -22,4 +22,5 @@ def run_experiment(experiment_id: str, time_limit_s: float | None = None) -> str
         settings=get_settings(),
         worker=f"{socket.gethostname()}:{os.getpid()}",
         time_limit_s=time_limit_s,
+        celery=app,  # a worker's shutdown sends the id of the experiment it stopped again
     )

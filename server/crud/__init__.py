@@ -3,8 +3,8 @@
 create.py: a new experiment, a new sweep's experiments. reads.py: a page of the list, the
 changes feed, one experiment, twins (the column rows server.fastjson writes). actions.py: what a
 user asks (cancel, retry, delete). worker.py: what workers and the reconciler do (claim a row,
-or the best queued row of a queue; heartbeat, the attempt's run, finish, lost rows). Every
-name is importable as `crud.<name>`.
+or the best queued row of a queue; heartbeat, the attempt's run, finish, requeue when a worker
+shuts down, lost rows). Every name is importable as `crud.<name>`.
 """
 
 from server.crud.actions import Conflict, delete_experiment, request_cancel, retry
@@ -31,6 +31,7 @@ from server.crud.worker import (
     heartbeat,
     orphans,
     queued_since,
+    requeue,
     set_mlflow_run,
     touch,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "orphans",
     "queued_since",
     "request_cancel",
+    "requeue",
     "retry",
     "set_mlflow_run",
     "touch",

@@ -243,3 +243,31 @@ def finish(
     ).rowcount
     session.commit()
     return bool(done)
+
+
+def requeue(session: Session, *, experiment_id: str, worker: str) -> bool:
+    """running -> queued, only by the worker that holds the row: its worker shut down, and the
+    attempt stopped at a step with its checkpoint written. The attempt does not count against
+    the cap (max_attempts grows by one with it) and its run is marked stopped; the next attempt
+    resumes from the checkpoint. False when the row was not this worker's to give back."""
+    done = session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == experiment_id,
+            Experiment.status == RUNNING,
+            Experiment.worker == worker,
+        )
+        .values(
+            status=QUEUED,
+            worker=None,
+            max_attempts=Experiment.max_attempts + 1,
+            error=None,
+            traceback=None,
+            heartbeat_at=utcnow(),
+        )
+    ).rowcount
+    if done:  # the row is ours (and, on PostgreSQL, locked) until the commit
+        exp = session.get(Experiment, experiment_id, populate_existing=True)
+        exp.attempt_runs = attempts.mark_stopped(exp.attempt_runs, exp.attempts)
+    session.commit()
+    return bool(done)

@@ -103,6 +103,15 @@ class Lab:
         folder.mkdir(parents=True, exist_ok=True)
         self.redis_port, self.mlflow_port = free_port(), free_port()
         self.queue = queue
+        defaults: dict[str, Any] = {
+            "heartbeat_s": 0.5,
+            "stale_after_s": 4.0,
+            "reconcile_s": 1.0,
+            "requeue_queued_after_s": 4.0,
+            "broker_lost_after_s": 30.0,
+            "mlflow_timeout_s": 2.0,
+            "mlflow_start_wait_s": 180.0,
+        }
         self.settings = Settings(
             data_dir=folder / "data",
             database_url=database_url,
@@ -110,14 +119,7 @@ class Lab:
             mlflow_tracking_uri=f"http://127.0.0.1:{self.mlflow_port}",
             default_queue=queue,
             queues=[queue],
-            heartbeat_s=0.5,
-            stale_after_s=4.0,
-            reconcile_s=1.0,
-            requeue_queued_after_s=4.0,
-            broker_lost_after_s=30.0,
-            mlflow_timeout_s=2.0,
-            mlflow_start_wait_s=180.0,
-            **overrides,
+            **{**defaults, **overrides},
         )
         self.sessions = session_factory(database_url)
         self.celery = make_celery(self.settings)
