@@ -8,9 +8,18 @@ interleaved round-robin and summarised by their median. It then times the stage 
 (covariance pass over the training set + eigh) and reports it as a fraction of a 5-epoch stage.
 
     python bench/bench_igm.py [--device cpu|cuda] [--rounds 30] [--compile [on|graphs]]
+        [--models resnet18-av] [--variants "alternating,igm sam=reference+enc"]
+        [--reference-dir DIR [--reference-transition]]
 
 With --compile, each model is timed a second time with its encoders compiled (the spec's
 `compile` option), and the ratios to an alternating step are printed for both.
+
+With --reference-dir DIR (a checkout of the authors' code, njustkmg/IJCAI25-IGM, that the user
+provides; nothing of it is in this project, see authors_step.py), the resnet18-av model's rounds
+also time the authors' IGM step (their train_CREMA.py loop body, their model) in the same process,
+interleaved with these, and every step is also printed as a ratio to theirs. With
+--reference-transition their stage transition (compute_P_matrix) is timed too, and both loops are
+projected over the paper's CREMA-D schedule.
 
 Targets: reference <= 1.3x, standard <= 2.2x an alternating step; transition <= 5% of a stage.
 """
@@ -20,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import statistics
 import time
 
@@ -86,8 +96,20 @@ def make_data(shapes: dict, n: int) -> MultimodalData:
     return MultimodalData({"train": split, "val": split, "test": split}, 10)
 
 
+# the paper's CREMA-D run (the authors' crema.json): 6,698 training clips in batches of 12 with
+# the last partial batch dropped, 12 stages of 25 and 50 epochs, a transition before stages 2-12
+PAPER_RUN = {"steps_per_epoch": 6698 // 12, "epochs": 6 * (25 + 50), "transitions": 11}
+
+
 def bench_model(
-    name: str, device: torch.device, rounds: int, precision: str, compile_mode: str = "off"
+    name: str,
+    device: torch.device,
+    rounds: int,
+    precision: str,
+    compile_mode: str = "off",
+    variants: list[str] | None = None,
+    authors: object | None = None,
+    warmup: int = 3,
 ) -> dict:
     shapes, enc, batch, n = MODELS[name]
     data = make_data(shapes, n)
@@ -106,7 +128,8 @@ def bench_model(
     transition = transition_data(train, batch, device)
     xs, y = next(train.batches(batch, device=device))
     runners, transition_s = {}, []
-    for label, (method_name, params) in VARIANTS.items():
+    chosen = {k: v for k, v in VARIANTS.items() if variants is None or k in variants}
+    for label, (method_name, params) in chosen.items():
         spec = resolve_spec({**base_spec, "method": {"name": method_name, "params": params}})
         model = copy.deepcopy(model0)
         method = catalog.METHODS.get(method_name).load()(
@@ -126,6 +149,8 @@ def bench_model(
         runners[label] = (model, step_fn, opt)
 
     def one_step(label: str, step: int) -> float:
+        if label == "authors":
+            return authors.steps(1)[0]
         _, step_fn, opt = runners[label]
         ctx = StepContext(stages[1], 0, step, log=False, seed=step)
         sync(device)
@@ -136,43 +161,105 @@ def bench_model(
         sync(device)
         return time.perf_counter() - t0
 
-    for step in range(3):  # warm-up
-        for label in runners:
+    labels = [*runners, *(["authors"] if authors is not None else [])]
+    for step in range(warmup):
+        for label in labels:
             one_step(label, step)
-    times: dict[str, list[float]] = {label: [] for label in runners}
+    times: dict[str, list[float]] = {label: [] for label in labels}
     for step in range(rounds):
-        for label in runners:
+        for label in labels:
             times[label].append(one_step(label, step))
     med = {label: statistics.median(t) for label, t in times.items()}
     steps_per_epoch = train.num_batches(batch)
-    stage_alt = 5 * steps_per_epoch * med["alternating"]
-    stage_igm = 5 * steps_per_epoch * med["igm sam=standard"]
-    trans = statistics.median(transition_s)
-    return {
+    stage = {
+        k: 5 * steps_per_epoch * med[k] for k in med if k.startswith("igm") or k == "alternating"
+    }
+    trans = statistics.median(transition_s) if transition_s else float("nan")
+    result = {
         "model": name,
         "batch": batch,
         "train_samples": n,
         "device": str(device),
         "precision": precision,
         "compile": compile_mode,
+        "load": os.getloadavg(),
         "step_ms": {k: v * 1e3 for k, v in med.items()},
-        "ratio_vs_alternating": {k: v / med["alternating"] for k, v in med.items()},
+        "step_ms_spread": {k: [min(t) * 1e3, max(t) * 1e3] for k, t in times.items()},
+        "ratio_vs_alternating": (
+            {k: v / med["alternating"] for k, v in med.items()} if "alternating" in med else {}
+        ),
         "transition_s": trans,
-        "transition_vs_5epoch_stage": {
-            "alternating": trans / stage_alt,
-            "igm sam=standard": trans / stage_igm,
-            "igm sam=reference": trans / (5 * steps_per_epoch * med["igm sam=reference"]),
-        },
+        "transition_batches": -(-n // batch),
+        "transition_vs_5epoch_stage": {k: trans / v for k, v in stage.items()},
+    }
+    if authors is not None:
+        result["ratio_vs_authors"] = {k: v / med["authors"] for k, v in med.items()}
+    return result
+
+
+def project_paper_run(r: dict, authors_transition: tuple[float, float]) -> dict:
+    """Seconds of the paper's CREMA-D run (steps and transitions; no evaluation, no data
+    loading) for each variant and for the authors' loop, from the per-step medians and the
+    transitions measured here. A transition passes once over the training set: ours costs its
+    per-batch time; theirs a fixed part (23 SVDs) plus its per-batch covariance pass."""
+    steps = PAPER_RUN["steps_per_epoch"] * PAPER_RUN["epochs"]
+    ours_trans = r["transition_s"] / r["transition_batches"] * PAPER_RUN["steps_per_epoch"]
+    fixed, per_batch = authors_transition
+    theirs_trans = fixed + per_batch * PAPER_RUN["steps_per_epoch"]
+    run = {
+        k: steps * ms / 1e3
+        + PAPER_RUN["transitions"] * (theirs_trans if k == "authors" else ours_trans)
+        for k, ms in r["step_ms"].items()
+    }
+    return {
+        "steps": steps,
+        "transition_s": {"ours": ours_trans, "authors": theirs_trans},
+        "run_h": {k: v / 3600 for k, v in run.items()},
+        "authors_over": {k: run["authors"] / v for k, v in run.items() if k != "authors"},
     }
 
 
-def main() -> None:
+def print_result(r: dict) -> None:
+    print(f"  load average {' '.join(f'{v:.2f}' for v in r['load'])}")
+    for label, ms in r["step_ms"].items():
+        lo, hi = r["step_ms_spread"][label]
+        line = f"  {label:24s} {ms:9.2f} ms/step (min {lo:.1f}, max {hi:.1f})"
+        if label in r["ratio_vs_alternating"]:
+            line += f"  {r['ratio_vs_alternating'][label]:5.2f}x alternating"
+        if "ratio_vs_authors" in r:
+            line += f"  {r['ratio_vs_authors'][label]:5.3f}x the authors' step"
+        print(line)
+    print(
+        f"  transition (cov pass + eigh, {r['transition_batches']} batches) "
+        f"{r['transition_s'] * 1e3:.1f} ms = "
+        + ", ".join(
+            f"{v * 100:.2f}% of a 5-epoch {k} stage"
+            for k, v in r["transition_vs_5epoch_stage"].items()
+        )
+    )
+
+
+def authors_transition(authors: object) -> tuple[float, float]:
+    """Their compute_P_matrix over one batch: (fixed seconds, seconds per batch)."""
+    fixed, per_batch = authors.transition(1)
+    print(
+        f"  authors' transition over 1 batch: {per_batch:.1f} s of covariance pass, "
+        f"{fixed:.1f} s of SVDs (23 layers)"
+    )
+    return fixed, per_batch
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     parser.add_argument(
         "--models", help="comma-separated (default: mlp,conv; on CUDA also conv-large)"
+    )
+    parser.add_argument(
+        "--variants", help=f"comma-separated, of: {', '.join(VARIANTS)} (default: all)"
     )
     parser.add_argument(
         "--compile",
@@ -182,7 +269,22 @@ def main() -> None:
         help="also time every step with the encoders compiled (spec `compile`), in the same "
         "run, and print the SAM/alternating ratios without and with it",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--reference-dir",
+        help="a checkout of the authors' code (njustkmg/IJCAI25-IGM): time their IGM step on "
+        "the resnet18-av model in the same run",
+    )
+    parser.add_argument(
+        "--reference-transition",
+        action="store_true",
+        help="with --reference-dir: also time their stage transition and project both loops "
+        "over the paper's CREMA-D run",
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     device = torch.device(args.device)
     where = (
         torch.cuda.get_device_name(device)
@@ -193,24 +295,38 @@ def main() -> None:
     models = args.models or (
         "mlp,conv,conv-large,resnet18-av" if device.type == "cuda" else "mlp,conv"
     )
+    variants = args.variants.split(",") if args.variants else None
+    if variants and (unknown := set(variants) - set(VARIANTS)):
+        raise SystemExit(f"unknown variants {sorted(unknown)}; known: {list(VARIANTS)}")
+    reference = None
+    if args.reference_dir:
+        import authors_step
+
+        reference = authors_step.load(args.reference_dir)
     for name in models.split(","):
-        r = bench_model(name, device, args.rounds, args.precision)
-        print(f"\n[{name}] batch {r['batch']}, {r['train_samples']} training samples")
-        for label, ms in r["step_ms"].items():
-            print(
-                f"  {label:24s} {ms:9.2f} ms/step  "
-                f"{r['ratio_vs_alternating'][label]:5.2f}x alternating"
-            )
-        print(
-            f"  transition (cov pass + eigh) {r['transition_s'] * 1e3:.1f} ms = "
-            + ", ".join(
-                f"{v * 100:.2f}% of a 5-epoch {k} stage"
-                for k, v in r["transition_vs_5epoch_stage"].items()
-            )
+        authors = None
+        if reference is not None and name == "resnet18-av":
+            authors = authors_step.AuthorsStep(reference, device, MODELS[name][2])
+        r = bench_model(
+            name, device, args.rounds, args.precision, "off", variants, authors, args.warmup
         )
+        print(f"\n[{name}] batch {r['batch']}, {r['train_samples']} training samples")
+        print_result(r)
+        if authors is not None and args.reference_transition:
+            r["projection"] = project_paper_run(r, authors_transition(authors))
+            proj = r["projection"]
+            print(f"  paper CREMA-D run ({proj['steps']} steps, 11 transitions; no evaluation):")
+            for label, hours in proj["run_h"].items():
+                over = proj["authors_over"].get(label)
+                print(
+                    f"    {label:24s} {hours:8.1f} h"
+                    + (f"  the authors' loop takes {over:.2f}x this" if over else "")
+                )
         print("  json " + json.dumps(r))
         if args.compile:
-            c = bench_model(name, device, args.rounds, args.precision, args.compile)
+            c = bench_model(
+                name, device, args.rounds, args.precision, args.compile, variants, None, args.warmup
+            )
             print(f"  with compile {args.compile}:")
             for label, ms in c["step_ms"].items():
                 print(

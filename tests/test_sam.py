@@ -225,3 +225,26 @@ def test_unit_steps_equal_the_per_tensor_formula_bit_for_bit() -> None:
         want = grad * (rho / (torch._foreach_norm([grad])[0] + 1e-12))  # as before
         assert torch.equal(step, want)
     assert torch.equal(got[-1], torch.zeros(4))
+
+
+def test_grouped_unit_steps_equal_one_pass_per_group_bit_for_bit() -> None:
+    """Reference SAM perturbs the encoder and the head from one backward pass of the mixup
+    loss: each group's steps are exactly those of a pass of its own, each with its own rho."""
+    from igm_core.methods.sam import grouped_unit_steps, unit_steps
+
+    g = torch.Generator().manual_seed(1)
+    enc = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten())
+    head = torch.nn.Sequential(
+        torch.nn.Linear(4 * 6 * 6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3)
+    )
+    x, y = torch.randn(6, 3, 8, 8, generator=g), torch.randint(0, 3, (6,), generator=g)
+    loss = torch.nn.functional.cross_entropy(head(enc(x)), y)
+    enc_p, head_p = list(enc.parameters()), list(head.parameters())
+    got_enc, got_head = grouped_unit_steps(loss, [(enc_p, 0.05), (head_p, 1e-10)])
+    for got, want in (
+        (got_enc, unit_steps(loss, enc_p, 0.05)),
+        (got_head, unit_steps(loss, head_p, 1e-10)),
+    ):
+        assert len(got) == len(want)
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+    assert not torch.equal(got_enc[0], torch.zeros_like(got_enc[0]))

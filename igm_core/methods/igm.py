@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from igm_core import gm
 from igm_core.methods.base import StepContext
 from igm_core.methods.projected import Projected
-from igm_core.methods.sam import forward_with, frozen_running_stats, unit_steps
+from igm_core.methods.sam import forward_with, frozen_running_stats, grouped_unit_steps
 
 
 class IGM(Projected):
@@ -23,6 +23,7 @@ class IGM(Projected):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spectra: list[dict[str, Any]] = []
+        self._backups: dict[str, list[torch.Tensor]] = {}  # standard SAM's copy of theta
 
     def build(self, k: str, means: dict[str, torch.Tensor]) -> dict[str, float]:
         self.proj = {}
@@ -70,10 +71,13 @@ class IGM(Projected):
         loss.backward()
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        eps = torch._foreach_mul(grads, self.params["rho"] / (norm + 1e-12))
-        backup = [p.detach().clone() for p in params]
+        # eps in the gradients' own storage (they are dropped next), theta into kept buffers:
+        # no parameter-sized allocation per step
+        torch._foreach_mul_(grads, self.params["rho"] / (norm + 1e-12))
+        backup = self._backup_of(m, params)
         with torch.no_grad():
-            torch._foreach_add_(params, eps)
+            torch._foreach_copy_(backup, params)
+            torch._foreach_add_(params, grads)
         for p in params:
             p.grad = None
         with frozen_running_stats(self.model.encoders[m], self.model.head_of(m)):
@@ -84,6 +88,13 @@ class IGM(Projected):
         if ctx.log:
             ctx.stats[f"sam/{m}/sharpness"] = perturbed.detach() - loss.detach()
         return loss.detach()
+
+    def _backup_of(self, m: str, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Buffers for a copy of modality m's parameters, kept from step to step."""
+        kept = self._backups.get(m)
+        if kept is None or [b.shape for b in kept] != [p.shape for p in params]:
+            kept = self._backups[m] = [torch.empty_like(p, requires_grad=False) for p in params]
+        return kept
 
     def _mixup_loss(
         self, m: str, x: torch.Tensor, y: torch.Tensor, ctx: StepContext
@@ -122,12 +133,7 @@ class IGM(Projected):
 
         enc_params = list(encoder.parameters())
         head_named = dict(head.named_parameters())
-        eps_enc = (
-            unit_steps(loss_mix, enc_params, p["rho_encoder"]) if p["rho_encoder"] > 0 else None
-        )
-        eps_head = (
-            unit_steps(loss_mix, list(head_named.values()), p["rho"]) if p["rho"] > 0 else None
-        )
+        eps_enc, eps_head = self._unit_steps(loss_mix, enc_params, list(head_named.values()))
         weights = head_named
         if eps_head is not None:
             weights = dict(
@@ -150,3 +156,16 @@ class IGM(Projected):
             ctx.stats[f"train/{m}/loss_mixup"] = loss_mix.detach()
             ctx.stats[f"train/{m}/loss_flat"] = loss_flat.detach()
         return loss.detach()
+
+    def _unit_steps(
+        self, loss: torch.Tensor, enc_params: list[torch.Tensor], head_params: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor] | None, list[torch.Tensor] | None]:
+        """The encoder's and the head's perturbations (None where its rho is 0), from one
+        backward pass of the mixup loss."""
+        p = self.params
+        groups = {"enc": (enc_params, p["rho_encoder"]), "head": (head_params, p["rho"])}
+        groups = {k: g for k, g in groups.items() if g[1] > 0}
+        if not groups:
+            return None, None
+        steps = dict(zip(groups, grouped_unit_steps(loss, list(groups.values())), strict=True))
+        return steps.get("enc"), steps.get("head")

@@ -11,14 +11,32 @@ from torch.nn import functional as F
 
 def unit_steps(loss: torch.Tensor, tensors: list[torch.Tensor], rho: float) -> list[torch.Tensor]:
     """rho * g / ||g|| per tensor, for the gradient g of loss (zero where a tensor is unused)."""
+    return grouped_unit_steps(loss, [(tensors, rho)])[0]
+
+
+def grouped_unit_steps(
+    loss: torch.Tensor, groups: list[tuple[list[torch.Tensor], float]]
+) -> list[list[torch.Tensor]]:
+    """unit_steps for several (tensors, rho) groups from ONE backward pass of loss.
+
+    One autograd.grad over all the groups' tensors instead of one per group: the encoder and the
+    head of reference SAM then share a pass (the head's part is not run twice); every gradient
+    is the same number it was when each group had its own pass.
+    """
+    tensors = [t for group, _ in groups for t in group]
     grads = torch.autograd.grad(loss, tensors, retain_graph=True, allow_unused=True)
     grads = [torch.zeros_like(t) if g is None else g for t, g in zip(tensors, grads, strict=True)]
-    norms = torch._foreach_add(torch._foreach_norm(grads), 1e-12)
-    # rho / ||g|| for every tensor at once (as `rho / n` computes it: reciprocal, then times rho),
-    # then one multiply call over the list: the same roundings as g * (rho / n) tensor by tensor,
-    # in k + 3 launches instead of 2k
-    scales = torch.stack(norms).reciprocal_().mul_(rho).unbind()
-    return torch._foreach_mul(grads, scales)
+    steps, start = [], 0
+    for group, rho in groups:
+        g = grads[start : start + len(group)]
+        start += len(group)
+        norms = torch._foreach_add(torch._foreach_norm(g), 1e-12)
+        # rho / ||g|| for every tensor at once (as `rho / n` computes it: reciprocal, then times
+        # rho), then one multiply call over the list: the same roundings as g * (rho / n) tensor
+        # by tensor, in k + 3 launches instead of 2k
+        scales = torch.stack(norms).reciprocal_().mul_(rho).unbind()
+        steps.append(torch._foreach_mul(g, scales))
+    return steps
 
 
 def forward_with(
