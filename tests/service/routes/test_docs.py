@@ -51,7 +51,7 @@ def test_docs_pages_load_only_local_assets(client: TestClient, page: str, assets
 
 def test_the_readmes_sweep_example_is_a_valid_request(tmp_path: Path) -> None:
     """The README's sweep body: 3 x 3 grid points, each with 4 random draws (a product)."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     (block,) = re.findall(r"```json\n(\{\"base\".*?)```", readme, re.DOTALL)
     settings = make_settings(tmp_path, database_url=sqlite_url(tmp_path))
     with TestClient(create_app(settings)) as client:
