@@ -70,28 +70,18 @@ def test_twitter_captions_apply_both_rules_in_order() -> None:
 # ----------------------------------------------------------------------------- layouts
 
 
+def _params(root: Path, tmp: Path, **extra) -> dict:
+    """The parameters of the example at `root`: the tiny BERT's tokenizer, 32-pixel images."""
+    small = {"image_size": 32, "max_tokens": 16, "num_workers": 0}
+    return {"root": str(root), "tokenizer": str(_bert(tmp)), **small, **extra}
+
+
 def _sarcasm(tmp: Path, **extra) -> dict:
-    root = ex.write_sarcasm(tmp / "sarcasm")
-    return {
-        "root": str(root),
-        "tokenizer": str(_bert(tmp)),
-        "image_size": 32,
-        "max_tokens": 16,
-        "num_workers": 0,
-        **extra,
-    }
+    return _params(ex.write_sarcasm(tmp / "sarcasm"), tmp, **extra)
 
 
 def _twitter(tmp: Path, release: bool = False, **extra) -> dict:
-    root = ex.write_twitter2015(tmp / "twitter", release_headers=release)
-    return {
-        "root": str(root),
-        "tokenizer": str(_bert(tmp)),
-        "image_size": 32,
-        "max_tokens": 16,
-        "num_workers": 0,
-        **extra,
-    }
+    return _params(ex.write_twitter2015(tmp / "twitter", release_headers=release), tmp, **extra)
 
 
 def _bert(tmp: Path) -> Path:
