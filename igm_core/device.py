@@ -9,9 +9,10 @@ from collections.abc import Callable
 import torch
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, asker: str = "the spec asks for device 'cuda'") -> torch.device:
+    """`auto` (CUDA when there is one), `cpu` or `cuda`; a refusal says who asked for CUDA."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("the spec asks for device 'cuda' but no CUDA device is available")
+        raise RuntimeError(f"{asker} but no CUDA device is available")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)

@@ -155,6 +155,28 @@ def project_weight_grad(grad: torch.Tensor, t: torch.Tensor | LowRankProjection)
     return out.reshape(grad.shape)
 
 
+class GradSwap:
+    """Replaces layers' weight gradients and, when `log`, keeps the squared norms before and
+    after, for the step's statistics."""
+
+    def __init__(self, log: bool) -> None:
+        self.log = log
+        self.before: list[torch.Tensor] = []
+        self.after: list[torch.Tensor] = []
+
+    def replace(self, layer: nn.Module, new: torch.Tensor) -> None:
+        if self.log:
+            self.before.append(layer.weight.grad.float().square().sum())
+            self.after.append(new.float().square().sum())
+        layer.weight.grad = new
+
+    def norms(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The gradient norm over the replaced layers (before, after); None if none was logged."""
+        if not self.before:
+            return None
+        return torch.stack(self.before).sum().sqrt(), torch.stack(self.after).sum().sqrt()
+
+
 def input_dim(layer: nn.Module) -> int:
     if isinstance(layer, nn.Linear):
         return layer.in_features

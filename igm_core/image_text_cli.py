@@ -39,15 +39,25 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
-    )
+class SplitBars:
+    """A progress bar per split, added when the split's first `unit` is done."""
+
+    def __init__(self, quiet: bool, unit: str) -> None:
+        self.unit = unit
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def update(self, split: str, done: int, total: int) -> None:
+        if split not in self.tasks:
+            self.tasks[split] = self.progress.add_task(f"{split} {self.unit}", total=total)
+        self.progress.update(self.tasks[split], completed=done)
 
 
 def _mib(n: float) -> str:
@@ -58,19 +68,12 @@ def run_prepare(args: argparse.Namespace) -> int:
     """`igm prepare sarcasm|twitter2015`: returns the exit status."""
     try:
         params: dict[str, Any] = apply_overrides({}, args.param or [])
-        progress = _progress(args.quiet)
-        tasks: dict[str, Any] = {}
-
-        def on_progress(split: str, done: int, total: int) -> None:
-            if split not in tasks:
-                tasks[split] = progress.add_task(f"{split} images", total=total)
-            progress.update(tasks[split], completed=done)
-
+        bars = SplitBars(args.quiet, "images")
         from igm_core.data import image_text_prepare  # torch: only when preparing
 
-        with progress:
+        with bars.progress:
             reports = image_text_prepare.prepare(
-                args.dataset, args.root, params, progress=on_progress
+                args.dataset, args.root, params, progress=bars.update
             )
     except (SpecError, ValidationError, OSError, ValueError) as err:
         return _fail(_message(err))
@@ -117,15 +120,8 @@ def run_export(args: argparse.Namespace) -> int:
         p = PARAMS[args.dataset].model_validate(raw)
         if not args.resnet50:
             console.print("warning: no --resnet50 weights: the image vectors come from random ones")
-        progress = _progress(args.quiet)
-        tasks: dict[str, Any] = {}
-
-        def on_progress(split: str, done: int, total: int) -> None:
-            if split not in tasks:
-                tasks[split] = progress.add_task(f"{split} pairs", total=total)
-            progress.update(tasks[split], completed=done)
-
-        with progress:
+        bars = SplitBars(args.quiet, "pairs")
+        with bars.progress:
             summary = image_text_export.export(
                 args.dataset,
                 p,
@@ -135,7 +131,7 @@ def run_export(args: argparse.Namespace) -> int:
                 image_output=args.image_output,
                 device=args.device,
                 batch_size=max(1, args.batch_size),
-                progress=on_progress,
+                progress=bars.update,
             )
     except (SpecError, ValidationError, OSError, ValueError, RuntimeError) as err:
         return _fail(_message(err))

@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         return image_text_cli.run_prepare(args)
     try:
         params: dict[str, Any] = apply_overrides({}, args.param or [])
-        bars = _SplitBars(args.quiet)
+        bars = image_text_cli.SplitBars(args.quiet, "clips")
         from igm_core.data import av_prepare  # torch: only when preparing
 
         with bars.progress:
@@ -86,26 +85,6 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(err))
     _summary(reports)
     return 0
-
-
-class _SplitBars:
-    """A progress bar per split, added when the split's first clip is decoded."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=quiet,
-        )
-        self.tasks: dict[str, Any] = {}
-
-    def update(self, split: str, done: int, total: int) -> None:
-        if split not in self.tasks:
-            self.tasks[split] = self.progress.add_task(f"{split} clips", total=total)
-        self.progress.update(self.tasks[split], completed=done)
 
 
 def _fail(message: str) -> int:

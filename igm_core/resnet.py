@@ -20,6 +20,38 @@ from igm_core.encoder_check import RESNET18_WIDTHS as WIDTHS
 from igm_core.encoder_check import check_input, check_weights, loadable
 
 
+def finish_init(net: nn.Module, pretrained: str | None) -> None:
+    """He-initialise a ResNet's convolutions, load `pretrained` when given, go channels-last."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    if pretrained:
+        net.load_pretrained(pretrained)
+    net.to(memory_format=torch.channels_last)
+
+
+def shortcut(c_in: int, c_out: int, stride: int) -> nn.Module | None:
+    """The 1 x 1 projection of a block's skip path where the block changes stride or width."""
+    if stride == 1 and c_in == c_out:
+        return None
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+
+def pooled_trunk(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A ResNet's stem and four stages on images (B x C x H x W) or frames (B x T x C x H x W),
+    mean-pooled over space, and over time too for frames."""
+    frames = x.dim() == 5
+    if frames:  # B x T x C x H x W -> (B*T) x C x H x W
+        b, t = x.shape[:2]
+        x = x.flatten(0, 1)
+    x = x.contiguous(memory_format=torch.channels_last)
+    x = net.maxpool(torch.relu(net.bn1(net.conv1(x))))
+    x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+    if frames:  # pool over time and space together
+        return x.unflatten(0, (b, t)).mean(dim=(1, 3, 4))
+    return x.mean(dim=(2, 3))
+
+
 class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
@@ -27,11 +59,7 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.downsample = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
-            )
+        self.downsample = shortcut(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -59,12 +87,7 @@ class ResNet18Encoder(nn.Module):
             c_in = width
         self.layer1, self.layer2, self.layer3, self.layer4 = blocks
         self.out_dim = WIDTHS[-1]
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        if pretrained:
-            self.load_pretrained(pretrained)
-        self.to(memory_format=torch.channels_last)
+        finish_init(self, pretrained)
 
     def load_pretrained(self, path: str) -> None:
         file = Path(path)
@@ -85,13 +108,4 @@ class ResNet18Encoder(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        frames = x.dim() == 5
-        if frames:  # B x T x C x H x W -> (B*T) x C x H x W
-            b, t = x.shape[:2]
-            x = x.flatten(0, 1)
-        x = x.contiguous(memory_format=torch.channels_last)
-        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        if frames:  # pool over time and space together
-            return x.unflatten(0, (b, t)).mean(dim=(1, 3, 4))
-        return x.mean(dim=(2, 3))
+        return pooled_trunk(self, x)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from igm_core.encoder_check import check_input
+from igm_core.resnet import finish_init, pooled_trunk, shortcut
 
 LAYERS = (3, 4, 6, 3)
 WIDTHS = (64, 128, 256, 512)
@@ -34,11 +35,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, c_out, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(c_out)
-        self.downsample = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
-            )
+        self.downsample = shortcut(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -75,12 +72,7 @@ class ResNet50Encoder(nn.Module):
         width = IMAGENET_CLASSES if fc else c_in
         self.proj = nn.Linear(width, proj_dim) if proj_dim else None
         self.out_dim = proj_dim or width
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        if pretrained:
-            self.load_pretrained(pretrained)
-        self.to(memory_format=torch.channels_last)
+        finish_init(self, pretrained)
 
     def load_pretrained(self, path: str) -> None:
         """Load a torchvision-format ResNet-50 state dict (trunk, and fc when kept)."""
@@ -113,14 +105,7 @@ class ResNet50Encoder(nn.Module):
         self.load_state_dict(state, strict=False)  # every key but proj.* is checked above
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        frames = x.dim() == 5
-        if frames:  # B x T x C x H x W -> (B*T) x C x H x W
-            b, t = x.shape[:2]
-            x = x.flatten(0, 1)
-        x = x.contiguous(memory_format=torch.channels_last)
-        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        z = x.unflatten(0, (b, t)).mean(dim=(1, 3, 4)) if frames else x.mean(dim=(2, 3))
+        z = pooled_trunk(self, x)
         if self.fc is not None:
             z = self.fc(z)
         return self.proj(z) if self.proj is not None else z

@@ -10,37 +10,18 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from igm_core import catalog
 from igm_core.errors import SpecError
 from igm_core.methods.base import Stage, StepContext
 from igm_core.methods.mla import entropy_logit_fusion
 from igm_core.methods.ogm_ge import ogm_coefficients, ogm_ratios
-from igm_core.models import build_model
 from igm_core.spec import resolve_spec
 from igm_core.trainer import train
+from tests.factories import method_parts
 from tests.specs import spec_for
 
 
 def make(method: str, **params):
-    spec = resolve_spec(
-        {
-            "name": "baseline",
-            "dataset": {"name": "synthetic", "params": {"dims": [6, 5]}},
-            "method": {"name": method, "params": params},
-            "model": {"head_hidden": [8, 4]},
-        }
-    )
-    torch.manual_seed(0)
-    model = build_model(
-        {m: e.model_dump() for m, e in spec.model.encoders.items()},
-        {"strong": (6,), "weak": (5,)},
-        spec.model.head_hidden,
-        4,
-        spec.model.shared_head,
-    )
-    factory = catalog.METHODS.get(method).load()
-    method_obj = factory(spec.method.params, model, spec, torch.device("cpu"))
-    g = torch.Generator().manual_seed(1)
+    spec, model, method_obj, g = method_parts("baseline", method, params)
     x = {"strong": torch.randn(16, 6, generator=g), "weak": torch.randn(16, 5, generator=g)}
     y = torch.randint(0, 4, (16,), generator=g)
     return spec, model, method_obj, x, y
@@ -86,11 +67,17 @@ def _joint_grads(model, x, y, alpha):
     return dict(ref.named_parameters()), coeffs
 
 
-def test_ogm_modulates_only_the_dominant_encoders_weights() -> None:
-    _, model, method, x, y = make("ogm_ge", alpha=0.8, ge=False)
+def _ogm_step(ge: bool):
+    """One OGM(-GE) step at alpha 0.8: the model after it, and the plain joint gradients and
+    OGM coefficients it is checked against."""
+    _, model, method, x, y = make("ogm_ge", alpha=0.8, ge=ge)
     exp, coeffs = _joint_grads(model, x, y, 0.8)
-    ctx = StepContext(Stage(0, ("strong", "weak"), 1), 0, 0, False, seed=5)
-    method.step(x, y, ctx)
+    method.step(x, y, StepContext(Stage(0, ("strong", "weak"), 1), 0, 0, False, seed=5))
+    return model, exp, coeffs
+
+
+def test_ogm_modulates_only_the_dominant_encoders_weights() -> None:
+    model, exp, coeffs = _ogm_step(ge=False)
     for name, p in model.named_parameters():
         g_ref = exp[name].grad
         parts = name.split(".")
@@ -101,10 +88,7 @@ def test_ogm_modulates_only_the_dominant_encoders_weights() -> None:
 
 
 def test_ogm_ge_noise_has_the_gradients_own_std_and_spares_biases() -> None:
-    _, model, method, x, y = make("ogm_ge", alpha=0.8, ge=True)
-    exp, coeffs = _joint_grads(model, x, y, 0.8)
-    ctx = StepContext(Stage(0, ("strong", "weak"), 1), 0, 0, False, seed=5)
-    method.step(x, y, ctx)
+    model, exp, coeffs = _ogm_step(ge=True)
     for name, p in model.named_parameters():
         g = exp[name].grad
         if not name.startswith("encoders.") or p.dim() < 2:

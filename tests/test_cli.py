@@ -25,6 +25,11 @@ def igm(*args: str, **kw) -> subprocess.CompletedProcess:
     )
 
 
+def train_to(out: Path, config: str, setting: str) -> subprocess.CompletedProcess:
+    """`igm train CONFIG --out OUT --set SETTING`."""
+    return igm("train", config, "--out", str(out), "--set", setting)
+
+
 def shrink(config: Path) -> list[str]:
     """--set overrides that make a config train for one short stage per modality."""
     text = config.read_text()
@@ -47,14 +52,7 @@ def test_every_config_trains(config: Path, tmp_path) -> None:
 
 
 def test_train_prints_a_summary(tmp_path) -> None:
-    out = igm(
-        "train",
-        "configs/synthetic_joint.yaml",
-        "--out",
-        str(tmp_path),
-        "--set",
-        "schedule.epochs=2",
-    )
+    out = train_to(tmp_path, "configs/synthetic_joint.yaml", "schedule.epochs=2")
     assert out.returncode == 0, out.stderr
     assert "fused" in out.stdout and "strong" in out.stdout and "weak" in out.stdout
     assert "val acc" in out.stderr  # per-epoch lines with the progress bar, on stderr
@@ -62,14 +60,7 @@ def test_train_prints_a_summary(tmp_path) -> None:
 
 
 def test_train_summary_lists_every_fusion(tmp_path) -> None:
-    out = igm(
-        "train",
-        "configs/synthetic_alternating.yaml",
-        "--out",
-        str(tmp_path),
-        "--set",
-        "schedule.stage_epochs=[1,1]",
-    )
+    out = train_to(tmp_path, "configs/synthetic_alternating.yaml", "schedule.stage_epochs=[1,1]")
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "result.json").read_text())
     lines = out.stdout.splitlines()

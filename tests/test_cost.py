@@ -8,6 +8,8 @@ import pytest
 from igm_core import catalog, cost
 from igm_core.models import build_model
 from igm_core.spec import resolve_spec
+from tests.factories import save_bert
+from tests.specs import BIG_DATA, BIG_MODEL, LONG
 
 CAPS = cost.Caps(max_data_bytes=64 * 10**9, max_parameters=500_000_000, max_steps=5_000_000)
 
@@ -61,52 +63,19 @@ def test_resnet18_count_matches_the_built_encoder() -> None:
 
 
 def test_the_issue_examples_exceed_the_caps() -> None:
-    # 8 modalities x 4,096 dims x 10^6 samples in each split: about 393 GB of float32
-    names = [f"m{i}" for i in range(8)]
-    big_data = resolve_spec(
-        synthetic(
-            dataset={
-                "name": "synthetic",
-                "params": {
-                    "modalities": names,
-                    "dims": [4096] * 8,
-                    "signal": [1.0] * 8,
-                    "difficulty": [0.0] * 8,
-                    "n_train": 10**6,
-                    "n_val": 10**6,
-                    "n_test": 10**6,
-                },
-            },
-            model={"encoders": {m: {"name": "mlp", "params": {"hidden": [8]}} for m in names}},
-        )
-    )
+    big_data = resolve_spec(BIG_DATA)  # about 393 GB of float32
     est = cost.estimate_spec(big_data)
     assert est.data_bytes == 3 * 10**6 * 8 * 4096 * 4  # 393,216,000,000
     ((field, msg),) = [e for e in cost.check(est, CAPS) if e[0] == "dataset.params"]
     assert "393.2 GB" in msg and "64.0 GB" in msg and "IGM_MAX_DATA_BYTES" in msg
 
-    # a 1.6e9-parameter MLP: two branches of 12 hidden layers 8,192 wide
-    wide = {"name": "mlp", "params": {"hidden": [8192] * 12, "out_dim": 8192}}
-    huge = resolve_spec(
-        synthetic(
-            dataset={"name": "synthetic", "params": {"dims": [4096, 32]}},
-            model={"encoders": {"strong": wide, "weak": wide}},
-        )
-    )
+    huge = resolve_spec(BIG_MODEL)  # a 1.6e9-parameter MLP
     est = cost.estimate_spec(huge)
     assert 1.6e9 < est.parameters < 1.7e9
     ((field, msg),) = cost.check(est, CAPS)
     assert field == "model" and "500,000,000 (IGM_MAX_PARAMETERS)" in msg
 
-    # 1,000 stages x 10,000 epochs
-    long = resolve_spec(
-        {
-            "name": "l",
-            "dataset": {"name": "synthetic"},
-            "method": {"name": "igm"},
-            "schedule": {"stage_epochs": [10_000] * 1000},
-        }
-    )
+    long = resolve_spec(LONG)  # 1,000 stages x 10,000 epochs
     est = cost.estimate_spec(long)
     assert est.epochs == 10**7 and est.steps == 10**7 * 32  # 2,000 samples / 64 a batch
     ((field, msg),) = cost.check(est, CAPS)
@@ -142,19 +111,7 @@ def _saved_bytes(model, x) -> int:
 
 @pytest.fixture(scope="module")
 def small_bert(tmp_path_factory: pytest.TempPathFactory):
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("bert") / "b"
-    config = BertConfig(
-        vocab_size=120,
-        hidden_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=96,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(str(folder))
-    return folder
+    return save_bert(tmp_path_factory.mktemp("bert") / "b", 120, layers=2, heads=4, positions=64)
 
 
 def test_image_text_encoder_parameters_match_the_built_ones(small_bert) -> None:

@@ -9,14 +9,9 @@ import torch
 from igm_core import catalog
 from igm_core.data.base import DatasetSplit, MultimodalData
 from igm_core.trainer import train
+from tests.specs import staged
 
-SPEC = {
-    "name": "ds",
-    "dataset": {"name": "synthetic", "params": {"n_train": 200, "n_val": 60, "n_test": 60}},
-    "method": {"name": "igm"},
-    "schedule": {"stage_epochs": [1, 1, 1]},
-    "batch_size": 16,
-}
+SPEC = staged("ds", 200, 60, 60, batch_size=16)
 
 
 class NoisySource:

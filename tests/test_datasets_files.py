@@ -173,14 +173,44 @@ def test_missing_split_file(good_root: Path) -> None:
     _expect(good_root, re.escape(f"{good_root.resolve()}: missing file val.npz"), OSError)
 
 
-def test_missing_label(tmp_path: Path) -> None:
-    root = _write(tmp_path, {"train": {"label": None}})
-    _expect(root, r"train\.npz: missing array 'label'")
+# one array changed in one split file, and the error that names the file and the array
+ONE_BAD_ARRAY = {
+    "missing_label": ({"train": {"label": None}}, r"train\.npz: missing array 'label'"),
+    "row_mismatch": (
+        {"val": {"audio": np.zeros((5, 5))}},
+        r"val\.npz: array 'audio' has 5 rows but 'label' has 6",
+    ),
+    "integer_features": (
+        {"train": {"audio": np.zeros((12, 5), dtype=np.int64)}},
+        r"train\.npz: array 'audio' has dtype int64; expected a float array",
+    ),
+    "negative_label": (
+        {"val": {"label": np.array([0, 1, 2, -1, 0, 1])}},
+        r"val\.npz: array 'label' holds a negative value \(-1\)",
+    ),
+    "modality_missing_from_val": (
+        {"val": {"video": None}},
+        r"val\.npz: missing array 'video', which train\.npz has",
+    ),
+    "extra_modality_in_test": (
+        {"test": {"depth": np.zeros((6, 3))}},
+        r"test\.npz: array 'depth' is not in train\.npz",
+    ),
+    "shape_differs_across_splits": (
+        {"test": {"video": np.zeros((6, 2, 4, 5), dtype=np.float32)}},
+        re.escape("test.npz: array 'video' has sample shape (2, 4, 5) but (2, 4, 4) in train"),
+    ),
+    "bad_modality_name": (
+        {"val": {"Audio": np.zeros((6, 5))}},
+        r"val\.npz: array 'Audio' is not a valid modality name",
+    ),
+}
 
 
-def test_row_mismatch(tmp_path: Path) -> None:
-    root = _write(tmp_path, {"val": {"audio": np.zeros((5, 5))}})
-    _expect(root, r"val\.npz: array 'audio' has 5 rows but 'label' has 6")
+@pytest.mark.parametrize("case", list(ONE_BAD_ARRAY))
+def test_one_bad_array_is_named(tmp_path: Path, case: str) -> None:
+    changes, pattern = ONE_BAD_ARRAY[case]
+    _expect(_write(tmp_path, changes), pattern)
 
 
 def test_nan_values(tmp_path: Path) -> None:
@@ -209,11 +239,6 @@ def test_float32_overflow(tmp_path: Path) -> None:
         features.load(FeaturesParams(root=str(root)), seed=0)
 
 
-def test_integer_features(tmp_path: Path) -> None:
-    root = _write(tmp_path, {"train": {"audio": np.zeros((12, 5), dtype=np.int64)}})
-    _expect(root, r"train\.npz: array 'audio' has dtype int64; expected a float array")
-
-
 @pytest.mark.parametrize(
     "label",
     [np.zeros(12, dtype=np.float32), np.zeros((12, 1), dtype=np.int64)],
@@ -222,11 +247,6 @@ def test_integer_features(tmp_path: Path) -> None:
 def test_bad_label_array(tmp_path: Path, label: np.ndarray) -> None:
     root = _write(tmp_path, {"train": {"label": label}})
     _expect(root, r"train\.npz: 'label' must be a 1-D integer array")
-
-
-def test_negative_label(tmp_path: Path) -> None:
-    root = _write(tmp_path, {"val": {"label": np.array([0, 1, 2, -1, 0, 1])}})
-    _expect(root, r"val\.npz: array 'label' holds a negative value \(-1\)")
 
 
 def test_label_not_below_n_classes(good_root: Path) -> None:
@@ -242,23 +262,6 @@ def test_single_class(tmp_path: Path) -> None:
     root = _write(tmp_path, {"train": {"label": np.zeros(12, dtype=np.int64)}, "val": zeros,
                              "test": zeros})  # fmt: skip
     _expect(root, "the labels hold a single class")
-
-
-def test_modality_missing_from_val(tmp_path: Path) -> None:
-    root = _write(tmp_path, {"val": {"video": None}})
-    _expect(root, r"val\.npz: missing array 'video', which train\.npz has")
-
-
-def test_extra_modality_in_test(tmp_path: Path) -> None:
-    root = _write(tmp_path, {"test": {"depth": np.zeros((6, 3))}})
-    _expect(root, r"test\.npz: array 'depth' is not in train\.npz")
-
-
-def test_shape_differs_across_splits(tmp_path: Path) -> None:
-    root = _write(tmp_path, {"test": {"video": np.zeros((6, 2, 4, 5), dtype=np.float32)}})
-    _expect(
-        root, re.escape("test.npz: array 'video' has sample shape (2, 4, 5) but (2, 4, 4) in train")
-    )
 
 
 @pytest.mark.parametrize("shape", [(12,), (12, 2, 3), (12, 1, 2, 3, 4)], ids=["1-D", "3-D", "5-D"])
@@ -279,11 +282,6 @@ def test_object_array_refused(tmp_path: Path) -> None:
     ragged[:] = [np.zeros(i) for i in range(12)]
     root = _write(tmp_path, {"train": {"audio": ragged}})
     _expect(root, r"train\.npz: array 'audio' has dtype object; object arrays are not allowed")
-
-
-def test_bad_modality_name(tmp_path: Path) -> None:
-    root = _write(tmp_path, {"val": {"Audio": np.zeros((6, 5))}})
-    _expect(root, r"val\.npz: array 'Audio' is not a valid modality name")
 
 
 def test_not_a_zip(good_root: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from igm_core import catalog
 from igm_core.tracking import JsonlTracker, read_jsonl_metrics
 from igm_core.trainer import train
-from tests.specs import schedule_kind, spec_for
+from tests.specs import image_text_spec, schedule_kind, spec_for
 
 GOLDEN = Path(__file__).with_name("golden.json")
 STEPS = (1, 24, 25, 48, 49, 72, 73, 96)  # first and last step of each 24-step stage
@@ -53,7 +53,9 @@ CASES["gblending-online"] = case("gblending", mode="online", super_epoch=4, hold
 CASES["relearning-reinit"] = case("relearning", reinit_epoch=4)
 
 
-def run_case(spec: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+def run_case(
+    spec: dict[str, Any], tmp_path: Path, steps: tuple[int, ...] = STEPS
+) -> dict[str, Any]:
     result = train(spec, tracker=JsonlTracker(tmp_path / "m.jsonl")).result
     history = read_jsonl_metrics(tmp_path / "m.jsonl")
     losses: dict[int, float] = {}
@@ -62,7 +64,7 @@ def run_case(spec: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
         if key.startswith("train/") and key.endswith("/loss"):
             losses.update(points)
     return {
-        "losses": {str(s): round(losses[s], 6) for s in STEPS},
+        "losses": {str(s): round(losses[s], 6) for s in steps},
         "val_acc": result["val"]["acc"],
         "test_acc": result["test"]["acc"],
     }
@@ -76,9 +78,8 @@ def golden(request: pytest.FixtureRequest) -> dict[str, Any]:
         GOLDEN.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_golden_numbers(name: str, golden: dict[str, Any], request, tmp_path: Path) -> None:
-    got = run_case(CASES[name], tmp_path)
+def check(name: str, got: dict[str, Any], golden: dict[str, Any], request) -> None:
+    """`got` against the golden numbers of `name` (or recorded, with --update-golden)."""
     if request.config.getoption("--update-golden"):
         golden[name] = got
         return
@@ -88,6 +89,11 @@ def test_golden_numbers(name: str, golden: dict[str, Any], request, tmp_path: Pa
         assert got["losses"][step] == pytest.approx(value, abs=LOSS_TOL), (name, step)
     assert got["val_acc"] == pytest.approx(want["val_acc"], abs=ACC_TOL), name
     assert got["test_acc"] == pytest.approx(want["test_acc"], abs=ACC_TOL), name
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_golden_numbers(name: str, golden: dict[str, Any], request, tmp_path: Path) -> None:
+    check(name, run_case(CASES[name], tmp_path), golden, request)
 
 
 # ----------------------------------------------------------------------------- image-text
@@ -120,23 +126,17 @@ def image_text_params(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dic
 def image_text_case(
     dataset: str, params: dict[str, Any], method: str, method_params: dict
 ) -> dict[str, Any]:
-    staged = schedule_kind(method, method_params) == "stages"
-    return {
-        "name": f"golden-{method}",
-        "dataset": {"name": dataset, "params": params},
-        "method": {"name": method, "params": method_params},
-        "schedule": {"stage_epochs": [2, 2, 2, 2]} if staged else {"epochs": 8},
-        "batch_size": 4,
-        "log_every": 1,
-        "optimizer": {"name": "adam", "lr": 1e-3},
-        "model": {
-            "encoders": {
-                "text": {"name": "bert", "params": {"pretrained": params["tokenizer"]}},
-                "image": {"name": "conv", "params": {"channels": [8, 16], "out_dim": 32}},
-            },
-            "head_hidden": [32, 16],
-        },
-    }
+    return image_text_spec(
+        f"golden-{method}",
+        dataset,
+        params,
+        method,
+        method_params,
+        schedule=([2, 2, 2, 2], 8),
+        batch_size=4,
+        channels=[8, 16],
+        head_hidden=[32, 16],
+    )
 
 
 @pytest.mark.parametrize("name", list(IT_CASES))
@@ -145,25 +145,7 @@ def test_golden_numbers_image_text(
 ) -> None:
     dataset, method, method_params = IT_CASES[name]
     spec = image_text_case(dataset, image_text_params[dataset], method, method_params)
-    result = train(spec, tracker=JsonlTracker(tmp_path / "m.jsonl")).result
-    losses: dict[int, float] = {}
-    for key, points in read_jsonl_metrics(tmp_path / "m.jsonl").items():
-        if key.startswith("train/") and key.endswith("/loss"):
-            losses.update(points)
-    got = {
-        "losses": {str(s): round(losses[s], 6) for s in IT_STEPS},
-        "val_acc": result["val"]["acc"],
-        "test_acc": result["test"]["acc"],
-    }
-    if request.config.getoption("--update-golden"):
-        golden[name] = got
-        return
-    assert name in golden, f"no golden numbers for {name}: run with --update-golden"
-    want = golden[name]
-    for step, value in want["losses"].items():
-        assert got["losses"][step] == pytest.approx(value, abs=LOSS_TOL), (name, step)
-    assert got["val_acc"] == pytest.approx(want["val_acc"], abs=ACC_TOL), name
-    assert got["test_acc"] == pytest.approx(want["test_acc"], abs=ACC_TOL), name
+    check(name, run_case(spec, tmp_path, IT_STEPS), golden, request)
 
 
 def test_every_registered_method_has_golden_numbers() -> None:

@@ -70,28 +70,18 @@ def test_twitter_captions_apply_both_rules_in_order() -> None:
 # ----------------------------------------------------------------------------- layouts
 
 
+def _params(root: Path, tmp: Path, **extra) -> dict:
+    """The parameters of the example at `root`: the tiny BERT's tokenizer, 32-pixel images."""
+    small = {"image_size": 32, "max_tokens": 16, "num_workers": 0}
+    return {"root": str(root), "tokenizer": str(_bert(tmp)), **small, **extra}
+
+
 def _sarcasm(tmp: Path, **extra) -> dict:
-    root = ex.write_sarcasm(tmp / "sarcasm")
-    return {
-        "root": str(root),
-        "tokenizer": str(_bert(tmp)),
-        "image_size": 32,
-        "max_tokens": 16,
-        "num_workers": 0,
-        **extra,
-    }
+    return _params(ex.write_sarcasm(tmp / "sarcasm"), tmp, **extra)
 
 
 def _twitter(tmp: Path, release: bool = False, **extra) -> dict:
-    root = ex.write_twitter2015(tmp / "twitter", release_headers=release)
-    return {
-        "root": str(root),
-        "tokenizer": str(_bert(tmp)),
-        "image_size": 32,
-        "max_tokens": 16,
-        "num_workers": 0,
-        **extra,
-    }
+    return _params(ex.write_twitter2015(tmp / "twitter", release_headers=release), tmp, **extra)
 
 
 def _bert(tmp: Path) -> Path:
@@ -213,21 +203,27 @@ def test_twitter_label_and_header_errors(tmp_path: Path) -> None:
     tsv = Path(params["root"]) / "annotations/test.tsv"
     lines = tsv.read_text().splitlines()
     lines[4] = "7" + lines[4][1:]
-    tsv.write_text("\n".join(lines) + "\n")
-    _fails("twitter2015", params, "test.tsv: row 5: label 7 is out of range; twitter2015 has 3")
-    tsv.write_text("Polarity\tImageID\tString\n0\ta.jpg\thi\n")
-    _fails("twitter2015", params, "test.tsv: row 1: no 'Label' or '#1 Label' column")
-    tsv.write_text("Label\tImageID\tString\n0\ta.jpg\n")
-    _fails("twitter2015", params, "test.tsv: row 2: 2 columns, the header has 3")
+    for text, words in [
+        ("\n".join(lines) + "\n", "test.tsv: row 5: label 7 is out of range; twitter2015 has 3"),
+        (
+            "Polarity\tImageID\tString\n0\ta.jpg\thi\n",
+            "test.tsv: row 1: no 'Label' or '#1 Label' column",
+        ),
+        ("Label\tImageID\tString\n0\ta.jpg\n", "test.tsv: row 2: 2 columns, the header has 3"),
+    ]:
+        tsv.write_text(text)
+        _fails("twitter2015", params, words)
 
 
 def test_bad_json_is_named(tmp_path: Path) -> None:
     params = _sarcasm(tmp_path)
     path = Path(params["root"]) / "annotations/train_data.json"
-    path.write_text('[{"image": "a.jpg", "text": "x", "label": 0},')
-    _fails("sarcasm", params, "train_data.json: not valid JSON")
-    path.write_text('[{"image": "a.jpg", "label": 0}]')
-    _fails("sarcasm", params, "train_data.json: row 1: missing text")
+    for text, words in [
+        ('[{"image": "a.jpg", "text": "x", "label": 0},', "train_data.json: not valid JSON"),
+        ('[{"image": "a.jpg", "label": 0}]', "train_data.json: row 1: missing text"),
+    ]:
+        path.write_text(text)
+        _fails("sarcasm", params, words)
 
 
 def test_unreadable_image_names_file_and_row(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from igm_core.data import image_text_prepare
 from igm_core.spec import resolve_spec
 from igm_core.tracking import JsonlTracker, read_jsonl_metrics
 from igm_core.trainer import train
-from tests.specs import schedule_kind
+from tests.factories import save_bert
+from tests.specs import image_text_spec
 
 DATASETS = ("sarcasm", "twitter2015")
 
@@ -38,25 +39,18 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 
 def spec_for(dataset: str, folders: dict, method: str, **method_params) -> dict:
     """A few steps of `method`: tiny BERT for text, a small conv net for images."""
-    params = folders[dataset]
-    kind = schedule_kind(method, method_params)
-    return {
-        "name": f"it-{dataset}-{method}",
-        "dataset": {"name": dataset, "params": params},
-        "method": {"name": method, "params": method_params},
-        "schedule": {"stage_epochs": [1, 1]} if kind == "stages" else {"epochs": 1},
-        "batch_size": 6,
-        "log_every": 1,
-        "selection": "macro_f1",
-        "optimizer": {"name": "adam", "lr": 1e-3},
-        "model": {
-            "encoders": {
-                "text": {"name": "bert", "params": {"pretrained": params["tokenizer"]}},
-                "image": {"name": "conv", "params": {"channels": [4, 8], "out_dim": 32}},
-            },
-            "head_hidden": [16, 8],
-        },
-    }
+    return image_text_spec(
+        f"it-{dataset}-{method}",
+        dataset,
+        folders[dataset],
+        method,
+        method_params,
+        schedule=([1, 1], 1),
+        batch_size=6,
+        channels=[4, 8],
+        head_hidden=[16, 8],
+        selection="macro_f1",
+    )
 
 
 CASES = [(m, {}) for m in catalog.METHODS.names()] + [
@@ -175,20 +169,8 @@ def test_cost_of_the_papers_model(folders: dict, bert_base_like: Path) -> None:
 def bert_base_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A BERT folder whose config is wider than the tiny one (48 wide, 3 layers), vocabulary
     the test's: to count parameters on a second shape."""
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("bert48") / "bert"
-    ex.write_tiny_bert(folder)
-    config = BertConfig(
-        vocab_size=len(ex.vocabulary()),
-        hidden_size=48,
-        num_hidden_layers=3,
-        num_attention_heads=3,
-        intermediate_size=96,
-        max_position_embeddings=40,
-    )
-    BertModel(config).save_pretrained(str(folder))
-    return folder
+    folder = ex.write_tiny_bert(tmp_path_factory.mktemp("bert48") / "bert")
+    return save_bert(folder, len(ex.vocabulary()), layers=3, heads=3, positions=40)
 
 
 def test_export_features_then_train_heads(folders: dict, tmp_path: Path, capsys) -> None:

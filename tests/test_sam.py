@@ -9,31 +9,12 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from igm_core import catalog
 from igm_core.methods.base import Stage, StepContext
-from igm_core.models import build_model
-from igm_core.spec import resolve_spec
+from tests.factories import method_parts
 
 
 def make(sam: str, **params):
-    spec = resolve_spec(
-        {
-            "name": "sam",
-            "dataset": {"name": "synthetic", "params": {"dims": [6, 5]}},
-            "method": {"name": "igm", "params": {"sam": sam, **params}},
-            "model": {"head_hidden": [8, 4]},
-        }
-    )
-    torch.manual_seed(0)
-    model = build_model(
-        {m: e.model_dump() for m, e in spec.model.encoders.items()},
-        {"strong": (6,), "weak": (5,)},
-        spec.model.head_hidden,
-        4,
-        False,
-    )
-    method = catalog.METHODS.get("igm").load()(spec.method.params, model, spec, torch.device("cpu"))
-    g = torch.Generator().manual_seed(1)
+    _, model, method, g = method_parts("sam", "igm", {"sam": sam, **params})
     x = {"strong": torch.randn(16, 6, generator=g), "weak": torch.randn(16, 5, generator=g)}
     y = torch.randint(0, 4, (16,), generator=g)
     ctx = StepContext(Stage(0, ("weak",), 1), 0, 0, True, seed=123)
@@ -146,21 +127,14 @@ def test_sam_none_is_a_plain_step() -> None:
 
 def _conv_parts(sam: str, **params):
     """IGM on a model whose encoders have batch norm (conv encoders on 1 x 8 x 8 inputs)."""
-    spec = resolve_spec(
-        {
-            "name": "sam-bn",
-            "dataset": {"name": "synthetic", "params": {"dims": [6, 5]}},
-            "method": {"name": "igm", "params": {"sam": sam, **params}},
-            "model": {"head_hidden": [8, 4]},
-        }
-    )
-    torch.manual_seed(0)
     conv = {"name": "conv", "params": {"channels": [4, 6], "out_dim": 8}}
-    model = build_model(
-        {"strong": conv, "weak": conv}, {"strong": (1, 8, 8), "weak": (1, 8, 8)}, [8, 4], 4, False
+    spec, model, method, g = method_parts(
+        "sam-bn",
+        "igm",
+        {"sam": sam, **params},
+        {"strong": conv, "weak": conv},
+        {"strong": (1, 8, 8), "weak": (1, 8, 8)},
     )
-    method = catalog.METHODS.get("igm").load()(spec.method.params, model, spec, torch.device("cpu"))
-    g = torch.Generator().manual_seed(1)
     x = torch.randn(16, 1, 8, 8, generator=g) * 2 + 1
     y = torch.randint(0, 4, (16,), generator=g)
     return spec, model, method, x, y, StepContext(Stage(0, ("weak",), 1), 0, 0, False, seed=7)

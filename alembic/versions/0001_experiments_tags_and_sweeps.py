@@ -1,17 +1,9 @@
-"""experiments, tags and sweeps
-
-Revision ID: 0001
-Revises:
-Created: 2026-11-27 13:55:09.023827
-"""
+"""0001, 2026-11-27: experiments, tags and sweeps."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0001"
-down_revision = None
-branch_labels = None
-depends_on = None
+revision, down_revision = "0001", None
 
 
 def upgrade() -> None:

@@ -1,17 +1,9 @@
-"""sweeps keep their random sampling settings
-
-Revision ID: 0002
-Revises: 0001
-Created: 2026-11-27 14:11:28.060308
-"""
+"""0002, 2026-11-27: sweeps keep their random sampling settings."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0002", "0001"
 
 
 def upgrade() -> None:

@@ -1,17 +1,9 @@
-"""experiments keep their swept values and when they last changed
-
-Revision ID: 0003
-Revises: 0002
-Created: 2026-11-28 14:00:00
-"""
+"""0003, 2026-11-28: experiments keep their swept values and when they last changed."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0003", "0002"
 
 
 def upgrade() -> None:

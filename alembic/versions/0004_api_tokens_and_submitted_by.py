@@ -1,17 +1,10 @@
-"""API tokens (hashed, optionally read-only, revocable) and who submitted each experiment
-
-Revision ID: 0004
-Revises: 0003
-Created: 2026-11-29 04:45:00
-"""
+"""0004, 2026-11-29: API tokens (hashed, optionally read-only, revocable) and who submitted each
+experiment."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0004", "0003"
 
 
 def upgrade() -> None:

@@ -1,17 +1,10 @@
-"""experiments keep the MLflow run of each attempt and the step it resumed from
-
-Revision ID: 0005
-Revises: 0004
-Created: 2026-11-29 05:00:00
-"""
+"""0005, 2026-11-29: experiments keep the MLflow run of each attempt and the step it resumed
+from."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0005", "0004"
 
 
 def upgrade() -> None:

@@ -1,17 +1,10 @@
-"""workers: each worker's queues and memory, reported at start and kept fresh while it runs
-
-Revision ID: 0006
-Revises: 0005
-Created: 2026-11-30 01:00:00
-"""
+"""0006, 2026-11-30: workers: each worker's queues and memory, reported at start and kept fresh
+while it runs."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0006", "0005"
 
 
 def upgrade() -> None:

@@ -34,7 +34,7 @@ from PIL import Image
 from scipy.signal import resample_poly
 from sklearn.model_selection import train_test_split
 
-from igm_core.data import av_cache
+from igm_core.data import av_cache, image_aug
 from igm_core.data.av_frames import choose_frames, eval_generator, list_frames
 from igm_core.data.av_meta import (
     AUDIO,
@@ -127,17 +127,7 @@ def read_frame(path: Path, side: int) -> np.ndarray:
 
 def crop_box(rng: np.random.Generator, side: int) -> tuple[int, int, int, int]:
     """A random resized crop box (scale 0.08-1, aspect 3/4-4/3) inside a side x side square."""
-    area = side * side
-    for _ in range(10):
-        target = area * rng.uniform(0.08, 1.0)
-        aspect = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
-        w = round(math.sqrt(target * aspect))
-        h = round(math.sqrt(target / aspect))
-        if 0 < w <= side and 0 < h <= side:
-            x = int(rng.integers(0, side - w + 1))
-            y = int(rng.integers(0, side - h + 1))
-            return (x, y, x + w, y + h)
-    return (0, 0, side, side)  # the whole square is within the aspect range
+    return image_aug.crop_box(rng, side, 0.08)
 
 
 def frame_tensor(square: np.ndarray, size: int, rng: np.random.Generator | None) -> torch.Tensor:

@@ -4,9 +4,6 @@ layout). A cache for the same settings and files already there is kept."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from igm_core.data.atomic import write_atomically
 from igm_core.data.av import AVSource, plan
 from igm_core.data.av_cache import cache_root, fingerprint, settings
 from igm_core.data.av_meta import (
@@ -91,31 +89,16 @@ def prepare_split(
 ) -> SplitReport:
     """Write one split's cache unless an up-to-date one exists; atomic (temp folder, rename)."""
     report = progress or (lambda s, d, n: None)
-    base = cache_root(p)
-    fp = fingerprint(p, clips)
-    final = base / fp
+    final = cache_root(p) / fingerprint(p, clips)
     n_frames = sum(len(c.frames) for c in clips)
     if (final / "manifest.json").is_file():
         report(split, len(clips), len(clips))
         return SplitReport(split, len(clips), n_frames, final, _size(final), False)
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = base / f".tmp-{fp}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        _write(tmp, AVSource(clips, p, None), p, lambda d: report(split, d, len(clips)))
-        manifest = {"settings": settings(p), "clips": [c.name for c in clips]}
-        (tmp / "manifest.json").write_text(json.dumps(manifest))
-        try:
-            tmp.rename(final)
-        except OSError:
-            # another `prepare` finished the same cache first; its copy is as good as ours
-            if not (final / "manifest.json").is_file():
-                raise
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    manifest = {"settings": settings(p), "clips": [c.name for c in clips]}
+    source = AVSource(clips, p, None)
+    write_atomically(
+        final, lambda tmp: _write(tmp, source, p, lambda d: report(split, d, len(clips))), manifest
+    )
     return SplitReport(split, len(clips), n_frames, final, _size(final), True)
 
 

@@ -19,18 +19,11 @@ import torch
 
 from igm_core.data.image_text import build
 from igm_core.data.image_text_meta import IMAGE, TEXT, ImageTextParams
+from igm_core.device import pick_device
 from igm_core.resnet50 import ResNet50Encoder
 from igm_core.text_encoders import BertEncoder
 
 Progress = Callable[[str, int, int], None]
-
-
-def _device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: no CUDA device is available")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @torch.no_grad()
@@ -63,7 +56,7 @@ def export(
     """Write OUT/{train,val,test}.npz and features.json; returns sizes and dimensions."""
     report = progress or (lambda s, d, n: None)
     data = build(dataset, p)
-    dev = _device(device)
+    dev = pick_device(device, "--device cuda asks for CUDA")
     shapes = data.shapes()
     torch.manual_seed(0)  # random image weights, when none are given, are reproducible
     encoders = {

@@ -6,9 +6,6 @@ label must be in range; the first problem is reported with its file and row."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from igm_core.data import image_text_cache as cache_mod
+from igm_core.data.atomic import write_atomically
 from igm_core.data.image_text import (
     DataFileError,
     ImageTextSource,
@@ -61,27 +59,6 @@ class _Decode:
             return str(err)
 
 
-def _atomic(final: Path, write: Callable[[Path], None], manifest: dict[str, Any]) -> None:
-    """Write into a temporary folder beside `final`, then rename it into place."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        write(tmp)
-        (tmp / "manifest.json").write_text(json.dumps(manifest))
-        try:
-            tmp.rename(final)
-        except OSError:
-            # another `prepare` finished the same cache first; its copy is as good as ours
-            if not (final / "manifest.json").is_file():
-                raise
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _write_images(tmp: Path, source: ImageTextSource, p: ImageTextParams, done: Callable) -> None:
     import torch
 
@@ -123,7 +100,7 @@ def prepare_split(
         tokens = hf.tokenize(texts, tokenizer(), length).astype(np.int32)
         manifest = {"settings": cache_mod.token_settings(p, length), "split": split,
                     "captions": len(texts)}  # fmt: skip
-        _atomic(tok_dir, lambda tmp: np.save(tmp / "tokens.npy", tokens), manifest)
+        write_atomically(tok_dir, lambda tmp: np.save(tmp / "tokens.npy", tokens), manifest)
         written = True
     if (img_dir / "manifest.json").is_file():
         report(split, len(pairs), len(pairs))
@@ -135,7 +112,7 @@ def prepare_split(
             "images": [str(pair.image.name) for pair in pairs],
         }
         done = lambda d: report(split, d, len(pairs))  # noqa: E731
-        _atomic(img_dir, lambda tmp: _write_images(tmp, source, p, done), manifest)
+        write_atomically(img_dir, lambda tmp: _write_images(tmp, source, p, done), manifest)
         written = True
     return SplitReport(split, len(pairs), img_dir, tok_dir, _size(img_dir, tok_dir), written)
 

@@ -161,7 +161,7 @@ class MLAStep(_MLAFusion, Alternating):
         if self.updates == 0:  # the released plug-in skips the first update of a run
             return
         alpha = owm_alpha(self.params["alpha"], ctx.batch, ctx.batches)
-        before, after = [], []
+        swap = gm.GradSwap(ctx.log)
         for name, layer in self.head_layers.items():
             r = self._inputs[name]
             p = self.owm.get(name)
@@ -171,13 +171,9 @@ class MLAStep(_MLAFusion, Alternating):
             p = p / torch.linalg.matrix_norm(p)
             self.owm[name] = p
             g = layer.weight.grad
-            new = g @ p.T.to(g.dtype)
-            if ctx.log:
-                before.append(g.float().square().sum())
-                after.append(new.float().square().sum())
-            layer.weight.grad = new
-        if before:
-            b, a = torch.stack(before).sum().sqrt(), torch.stack(after).sum().sqrt()
+            swap.replace(layer, g @ p.T.to(g.dtype))
+        if (norms := swap.norms()) is not None:
+            b, a = norms
             ctx.stats[f"gm/{m}/kept_ratio"] = a / b.clamp_min(1e-30)
             ctx.stats[f"gm/{m}/owm_alpha"] = alpha
 

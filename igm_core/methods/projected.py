@@ -62,19 +62,14 @@ class Projected(Alternating):
         if not self.proj or (m == self.source and not self.applies_to_source):
             return
         branch = self.model.branch_modules(m)
-        before, after = [], []
+        swap = gm.GradSwap(ctx.log)
         for name, t in self.proj.items():
             layer = branch.get(name)
             if layer is None or layer.weight.grad is None or gm.input_dim(layer) != t.shape[0]:
                 continue
-            g = layer.weight.grad
-            new = gm.project_weight_grad(g, t)
-            if ctx.log:
-                before.append(g.float().square().sum())
-                after.append(new.float().square().sum())
-            layer.weight.grad = new
-        if before:
-            b, a = torch.stack(before).sum().sqrt(), torch.stack(after).sum().sqrt()
+            swap.replace(layer, gm.project_weight_grad(layer.weight.grad, t))
+        if (norms := swap.norms()) is not None:
+            b, a = norms
             ctx.stats[f"gm/{m}/norm_before"] = b
             ctx.stats[f"gm/{m}/norm_after"] = a
             ctx.stats[f"gm/{m}/kept_ratio"] = a / b.clamp_min(1e-30)

@@ -5,6 +5,7 @@ Each page starts with a bar of links back to the dashboard and across to the oth
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -44,19 +45,32 @@ def _with_way_back(page: HTMLResponse, root: str, other: tuple[str, str]) -> HTM
     return HTMLResponse(html, status_code=page.status_code)
 
 
-@router.get("/docs")
-def swagger_ui(request: Request) -> HTMLResponse:
+def _page(request: Request, render, other: tuple[str, str], **urls: str) -> HTMLResponse:
+    """`render` (FastAPI's page function) on this app's schema, with `urls` (paths of this
+    server) under the root path, and the bar of links at the top."""
     root = _root(request)
-    page = get_swagger_ui_html(
+    page = render(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} - API",
-        swagger_js_url=f"{root}{SWAGGER_UI}/swagger-ui-bundle.js",
-        swagger_css_url=f"{root}{SWAGGER_UI}/swagger-ui.css",
-        swagger_favicon_url=f"{root}{SWAGGER_UI}/favicon-32x32.png",
-        oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT}",
-        swagger_ui_parameters={"validatorUrl": None},  # never send the spec to an online validator
+        **{key: f"{root}{path}" for key, path in urls.items()},
     )
-    return _with_way_back(page, root, ("/redoc", "ReDoc"))
+    return _with_way_back(page, root, other)
+
+
+@router.get("/docs")
+def swagger_ui(request: Request) -> HTMLResponse:
+    return _page(
+        request,
+        functools.partial(
+            get_swagger_ui_html,
+            swagger_ui_parameters={"validatorUrl": None},  # never send the spec to a validator
+        ),
+        ("/redoc", "ReDoc"),
+        swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+        swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+        swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+        oauth2_redirect_url=OAUTH2_REDIRECT,
+    )
 
 
 @router.get(OAUTH2_REDIRECT)
@@ -66,12 +80,10 @@ def swagger_ui_redirect() -> HTMLResponse:
 
 @router.get("/redoc")
 def redoc(request: Request) -> HTMLResponse:
-    root = _root(request)
-    page = get_redoc_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - API",
-        redoc_js_url=f"{root}{REDOC}/redoc.standalone.js",
-        redoc_favicon_url=f"{root}{SWAGGER_UI}/favicon-32x32.png",
-        with_google_fonts=False,
+    return _page(
+        request,
+        functools.partial(get_redoc_html, with_google_fonts=False),
+        ("/docs", "Swagger UI"),
+        redoc_js_url=f"{REDOC}/redoc.standalone.js",
+        redoc_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
     )
-    return _with_way_back(page, root, ("/docs", "Swagger UI"))

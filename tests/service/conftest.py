@@ -4,13 +4,19 @@ PostgreSQL (127.0.0.1:5432, trust auth) and Redis (127.0.0.1:6379) run on these 
 starts them when they are not running. Each test session gets its own PostgreSQL database; Redis
 tests use database 15 and queue names unique to the test. Where one of them is not running (a
 fresh machine, the README's test command alone), the tests that need it skip and say which
-(a test's fixtures name PostgreSQL; a module that imports REDIS_URL, PG_ADMIN uses the service).
+(a test's fixtures name PostgreSQL; a module that imports REDIS_URL, broker_settings or
+PG_ADMIN uses the service).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -41,7 +47,7 @@ REDIS_MISSING = (
 HERE = Path(__file__).resolve().parent
 
 
-def _listening(port: int) -> bool:
+def listening(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2):
             return True
@@ -59,7 +65,7 @@ def _needs(item: pytest.Item) -> set[str]:
         needs.add("postgresql")
     if params.get("db_url") == "postgresql":
         needs.add("postgresql")
-    if "redis_queue" in names or "REDIS_URL" in imported:
+    if "redis_queue" in names or imported & {"REDIS_URL", "broker_settings"}:
         needs.add("redis")
     return needs
 
@@ -68,8 +74,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Skip, naming the service, the tests here whose service is not running."""
     ours = [(item, _needs(item)) for item in items if HERE in item.path.parents]
     wanted = set().union(*(needs for _, needs in ours))
-    pg_down = "postgresql" in wanted and not _listening(5432)
-    redis_down = "redis" in wanted and not _listening(6379)
+    pg_down = "postgresql" in wanted and not listening(5432)
+    redis_down = "redis" in wanted and not listening(6379)
     for item, needs in ours:
         if pg_down and "postgresql" in needs:
             item.add_marker(pytest.mark.skip(reason=PG_MISSING))
@@ -125,6 +131,51 @@ def redis_queue() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture
+def rds(redis_queue: str) -> Iterator[redis.Redis]:
+    """A connection to the tests' Redis database; the test's queue is deleted afterwards."""
+    conn = redis.Redis.from_url(REDIS_URL)
+    yield conn
+    bindings = [f"_kombu.binding.{redis_queue}", f"_kombu.binding_permanent.{redis_queue}"]
+    conn.delete(*conn.scan_iter(match=f"{redis_queue}*"), *bindings)
+    conn.close()
+
+
+def broker_settings(tmp_path: Path, db_url: str, queue: str, **overrides) -> Settings:
+    """Settings on `db_url` with Redis as the broker and `queue` the default (and only) queue."""
+    values = {"queues": [queue], **overrides}
+    return make_settings(
+        tmp_path, database_url=db_url, broker_url=REDIS_URL, default_queue=queue, **values
+    )
+
+
+def messages(conn: redis.Redis, queue: str) -> list[tuple[str, str]]:
+    """(Redis key, experiment id) of every task waiting in `queue`, any priority: kombu keeps
+    one list per priority step, `<queue>` for step 0 (API priority 9), else
+    `<queue>\\x06\\x16<step>`."""
+    out = []
+    for key in sorted(conn.scan_iter(match=f"{queue}*")):
+        for raw in conn.lrange(key, 0, -1):
+            envelope = json.loads(raw)
+            args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+            assert envelope["headers"]["task"] == "igm.run_experiment"
+            out.append((key.decode(), args[0]))
+    return out
+
+
+def dotted(value: Any, key: str) -> Any:
+    """The value at a dotted key (list indices as numbers), walked in Python; None where there is
+    none: what the API's JSON-path reads must agree with."""
+    for part in key.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -153,3 +204,30 @@ def served(app: Any, queue: str | None = None) -> Iterator[str]:
             broker = redis.Redis.from_url(REDIS_URL)
             for key in broker.scan_iter(f"{queue}*"):
                 broker.delete(key)
+
+
+def start_worker(settings: Settings, queue: str, log: Path, name: str = "test") -> subprocess.Popen:
+    """A real Celery worker process (`<queue>@<name>`) for `queue`, its stderr in `log`."""
+    from launcher.embedded import ROOT, worker_env
+    from worker.command import worker_command
+
+    with open(log, "w") as out:  # the worker holds its own copy of the file
+        return subprocess.Popen(
+            worker_command([queue], f"{queue}@{name}"),
+            env=worker_env(settings),
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+
+
+def stop_worker(proc: subprocess.Popen, sig: int = signal.SIGQUIT, wait_s: float = 15) -> None:
+    """Send `sig` to the worker's process group; kill the group if it lingers past wait_s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)

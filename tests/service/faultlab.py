@@ -29,7 +29,7 @@ from server.main import create_app
 from server.models import Experiment
 from server.queue import make_celery, send_run
 from server.settings import Settings
-from tests.service.conftest import free_port, served
+from tests.service.conftest import free_port, listening, served
 from worker.command import worker_command
 
 # one stage, every step in train/fused/loss: 30 steps per epoch, a checkpoint at each epoch's end
@@ -143,7 +143,7 @@ class Lab:
 
     def start_redis(self) -> None:
         self.redis.start()
-        wait_until("redis", lambda: _port_open(self.redis_port), 30)
+        wait_until("redis", lambda: listening(self.redis_port), 30)
 
     def start_mlflow(self) -> None:
         self.mlflow.start()
@@ -270,16 +270,6 @@ class Lab:
         return exp
 
 
-def _port_open(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def lab(folder: Path, database_url: str, queue: str, workers: int = 2, **kw: Any) -> Iterator[Lab]:
     """A started lab: redis, MLflow, API and `workers` worker processes (w1, w2, ...)."""
@@ -289,7 +279,7 @@ def lab(folder: Path, database_url: str, queue: str, workers: int = 2, **kw: Any
         the_lab.mlflow.start()  # its ~10 s start overlaps the workers' (they import torch)
         for i in range(workers):
             the_lab.start_worker(f"w{i + 1}")
-        wait_until("redis", lambda: _port_open(the_lab.redis_port), 30)
+        wait_until("redis", lambda: listening(the_lab.redis_port), 30)
         url = f"http://127.0.0.1:{the_lab.mlflow_port}/health"
         wait_until("the MLflow server", lambda: _http_ok(url), 120, every=0.3)
         the_lab.start_api()

@@ -5,9 +5,7 @@ message carries its queue's time limit."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,38 +14,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from launcher.embedded import ROOT, worker_env
 from server.main import create_app
 from server.settings import Settings
-from tests.service.conftest import make_settings, sqlite_url
-from worker.command import worker_command
+from tests.service.conftest import make_settings, sqlite_url, start_worker, stop_worker
+from tests.specs import BIG_DATA, BIG_MODEL, LONG
 
 SPEC = {"name": "tiny", "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
-NAMES = [f"m{i}" for i in range(8)]
-BIG_DATA = {
-    "name": "big",
-    "dataset": {
-        "name": "synthetic",
-        "params": {
-            "modalities": NAMES,
-            "dims": [4096] * 8,
-            "signal": [1.0] * 8,
-            "difficulty": [0.0] * 8,
-            "n_train": 10**6,
-            "n_val": 10**6,
-            "n_test": 10**6,
-        },
-    },
-    "method": {"name": "joint"},
-    "model": {"encoders": {m: {"name": "mlp", "params": {"hidden": [8]}} for m in NAMES}},
-}
-WIDE = {"name": "mlp", "params": {"hidden": [8192] * 12, "out_dim": 8192}}
-BIG_MODEL = {
-    **SPEC,
-    "dataset": {"name": "synthetic", "params": {"dims": [4096, 32]}},
-    "model": {"encoders": {"strong": WIDE, "weak": WIDE}},
-}
-LONG = {**SPEC, "schedule": {"stage_epochs": [10_000] * 1000}}
 
 
 @pytest.fixture
@@ -141,14 +113,7 @@ def test_a_run_past_its_queue_time_limit_fails(tmp_path: Path) -> None:
         heartbeat_s=0.5,
         queue_time_limits_s={queue: 3},
     )
-    proc = subprocess.Popen(
-        worker_command([queue], f"{queue}@test"),
-        env=worker_env(settings),
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "worker.log", "w"),  # noqa: SIM115 - closed with the process
-    )
+    proc = start_worker(settings, queue, tmp_path / "worker.log")
     try:
         with TestClient(create_app(settings)) as client:
             long = {**SPEC, "schedule": {"stage_epochs": [500, 500]}}  # minutes on a CPU
@@ -165,5 +130,4 @@ def test_a_run_past_its_queue_time_limit_fails(tmp_path: Path) -> None:
             )
             assert exp["attempts"] == 1
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        stop_worker(proc, signal.SIGTERM, 30)

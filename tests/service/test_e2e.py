@@ -10,9 +10,6 @@ out bad ends failed with its error.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,19 +20,11 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
-from launcher.embedded import ROOT, worker_env
 from server.main import create_app
-from tests.service.conftest import REDIS_URL, make_settings, sqlite_url
-from worker.command import worker_command
+from tests.service.conftest import REDIS_URL, make_settings, sqlite_url, start_worker, stop_worker
+from tests.specs import staged
 
-SPEC = {
-    "name": "e2e",
-    "dataset": {"name": "synthetic", "params": {"n_train": 300, "n_val": 100, "n_test": 100}},
-    "method": {"name": "igm"},
-    "schedule": {"stage_epochs": [1, 1, 1]},
-    "batch_size": 32,
-    "log_every": 2,
-}
+SPEC = staged("e2e", log_every=2)
 LONG = {
     **SPEC,
     "name": "e2e-long",
@@ -62,22 +51,10 @@ def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple]:
         )
     else:
         settings = make_settings(tmp_path, database_url=sqlite_url(tmp_path), **common)
-    env = worker_env(settings)
-    proc = subprocess.Popen(
-        worker_command([queue], f"{queue}@test"),
-        env=env,
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "worker.log", "w"),  # noqa: SIM115 - closed with the process
-    )
+    proc = start_worker(settings, queue, tmp_path / "worker.log")
     with TestClient(create_app(settings)) as client:
         yield client, settings
-    os.killpg(proc.pid, signal.SIGQUIT)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop_worker(proc)
 
 
 def wait_for(client: TestClient, eid: str, done, timeout: float = 120) -> dict:

@@ -28,7 +28,7 @@ from server.schemas import (
     ExperimentRowPublic,
     error_excerpt,
 )
-from tests.service.conftest import make_settings
+from tests.service.conftest import dotted, make_settings
 
 SPEC = {"name": "fast", "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
 
@@ -83,15 +83,7 @@ def client(tmp_path: Path, db_url: str) -> Iterator[tuple[TestClient, list[str]]
 
 def walk(exp: Experiment, key: str) -> object:
     """The value at a dotted key of the experiment's spec (or summary, for test.*), in Python."""
-    value: object = exp.summary if key.startswith("test.") else exp.spec
-    for part in key.split("."):
-        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        elif isinstance(value, dict):
-            value = value.get(part)
-        else:
-            return None
-    return value
+    return dotted(exp.summary if key.startswith("test.") else exp.spec, key)
 
 
 def model(exp: Experiment, detail: bool, session, columns: list[str] = ()) -> dict:

@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from launcher.embedded import ROOT, worker_env
 from server import auth
 from server.db import session_factory
-from server.guards import host_name
 from server.main import create_app
 from tests.service.conftest import free_port, make_settings, sqlite_url
 
@@ -39,20 +38,6 @@ def a_row(client: TestClient) -> str:
     res = client.post("/experiments", json=SPEC)
     assert res.status_code == 201, res.text
     return res.json()["id"]
-
-
-@pytest.mark.parametrize(
-    ("header", "name"),
-    [
-        ("localhost:8000", "localhost"),
-        ("[::1]:8000", "::1"),
-        ("LAB.example", "lab.example"),
-        ("127.0.0.1", "127.0.0.1"),
-        ("::1", "::1"),
-    ],
-)
-def test_host_name(header: str, name: str) -> None:
-    assert host_name(header) == name
 
 
 def test_untrusted_hosts_get_400(client: TestClient) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,6 +15,7 @@ from igm_core.spec import resolve_spec
 from server import crud
 from server.db import session_factory
 from server.main import create_app
+from tests.factories import features_root
 from tests.service.conftest import make_settings, sqlite_url
 from worker import runner
 
@@ -136,20 +136,8 @@ def test_paths_inside_are_resolved_against_the_roots(world) -> None:
     assert spec["model"]["encoders"]["visual"]["params"]["pretrained"] == "weights.pt"
 
 
-def _features(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val", "test"):
-        np.savez(
-            root / f"{split}.npz",
-            label=rng.integers(0, 2, 20),
-            audio=rng.normal(size=(20, 4)).astype(np.float32),
-        )
-    return root
-
-
 def test_a_relative_root_is_stored_resolved(client, world) -> None:
-    _features(world["root"] / "feat")
+    features_root(world["root"] / "feat")
     spec = {**JOINT, "dataset": {"name": "features", "params": {"root": "feat"}}}
     res = client.post("/experiments", json=spec)
     assert res.status_code == 201, res.text
@@ -159,9 +147,9 @@ def test_a_relative_root_is_stored_resolved(client, world) -> None:
 
 def test_linked_files_inside_a_dataset_root_are_refused(client, world) -> None:
     """A root inside the data roots whose files link out: the loader refuses, quoting nothing."""
-    feat = _features(world["root"] / "linked")
+    feat = features_root(world["root"] / "linked")
     (feat / "test.npz").unlink()
-    (feat / "test.npz").symlink_to(_features(world["outside"] / "f") / "test.npz")
+    (feat / "test.npz").symlink_to(features_root(world["outside"] / "f") / "test.npz")
     clips = world["root"] / "clips"
     (clips / "annotations").mkdir(parents=True)
     (clips / "annotations" / "train.csv").symlink_to("/etc/passwd")

@@ -10,9 +10,6 @@ them in (server.crud.claim_next).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,10 +18,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from launcher.embedded import ROOT, worker_env
 from server.main import create_app
-from tests.service.conftest import REDIS_URL, make_settings, sqlite_url
-from worker.command import worker_command
+from tests.service.conftest import REDIS_URL, make_settings, sqlite_url, start_worker, stop_worker
 
 SPEC = {
     "dataset": {"name": "synthetic", "params": {"n_train": 64, "n_val": 32, "n_test": 32}},
@@ -51,26 +46,6 @@ def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple]:
         yield client, settings, queue, tmp_path
 
 
-def start_worker(settings, queue: str, log: Path) -> subprocess.Popen:
-    with open(log, "w") as out:  # the worker holds its own copy of the file
-        return subprocess.Popen(
-            worker_command([queue], f"{queue}@priority"),
-            env=worker_env(settings),
-            cwd=ROOT,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
-
-
-def stop_worker(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGQUIT)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def test_higher_priority_first_then_first_in_first_out(lab) -> None:
     client, settings, queue, tmp_path = lab
     ids = []
@@ -83,7 +58,7 @@ def test_higher_priority_first_then_first_in_first_out(lab) -> None:
         ids.append(res.json()["id"])
     assert client.post(f"/experiments/{ids[CANCELLED]}/cancel").json()["status"] == "cancelled"
 
-    proc = start_worker(settings, queue, tmp_path / "worker.log")
+    proc = start_worker(settings, queue, tmp_path / "worker.log", "priority")
     try:
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while True:

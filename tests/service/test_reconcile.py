@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from datetime import timedelta
 
@@ -16,35 +14,25 @@ from server.db import session_factory
 from server.main import create_app
 from server.models import Experiment, utcnow
 from server.queue import send_run
-from tests.service.conftest import REDIS_URL, make_settings
+from tests.service.conftest import broker_settings, messages
 
 SPEC = {"name": "r", "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
 
 
-def ids_on(conn: redis.Redis, queue: str) -> list[str]:
-    out = []
-    for key in conn.scan_iter(match=f"{queue}*"):
-        for raw in conn.lrange(key, 0, -1):
-            out.append(json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0])
-    return out
+def ids_on(rds: redis.Redis, queue: str) -> list[str]:
+    return [eid for _key, eid in messages(rds, queue)]
 
 
-def drain(conn: redis.Redis, queue: str) -> None:
-    if keys := list(conn.scan_iter(match=f"{queue}*")):
-        conn.delete(*keys)
-    assert ids_on(conn, queue) == []
+def drain(rds: redis.Redis, queue: str) -> None:
+    if keys := list(rds.scan_iter(match=f"{queue}*")):
+        rds.delete(*keys)
+    assert ids_on(rds, queue) == []
 
 
-def test_queued_and_lost_rows_are_sent_again(tmp_path, db_url: str, redis_queue: str) -> None:
-    settings = make_settings(
-        tmp_path,
-        database_url=db_url,
-        broker_url=REDIS_URL,
-        default_queue=redis_queue,
-        queues=[redis_queue],
-        reconcile_s=0.3,
-        stale_after_s=30,
-    )
+def test_queued_and_lost_rows_are_sent_again(
+    tmp_path, db_url: str, redis_queue: str, rds: redis.Redis
+) -> None:
+    settings = broker_settings(tmp_path, db_url, redis_queue, reconcile_s=0.3, stale_after_s=30)
     sessions = session_factory(settings.resolved_database_url())
     spec = resolve_spec(SPEC)
     with sessions() as s:  # rows written while the broker lost its messages
@@ -58,37 +46,25 @@ def test_queued_and_lost_rows_are_sent_again(tmp_path, db_url: str, redis_queue:
             {"heartbeat_at": silent, "updated_at": silent}
         )
         s.commit()
-    conn = redis.Redis.from_url(REDIS_URL)
-    try:
-        with TestClient(create_app(settings)):
-            deadline = time.time() + 10
-            while time.time() < deadline and len(ids_on(conn, redis_queue)) < 3:
-                time.sleep(0.1)
-            time.sleep(1.0)  # later rounds (0.3 s) send nothing: each is sent once per 30 s
-            sent = ids_on(conn, redis_queue)
-        assert queued in sent and alive not in sent
-        assert sent.count(queued) == 1 and sent.count(lost) == 1
-    finally:
-        drain(conn, redis_queue)
-        conn.close()
+    with TestClient(create_app(settings)):
+        deadline = time.time() + 10
+        while time.time() < deadline and len(ids_on(rds, redis_queue)) < 3:
+            time.sleep(0.1)
+        time.sleep(1.0)  # later rounds (0.3 s) send nothing: each is sent once per 30 s
+        sent = ids_on(rds, redis_queue)
+    assert queued in sent and alive not in sent
+    assert sent.count(queued) == 1 and sent.count(lost) == 1
 
 
 def test_a_lost_row_sent_once_waits_for_its_queue_to_drain(
-    tmp_path, db_url: str, redis_queue: str
+    tmp_path, db_url: str, redis_queue: str, rds: redis.Redis
 ) -> None:
     """Sent again once when found; after that, while its queue holds messages (the one already
     sent waits behind them), it is not sent again; once the queue is empty, it is."""
     from server.queue import make_celery
     from server.reconcile import requeue
 
-    settings = make_settings(
-        tmp_path,
-        database_url=db_url,
-        broker_url=REDIS_URL,
-        default_queue=redis_queue,
-        queues=[redis_queue],
-        stale_after_s=30,
-    )
+    settings = broker_settings(tmp_path, db_url, redis_queue, stale_after_s=30)
     sessions = session_factory(settings.resolved_database_url())
     with sessions() as s:
         lost = crud.create_experiment(s, spec=resolve_spec(SPEC), queue=redis_queue, max_attempts=3)
@@ -103,20 +79,15 @@ def test_a_lost_row_sent_once_waits_for_its_queue_to_drain(
         )
         s.commit()
     celery = make_celery(settings)
-    conn = redis.Redis.from_url(REDIS_URL)
-    try:
-        send_run(celery, experiment_id="someone-else", queue=redis_queue, priority=0)
-        assert requeue(settings, sessions, celery, queued=False) == 0
-        assert ids_on(conn, redis_queue) == ["someone-else"]
-        drain(conn, redis_queue)  # the queue drained, and that message was lost
-        assert requeue(settings, sessions, celery, queued=False) == 1
-        assert ids_on(conn, redis_queue) == [lost.id]
-        # just sent: not again within stale_after_s, even with the queue empty
-        drain(conn, redis_queue)
-        assert requeue(settings, sessions, celery, queued=False) == 0
-    finally:
-        drain(conn, redis_queue)
-        conn.close()
+    send_run(celery, experiment_id="someone-else", queue=redis_queue, priority=0)
+    assert requeue(settings, sessions, celery, queued=False) == 0
+    assert ids_on(rds, redis_queue) == ["someone-else"]
+    drain(rds, redis_queue)  # the queue drained, and that message was lost
+    assert requeue(settings, sessions, celery, queued=False) == 1
+    assert ids_on(rds, redis_queue) == [lost.id]
+    # just sent: not again within stale_after_s, even with the queue empty
+    drain(rds, redis_queue)
+    assert requeue(settings, sessions, celery, queued=False) == 0
 
 
 def _queued_rows(settings, queue: str, n: int, age_s: float) -> list[str]:
@@ -135,73 +106,53 @@ def _queued_rows(settings, queue: str, n: int, age_s: float) -> list[str]:
 
 
 def test_unclaimed_queued_rows_are_sent_again_once_their_queue_is_empty(
-    tmp_path, db_url: str, redis_queue: str
+    tmp_path, db_url: str, redis_queue: str, rds: redis.Redis
 ) -> None:
-    settings = make_settings(
-        tmp_path,
-        database_url=db_url,
-        broker_url=REDIS_URL,
-        default_queue=redis_queue,
-        queues=[redis_queue],
-        reconcile_s=0.2,
-        requeue_queued_after_s=30,
+    settings = broker_settings(
+        tmp_path, db_url, redis_queue, reconcile_s=0.2, requeue_queued_after_s=30
     )
-    conn = redis.Redis.from_url(REDIS_URL)
 
     def settled(n: int) -> list[str]:
         """The ids on the queue once it holds n, after a second more of passes at 0.2 s."""
         deadline = time.time() + 10
-        while time.time() < deadline and len(ids_on(conn, redis_queue)) < n:
+        while time.time() < deadline and len(ids_on(rds, redis_queue)) < n:
             time.sleep(0.05)
         time.sleep(1.0)  # several more passes: none sends them again
-        return ids_on(conn, redis_queue)
+        return ids_on(rds, redis_queue)
 
-    try:
-        with TestClient(create_app(settings)) as client:  # started with an empty table
-            lost = _queued_rows(settings, redis_queue, 2, age_s=60)
-            fresh = _queued_rows(settings, redis_queue, 1, age_s=0)
-            assert sorted(settled(2)) == sorted(lost)  # the old rows, once; not the fresh one
-            drain(conn, redis_queue)  # a broker restarted empty
-            # sent again only after requeue_queued_after_s (sending them marked them written)
-            assert settled(0) == []
-            with session_factory(settings.resolved_database_url())() as s:
-                s.query(Experiment).filter(Experiment.id.in_(lost + fresh)).update(
-                    {"updated_at": utcnow() - timedelta(seconds=60)}, synchronize_session=False
-                )
-                s.commit()
-            assert sorted(settled(3)) == sorted(lost + fresh)
-            # a queue that holds messages proves nothing lost: an old row is not sent again
-            old = _queued_rows(settings, redis_queue, 1, age_s=60)
-            assert old[0] not in settled(3)
-            assert client.get("/health").json()["broker"]["ok"]
-    finally:
-        drain(conn, redis_queue)
-        conn.close()
+    with TestClient(create_app(settings)) as client:  # started with an empty table
+        lost = _queued_rows(settings, redis_queue, 2, age_s=60)
+        fresh = _queued_rows(settings, redis_queue, 1, age_s=0)
+        assert sorted(settled(2)) == sorted(lost)  # the old rows, once; not the fresh one
+        drain(rds, redis_queue)  # a broker restarted empty
+        # sent again only after requeue_queued_after_s (sending them marked them written)
+        assert settled(0) == []
+        with session_factory(settings.resolved_database_url())() as s:
+            s.query(Experiment).filter(Experiment.id.in_(lost + fresh)).update(
+                {"updated_at": utcnow() - timedelta(seconds=60)}, synchronize_session=False
+            )
+            s.commit()
+        assert sorted(settled(3)) == sorted(lost + fresh)
+        # a queue that holds messages proves nothing lost: an old row is not sent again
+        old = _queued_rows(settings, redis_queue, 1, age_s=60)
+        assert old[0] not in settled(3)
+        assert client.get("/health").json()["broker"]["ok"]
 
 
-def test_health_reports_a_broker_that_lost_messages(tmp_path, db_url: str, redis_queue: str):
-    settings = make_settings(
-        tmp_path,
-        database_url=db_url,
-        broker_url=REDIS_URL,
-        default_queue=redis_queue,
-        queues=[redis_queue],
-        reconcile_s=3600,
-        broker_lost_after_s=5,
+def test_health_reports_a_broker_that_lost_messages(
+    tmp_path, db_url: str, redis_queue: str, rds: redis.Redis
+):
+    settings = broker_settings(
+        tmp_path, db_url, redis_queue, reconcile_s=3600, broker_lost_after_s=5
     )
-    conn = redis.Redis.from_url(REDIS_URL)
-    try:
-        with TestClient(create_app(settings)) as client:
-            assert client.get("/health").json()["broker"]["ok"]
-            lost = _queued_rows(settings, redis_queue, 2, age_s=60)
-            _queued_rows(settings, redis_queue, 1, age_s=0)
-            broker = client.get("/health").json()["broker"]
-            assert not broker["ok"]
-            assert broker["detail"].startswith("2 experiment(s) queued for over 5 s")
-            assert redis_queue in broker["detail"]
-            for eid in lost:
-                send_run(client.app.state.celery, experiment_id=eid, queue=redis_queue, priority=0)
-            assert client.get("/health").json()["broker"]["ok"]
-    finally:
-        drain(conn, redis_queue)
-        conn.close()
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").json()["broker"]["ok"]
+        lost = _queued_rows(settings, redis_queue, 2, age_s=60)
+        _queued_rows(settings, redis_queue, 1, age_s=0)
+        broker = client.get("/health").json()["broker"]
+        assert not broker["ok"]
+        assert broker["detail"].startswith("2 experiment(s) queued for over 5 s")
+        assert redis_queue in broker["detail"]
+        for eid in lost:
+            send_run(client.app.state.celery, experiment_id=eid, queue=redis_queue, priority=0)
+        assert client.get("/health").json()["broker"]["ok"]

@@ -20,8 +20,7 @@ from launcher.cli import main as igm
 from server import crud
 from server.db import session_factory
 from server.settings import Settings
-from tests.service.conftest import make_settings, sqlite_url
-from tests.service.test_client import free_port
+from tests.service.conftest import free_port, make_settings, sqlite_url
 
 SPEC = {"name": "cli-sw", "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
 

@@ -19,7 +19,7 @@ from igm_core.spec import resolve_spec
 from server import crud
 from server.db import session_factory
 from server.main import create_app
-from tests.service.conftest import make_settings
+from tests.service.conftest import dotted, make_settings
 
 N = 24
 OPS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
@@ -81,15 +81,7 @@ def lab(tmp_path: Path, db_url: str) -> Iterator[tuple[TestClient, dict[str, dic
 def at(row: dict[str, dict], key: str) -> Any:
     """The value at a dotted key, walked in Python (None where there is none)."""
     in_summary = key.split(".")[0] in ("test", "val", "best", "run")
-    value: Any = row["summary"] if in_summary else row["spec"]
-    for part in key.split("."):
-        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        elif isinstance(value, dict):
-            value = value.get(part)
-        else:
-            return None
-    return value
+    return dotted(row["summary"] if in_summary else row["spec"], key)
 
 
 def is_number(v: Any) -> bool:

@@ -18,16 +18,10 @@ from server import crud
 from server.db import session_factory
 from server.models import Experiment, utcnow
 from tests.service.conftest import make_settings
+from tests.specs import staged
 from worker.runner import run
 
-SMALL = {
-    "name": "runner",
-    "dataset": {"name": "synthetic", "params": {"n_train": 300, "n_val": 100, "n_test": 100}},
-    "method": {"name": "igm"},
-    "schedule": {"stage_epochs": [1, 1, 1]},
-    "batch_size": 32,
-    "log_every": 2,
-}
+SMALL = staged("runner", log_every=2)
 LONG = {
     **SMALL,
     "dataset": {"name": "synthetic", "params": {"n_train": 4000}},

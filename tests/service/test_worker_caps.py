@@ -24,16 +24,14 @@ from sqlalchemy import update
 
 from igm_core import cost
 from igm_core.spec import resolve_spec
-from launcher.embedded import ROOT, worker_env
 from server import workers
 from server.capacity import gb
 from server.db import session_factory
 from server.main import create_app
 from server.models import Worker, utcnow
 from server.settings import Settings
-from tests.service.conftest import REDIS_URL, make_settings, sqlite_url
+from tests.service.conftest import REDIS_URL, make_settings, sqlite_url, start_worker, stop_worker
 from worker import presence
-from worker.command import worker_command
 
 NAMES = [f"m{i}" for i in range(8)]
 SAMPLE_BYTES = 8 * 4096 * 4  # eight float32 modalities of 4,096 values
@@ -243,14 +241,7 @@ def test_a_real_worker_registers_and_unregisters(lab_settings: Settings, tmp_pat
         with sessions() as s:
             return list(s.query(Worker).all())
 
-    proc = subprocess.Popen(
-        worker_command([queue], f"{queue}@test"),
-        env=worker_env(lab_settings),
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "worker.log", "w"),  # noqa: SIM115 - closed with the process
-    )
+    proc = start_worker(lab_settings, queue, tmp_path / "worker.log")
     try:
         wait_until(lambda: rows(), "the worker's report")
         (row,) = rows()
@@ -266,5 +257,4 @@ def test_a_real_worker_registers_and_unregisters(lab_settings: Settings, tmp_pat
             assert client.post("/experiments", json=big).status_code == 201
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
+            stop_worker(proc, signal.SIGKILL, 30)

@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.main import create_app
-from server.routes import docs
 from tests.service.conftest import make_settings, sqlite_url
 
 ASSET = re.compile(r"""<(?:script|link|img)\b[^>]*?(?:src|href)=["']([^"']+)["']""")
@@ -50,18 +49,9 @@ def test_docs_pages_load_only_local_assets(client: TestClient, page: str, assets
         assert BACK.search(html.split("<body>", 1)[1][:600]), html[:2000]
 
 
-def test_vendored_libraries_are_pinned_and_licensed() -> None:
-    vendor = docs.STATIC_DIR / "vendor"
-    for prefix in (docs.SWAGGER_UI, docs.REDOC):
-        folder = vendor / prefix.rsplit("/", 1)[-1]
-        assert re.fullmatch(r"[a-z-]+-\d+\.\d+\.\d+", folder.name), folder  # a pinned version
-        assert (folder / "LICENSE").stat().st_size > 500, folder
-        assert f"npm pack {folder.name.rsplit('-', 1)[0]}@" in (folder / "SOURCE.txt").read_text()
-
-
 def test_the_readmes_sweep_example_is_a_valid_request(tmp_path: Path) -> None:
     """The README's sweep body: 3 x 3 grid points, each with 4 random draws (a product)."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     (block,) = re.findall(r"```json\n(\{\"base\".*?)```", readme, re.DOTALL)
     settings = make_settings(tmp_path, database_url=sqlite_url(tmp_path))
     with TestClient(create_app(settings)) as client:
