@@ -178,12 +178,14 @@ def git_commit() -> str:
 
 
 def run_all(
-    seeds: list[int], only: set[str] | None = None
+    seeds: list[int], only: set[str] | None = None, settings: list[str] | None = None
 ) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """setting -> [(label, result)] for every method (those in `only`, when given) and seed;
-    progress on stdout."""
+    """setting -> [(label, result)] for every method (those in `only`, when given) and seed of
+    every setting (those in `settings`, when given); progress on stdout."""
     results: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for setting_name, setting in SETTINGS.items():
+        if settings is not None and setting_name not in settings:
+            continue
         rows = results.setdefault(setting_name, [])
         for label, spec in specs_for(setting).items():
             if only is not None and label not in only:
@@ -207,17 +209,17 @@ def run_all(
 
 
 def stored_rows(
-    data: dict[str, Any], seeds: list[int], skip: set[str]
+    data: dict[str, Any], seeds: list[int], skip: set[tuple[str, str]]
 ) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """The rows of an earlier run (replicate.json) as (label, result) for the report, leaving
-    out the labels in `skip`; an entry written before the spec was stored gets its spec
-    resolved from this file's settings (the same spec: its label names it)."""
+    out the (setting, label) pairs in `skip`; an entry written before the spec was stored gets
+    its spec resolved from this file's settings (the same spec: its label names it)."""
     out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for setting_name, entries in data["results"].items():
         specs = specs_for(SETTINGS[setting_name])
         rows = out.setdefault(setting_name, [])
         for e in entries:
-            if e["label"] in skip or e["seed"] not in seeds:
+            if (setting_name, e["label"]) in skip or e["seed"] not in seeds:
                 continue
             spec = e.get("spec") or resolve_spec({**specs[e["label"]], "seed": e["seed"]}).to_dict()
             result = {
@@ -364,6 +366,8 @@ def setting_section(name: str, rows: list[tuple[str, dict[str, Any]]]) -> tuple[
     ]
     key: dict[str, Any] = {}
     for a, b in wanted:
+        if a not in by_label or b not in by_label:  # a run of a subset (--only) lacks it
+            continue
         pair = compare_pairs([by_label[a], by_label[b]])  # b - a, seed by seed
         if not pair:
             continue
@@ -518,6 +522,8 @@ def provenance_lines(runs: list[dict[str, Any]]) -> list[str]:
     lines = []
     for run in runs:
         what = "every method" if run["labels"] is None else ", ".join(run["labels"])
+        if run.get("settings") and len(run["settings"]) < len(SETTINGS):
+            what += " on " + "; ".join(run["settings"])
         wall = "?" if run.get("wall_s") is None else f"{run['wall_s'] / 60:.1f} min"
         lines.append(
             f"- {what}: git commit {run.get('commit') or 'unknown'}; {run.get('machine') or '?'};"
@@ -562,9 +568,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         " train only these, take every other row from --json (an earlier run) and merge",
     )
     ap.add_argument(
+        "--settings",
+        default=None,
+        help=f"with --only: train in these settings only ({', '.join(SETTING_KEYS)})",
+    )
+    ap.add_argument(
+        "--merge",
+        default=None,
+        help="with --only: train nothing; take the rows of those labels from these"
+        " comma-separated replicate.json files of --only runs (each for the settings it trained,"
+        " as when one run per setting ran side by side) and merge them into --json",
+    )
+    ap.add_argument(
         "--smoke", action="store_true", help="one epoch per stage, one stage per modality (a check)"
     )
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if (args.settings or args.merge) and not args.only:
+        ap.error("--settings and --merge go with --only")
+    return args
+
+
+SETTING_KEYS = dict(zip(("synthetic", "digits2", "digits3"), SETTINGS, strict=True))
 
 
 def all_labels() -> list[str]:
@@ -585,6 +609,23 @@ def only_labels(text: str | None) -> set[str] | None:
     return labels
 
 
+def from_files(
+    paths: list[str], seeds: list[int], only: set[str]
+) -> tuple[dict[str, list[tuple[str, dict[str, Any]]]], list[dict[str, Any]]]:
+    """The rows of `only` that each file's last run trained (its settings), and those runs."""
+    new: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    runs = []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        run = data["runs"][-1]
+        trained = {(n, lbl) for n in run["settings"] for lbl in only}
+        keep = {(n, e["label"]) for n, es in data["results"].items() for e in es} - trained
+        for name, rows in stored_rows(data, seeds, keep).items():
+            new.setdefault(name, []).extend(rows)
+        runs.append(run)
+    return new, runs
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.smoke:
@@ -592,6 +633,9 @@ def main(argv: list[str] | None = None) -> int:
             setting["stage_epochs"] = [1] * len(setting["modalities"])
     seeds = parse_seeds(args.seeds)
     only = only_labels(args.only)
+    settings = None
+    if args.settings:
+        settings = [SETTING_KEYS[k.strip()] for k in args.settings.split(",")]
     torch.set_num_threads(args.threads)
     commit = git_commit()  # the code the runs use
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -599,20 +643,27 @@ def main(argv: list[str] | None = None) -> int:
     if only is not None:  # the rows not trained now come from the earlier run
         earlier = json.loads(Path(args.json).read_text())
     t0 = time.perf_counter()
-    new = run_all(seeds, only)
+    if args.merge:
+        new, these = from_files(args.merge.split(","), seeds, only)
+    else:
+        new = run_all(seeds, only, settings)
     wall = time.perf_counter() - t0
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    this_run = {
-        "labels": None if only is None else [lbl for lbl in all_labels() if lbl in only],
-        "wall_s": wall,
-        "commit": commit,
-        "machine": machine_line(args.threads, load_start, load),
-    }
-    runs = [this_run]
-    results = new
+    if not args.merge:
+        these = [
+            {
+                "labels": None if only is None else [lbl for lbl in all_labels() if lbl in only],
+                "settings": list(new),
+                "wall_s": wall,
+                "commit": commit,
+                "machine": machine_line(args.threads, load_start, load),
+            }
+        ]
+    runs, results = these, new
     if only is not None:
-        runs = [*provenance_of(earlier, Path(args.out)), this_run]
-        results = merged(stored_rows(earlier, seeds, only), new)
+        trained = {(n, lbl) for n in new for lbl in only}
+        runs = [*provenance_of(earlier, Path(args.out)), *these]
+        results = merged(stored_rows(earlier, seeds, trained), new)
     write_outputs(args, seeds, results, runs)
     print(f"wrote {args.out} and {args.json}; trained for {wall / 60:.1f} min", flush=True)
     return 0
@@ -624,6 +675,10 @@ def write_outputs(
     results: dict[str, list[tuple[str, dict[str, Any]]]],
     runs: list[dict[str, Any]],
 ) -> None:
+    raw = {name: [entry(label, r) for label, r in rows] for name, rows in results.items()}
+    wall = math.fsum(r["wall_s"] or 0.0 for r in runs)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"wall_s": wall, "runs": runs, "results": raw}, indent=1))
     sections, summary = [], {}
     for name, rows in results.items():
         text, key = setting_section(name, rows)
@@ -650,10 +705,6 @@ def write_outputs(
     text = "\n".join(header + key_tables(summary)) + "\n" + "\n".join(sections)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
-    raw = {name: [entry(label, r) for label, r in rows] for name, rows in results.items()}
-    wall = math.fsum(r["wall_s"] or 0.0 for r in runs)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"wall_s": wall, "runs": runs, "results": raw}, indent=1))
 
 
 HOW_TO_READ = [
