@@ -8,6 +8,10 @@ igm_core.compare reads. Torch-free.
     val   its validation metrics, without the per-modality confidence
     best  which checkpoint was selected: stage, epoch, metric, score
     run   how the run went: wall_time_s, steps, device, precision, torch, sizes
+    balance  BalanceBenchmark's measures (igm_core/balance.py): imbalance (each modality's
+          Shapley value of fused test accuracy, their gap, every coalition's accuracy; null with
+          one modality) and cost (FLOPs of a training step of each kind, of the whole run);
+          absent from runs finished before result.json carried it
 """
 
 from __future__ import annotations
@@ -15,29 +19,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-PARTS = ("test", "val", "best", "run")
+PARTS = ("test", "val", "best", "run", "balance")
 DROPPED_FROM_VAL = ("confidence",)  # per-modality detail: result.json keeps it
 DESCRIPTION = "test metrics of a finished run"  # the API's words for it (its schema is recorded)
 
 
-class RunSummary(TypedDict):
+class RunSummary(TypedDict, total=False):
     test: dict[str, Any]
     val: dict[str, Any]
     best: dict[str, Any]
     run: dict[str, Any]
+    balance: dict[str, Any]
 
 
 def of(result: Mapping[str, Any]) -> RunSummary:
-    """The summary of a result.json mapping."""
-    return {
+    """The summary of a result.json mapping (`balance` when the result has it)."""
+    out: RunSummary = {
         "test": result["test"],
         "val": {k: v for k, v in result["val"].items() if k not in DROPPED_FROM_VAL},
         "best": result["best"],
         "run": result["run"],
     }
+    if result.get("balance") is not None:
+        out["balance"] = result["balance"]
+    return out
 
 
 def as_result(spec: dict[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
-    """What igm_core.compare reads of a result (its spec, test metrics and run figures), from a
-    stored summary and the experiment's resolved spec."""
-    return {"spec": spec, "test": summary.get("test"), "run": summary.get("run", {})}
+    """What igm_core.compare reads of a result (its spec, test metrics, run figures and balance
+    measures), from a stored summary and the experiment's resolved spec."""
+    return {
+        "spec": spec,
+        "test": summary.get("test"),
+        "run": summary.get("run", {}),
+        "balance": summary.get("balance"),
+    }

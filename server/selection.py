@@ -27,6 +27,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, defer
 
 from igm_core import compare
+from igm_core import summary as run_summary
 from igm_core.compare.labels import Group, Run, describe
 from server import ids
 from server.deps import ambiguous_is_409
@@ -114,19 +115,14 @@ def compared(
 ) -> tuple[list[tuple[str, dict[str, Any]]], int]:
     """(experiment id, result mapping) of the selection's succeeded experiments, oldest first,
     at most MAX_COMPARED, with their specs `labelled`; and how many matched. A result mapping
-    holds what igm_core.compare reads: the spec, the test metrics and the run's figures."""
+    holds what igm_core.compare reads: the spec, the test metrics, the run's figures and its
+    balance measures (igm_core.summary.as_result)."""
     q = select(Experiment.id, Experiment.spec, Experiment.summary).where(
         Experiment.status == SUCCEEDED, Experiment.summary.is_not(None)
     )
     rows, matched = _page(session, selection, q, MAX_COMPARED)
     specs = labelled(session, {exp_id: spec for exp_id, spec, _ in rows})
-    results = [
-        (
-            exp_id,
-            {"spec": specs[exp_id], "test": summary.get("test"), "run": summary.get("run", {})},
-        )
-        for exp_id, _, summary in rows
-    ]
+    results = [(eid, run_summary.as_result(specs[eid], summary)) for eid, _, summary in rows]
     return results, matched
 
 

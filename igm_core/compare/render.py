@@ -42,11 +42,26 @@ def _fmt_paper(row: dict[str, Any]) -> tuple[str, str]:
     return f"{head}\n{published}", delta
 
 
+def _fmt_balance(b: dict[str, Any] | None) -> str:
+    """BalanceBenchmark's measures of a group: the Shapley gap and values in points, the mean
+    training FLOPs; "-" when its runs did not record them."""
+    if b is None:
+        return "-"
+    lines = []
+    if b["shapley_gap"] is not None:
+        lines.append(f"gap {100 * b['shapley_gap']['mean']:.1f}")
+    lines += [f"{m} {100 * s['mean']:+.1f}" for m, s in b["shapley_acc"].items()]
+    if b["train_flops"] is not None:
+        lines.append(f"{b['train_flops'] / 1e9:.3g} GFLOP")
+    return "\n".join(lines) or "-"
+
+
 def groups_table(report: dict[str, Any]) -> Table:
     stars = {(lead["group"], lead["metric"]) for lead in report.get("leads", []) if lead["star"]}
     title = "test metrics over seeds: mean ± std, [95% t-interval, clipped to [0, 1]]"
     table = Table(title=title, caption=f"* {report.get('star', '')}", show_lines=True)
-    for name in ("group", "n", "acc", "macro-F1", "mAP", "modality acc", "wall", "paper", "Δ"):
+    names = ("group", "n", "acc", "macro-F1", "mAP", "modality acc", "Shapley / FLOPs", "wall")
+    for name in (*names, "paper", "Δ"):
         table.add_column(name, justify="left" if name in ("group", "paper") else "right")
     for row in report["groups"]:
         n = row["n"]
@@ -65,6 +80,7 @@ def groups_table(report: dict[str, Any]) -> Table:
                 for m in METRICS
             ),
             mods,
+            _fmt_balance(row.get("balance")),
             wall,
             *_fmt_paper(row),
         )

@@ -78,9 +78,11 @@ def _result_problem(data: Any) -> str | None:
 # ----------------------------------------------------------------------------- the report
 
 
-def _stats(values: Sequence[float]) -> dict[str, float | None]:
+def _stats(
+    values: Sequence[float], bounds: tuple[float, float] = (0.0, 1.0)
+) -> dict[str, float | None]:
     """Mean, std and the clipped t-interval; no interval below MIN_SEEDS values."""
-    mean, std, lo, hi = mean_ci(values, bounds=(0.0, 1.0))
+    mean, std, lo, hi = mean_ci(values, bounds=bounds)
     if len(values) < MIN_SEEDS:
         lo = hi = math.nan
     return {
@@ -116,7 +118,39 @@ def summarize(group: Group) -> dict[str, Any]:
     }
     row["paper"] = paper.PUBLISHED.get(row["paper_config"]) if row["paper_config"] else None
     row["paper_diff"] = _paper_diff(row)
+    row["balance"] = summarize_balance([r.result.get("balance") for r in group.runs])
     return row
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def summarize_balance(measures: Sequence[Any]) -> dict[str, Any] | None:
+    """BalanceBenchmark's measures (result.json's `balance`) over a group's runs: the Shapley
+    gap and each modality's Shapley value of fused test accuracy (mean, interval as the metrics;
+    a Shapley value lies in [-1, 1], the gap in [0, 2]) and the mean training FLOPs. `n` counts
+    the runs that carry each; None when no run does (results older than the measures, or one
+    modality evaluated)."""
+    imb = [m.get("imbalance") for m in measures if isinstance(m, dict)]
+    imb = [i for i in imb if isinstance(i, dict) and _number(i.get("shapley_gap"))]
+    costs = [m.get("cost") for m in measures if isinstance(m, dict)]
+    costs = [c for c in costs if isinstance(c, dict) and _number(c.get("train_flops"))]
+    flops = [float(c["train_flops"]) for c in costs]
+    if not imb and not flops:
+        return None
+    shap: dict[str, list[float]] = {}
+    for i in imb:
+        for mod, v in (i.get("shapley_acc") or {}).items():
+            if _number(v):
+                shap.setdefault(mod, []).append(float(v))
+    return {
+        "n": len(imb),
+        "shapley_gap": _stats([float(i["shapley_gap"]) for i in imb], (0.0, 2.0)) if imb else None,
+        "shapley_acc": {mod: _stats(v, (-1.0, 1.0)) for mod, v in shap.items()},
+        "flops_n": len(flops),
+        "train_flops": math.fsum(flops) / len(flops) if flops else None,
+    }
 
 
 def _paper_diff(row: dict[str, Any]) -> dict[str, Any] | None:

@@ -49,6 +49,32 @@ function points(x) {
 
 // ------------------------------------------------------------------------------ final metrics
 
+// BalanceBenchmark's measures (result.json's `balance`): Shapley values of fused test accuracy in
+// points (they may be negative), their gap, and the FLOPs of training; "–" for a group whose runs
+// did not record them.
+function shapley(stats) {
+  if (!stats || stats.mean === null) return "–";
+  const p = (x) => (100 * x).toFixed(1);
+  return stats.lo === null ? p(stats.mean) : `${p(stats.mean)} [${p(stats.lo)}, ${p(stats.hi)}]`;
+}
+
+function flops(x) {
+  if (typeof x !== "number") return "–";
+  const [unit, scale] = x >= 1e12 ? ["TFLOP", 1e12] : x >= 1e9 ? ["GFLOP", 1e9] : ["MFLOP", 1e6];
+  return `${(x / scale).toFixed(x / scale >= 100 ? 0 : 1)} ${unit}`;
+}
+
+function balanceColumns(groups) {
+  const measured = groups.filter((g) => g.balance);
+  if (!measured.length) return [];
+  const mods = [...new Set(measured.flatMap((g) => Object.keys(g.balance.shapley_acc)))];
+  return [
+    { name: "Shapley gap", key: "shapley_gap", text: (b) => shapley(b.shapley_gap) },
+    ...mods.map((m) => ({ name: `${m} Shapley`, key: `shapley_acc.${m}`, text: (b) => shapley(b.shapley_acc[m]) })),
+    { name: "train FLOPs", key: "train_flops", text: (b) => flops(b.train_flops) },
+  ];
+}
+
 function renderFinal(report) {
   const groups = report.groups;
   const modalities = [...new Set(groups.flatMap((g) => Object.keys(g.modality_acc)))];
@@ -56,9 +82,11 @@ function renderFinal(report) {
     ...["acc", "macro_f1", "map"].map((m) => ({ metric: m, get: (g) => g.metrics[m] })),
     ...modalities.map((m) => ({ metric: `modality_acc.${m}`, get: (g) => g.modality_acc[m] })),
   ];
+  const balance = balanceColumns(groups);
   const leads = new Map(report.leads.map((l) => [l.metric, l]));
   const head = el("tr", {}, el("th", { text: "group" }), el("th", { text: "seeds" }),
-    columns.map((c) => el("th", { text: metricName(c.metric) })), el("th", { text: "wall time" }));
+    columns.map((c) => el("th", { text: metricName(c.metric) })),
+    balance.map((c) => el("th", { class: "balance", text: c.name })), el("th", { text: "wall time" }));
   const rows = groups.map((g) => el("tr", { dataset: { group: g.label, color: groupColor(g.label) } },
     el("th", {}, swatch(g.label), g.label, g.label === report.baseline ? el("span", { class: "tag", text: "baseline" }) : null),
     el("td", {}, `${g.n}: ${g.seeds.join(", ")}`, g.interval_note ? el("div", { class: "muted small", text: g.interval_note }) : null),
@@ -69,6 +97,7 @@ function renderFinal(report) {
       return el("td", { class: star ? "num best" : "num", title: mine ? lead.reason : "", dataset: { metric: c.metric } },
         `${star ? "★ " : ""}${interval(c.get(g))}`);
     }),
+    balance.map((c) => el("td", { class: "num balance", dataset: { balance: c.key }, text: g.balance ? c.text(g.balance) : "–" })),
     el("td", { class: "num", text: g.wall_time_s ? `${fmt(g.wall_time_s, 1)} s` : "–" })));
   document.getElementById("final").replaceChildren(el("thead", {}, head), el("tbody", {}, rows));
   document.getElementById("final-panel").hidden = false;
