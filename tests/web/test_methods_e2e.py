@@ -28,6 +28,8 @@ from launcher.embedded import ROOT, worker_env
 from server.settings import Settings
 from tests.service.conftest import make_settings, served, sqlite_url
 from tests.specs import schedule_kind, spec_for
+
+pytestmark = pytest.mark.slow  # twelve real runs back to back: the slow lane (-m slow)
 from tests.web.conftest import Watched
 from worker.command import worker_command
 
