@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -94,9 +95,11 @@ class Experiment(Base):
         cascade="all, delete-orphan", lazy="selectin", order_by="ExperimentTag.tag"
     )
 
-    # an experiment's twins in order: the read stops after MAX_TWINS (migration 0007)
+    # (migration 0007) an experiment's twins in order: the read stops after MAX_TWINS; a
+    # queue's next row to claim (crud.claim_next): one index entry, not a sort of the queue
     __table_args__ = (
         Index("ix_experiments_spec_hash_created_at", "spec_hash", "created_at", "id"),
+        Index("ix_experiments_claim", "queue", "status", text("priority DESC"), "created_at", "id"),
     )
 
     @property

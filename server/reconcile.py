@@ -111,18 +111,18 @@ def _sent_since_lost(exp: Experiment, stale_after_s: float) -> bool:
 
 def requeue_unclaimed(settings: Settings, sessions: sessionmaker[Session], celery: Celery) -> int:
     """Re-send queued rows unclaimed for requeue_queued_after_s whose broker queue is empty;
-    returns how many were sent."""
+    returns how many were sent. The rows are read only for the queues found empty: a pass over a
+    long, busy queue costs one grouped count and one question to the broker."""
     with sessions() as s:
-        stale = crud.queued_since(s, older_than_s=settings.requeue_queued_after_s)
-    by_queue: dict[str, list[Experiment]] = defaultdict(list)
-    for exp in stale:
-        by_queue[exp.queue].append(exp)
+        counts = crud.queued_counts(s, older_than_s=settings.requeue_queued_after_s)
     sent = 0
-    for queue, rows in by_queue.items():
-        if waiting(celery, queue) == 0:
-            with sessions() as s:  # not again before requeue_queued_after_s
-                crud.touch(s, ids=[e.id for e in rows])
-            sent += _send(celery, rows, f"unclaimed, broker queue {queue!r} empty")
+    for queue in sorted(counts):
+        if waiting(celery, queue) != 0:
+            continue
+        with sessions() as s:
+            rows = crud.queued_since(s, older_than_s=settings.requeue_queued_after_s, queue=queue)
+            crud.touch(s, ids=[e.id for e in rows])  # not again before requeue_queued_after_s
+        sent += _send(celery, rows, f"unclaimed, broker queue {queue!r} empty")
     return sent
 
 
@@ -132,12 +132,11 @@ def lost_messages(
     """What /health reports when the broker lost messages: rows queued for broker_lost_after_s
     while their broker queue is empty; None when there are none."""
     with sessions() as s:
-        old = crud.queued_since(s, older_than_s=settings.broker_lost_after_s)
-    queues = sorted({e.queue for e in old})
-    empty = [q for q in queues if waiting(celery, q) == 0]
+        counts = crud.queued_counts(s, older_than_s=settings.broker_lost_after_s)
+    empty = [q for q in sorted(counts) if waiting(celery, q) == 0]
     if not empty:
         return None
-    n = sum(1 for e in old if e.queue in empty)
+    n = sum(counts[q] for q in empty)
     return (
         f"{n} experiment(s) queued for over {settings.broker_lost_after_s:g} s while the broker "
         f"queue(s) {', '.join(empty)} are empty: messages were lost (the API re-sends them)"
