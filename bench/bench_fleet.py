@@ -159,12 +159,10 @@ def start_workers(settings: Settings, args, n: int, stop, out) -> list:
     return procs
 
 
-def run_level(tmp: Path, args: argparse.Namespace, n_workers: int) -> dict:
-    db = f"igm_fleet_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-    queue = f"fleet{uuid.uuid4().hex[:8]}"
-    settings = Settings(
+def level_settings(tmp: Path, db: str, queue: str, args: argparse.Namespace) -> Settings:
+    """A level's settings: its database and Redis queue; beats and passes short, as in a lab
+    whose runs are long only in proportion (a presence report every 6 s, a pass every 2 s)."""
+    return Settings(
         data_dir=tmp / db,
         database_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
         broker_url=REDIS,
@@ -175,23 +173,47 @@ def run_level(tmp: Path, args: argparse.Namespace, n_workers: int) -> dict:
         reconcile_s=2,
         requeue_queued_after_s=10,
     )
+
+
+def prepare(settings: Settings, args: argparse.Namespace) -> tuple[list[str], float, int]:
+    """The database and the queue: history rows, queued rows with their messages; then the
+    reconciler's start-up pass, timed. Returns ids to read, the pass's time and what it sent."""
+    migrations.upgrade(settings.resolved_database_url())
+    seed(settings, args.rows)
+    queue_experiments(settings, args.experiments)
+    sessions = session_factory(settings.resolved_database_url())
+    with sessions() as s:
+        ids = list(s.scalars(select(Experiment.id).limit(200)))
+    t0 = time.perf_counter()
+    sent = reconcile.requeue(settings, sessions, make_celery(settings), queued=True)
+    return ids, time.perf_counter() - t0, sent
+
+
+def watch(settings: Settings, args, db: str, done: threading.Event, peak: list[int]) -> None:
+    """Until every experiment finished (or --timeout): the most connections to the database."""
+    deadline = time.time() + args.timeout
+    try:
+        while time.time() < deadline and finished(settings) < args.experiments:
+            try:  # refused when the workers took every connection PostgreSQL allows
+                peak[0] = max(peak[0], backends(db))
+            except psycopg.OperationalError:
+                peak[0] = -1
+            time.sleep(0.5)
+    finally:
+        done.set()
+
+
+def run_level(tmp: Path, args: argparse.Namespace, n_workers: int) -> dict:
+    db = f"igm_fleet_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    queue = f"fleet{uuid.uuid4().hex[:8]}"
+    settings = level_settings(tmp, db, queue, args)
     ctx = multiprocessing.get_context("spawn")
     stop, out = ctx.Event(), ctx.Queue()
     api = procs = None
     try:
-        migrations.upgrade(settings.resolved_database_url())
-        seed(settings, args.rows)
-        queue_experiments(settings, args.experiments)
-        with session_factory(settings.resolved_database_url())() as s:
-            ids = list(s.scalars(select(Experiment.id).limit(200)))
-        t0 = time.perf_counter()
-        sent = reconcile.requeue(
-            settings,
-            session_factory(settings.resolved_database_url()),
-            make_celery(settings),
-            queued=True,
-        )
-        start_pass = time.perf_counter() - t0
+        ids, start_pass, sent = prepare(settings, args)
         port = free_port()
         api = serve(settings, port)
         time.sleep(1.0)  # the API's own start-up pass
@@ -199,21 +221,8 @@ def run_level(tmp: Path, args: argparse.Namespace, n_workers: int) -> dict:
         pg0, rd0, t_start = pg_counters(db), redis_counters(), time.perf_counter()
         procs = start_workers(settings, args, n_workers, stop, out)
         done, passes, peak = threading.Event(), [], [0]
-
-        def watch() -> None:
-            deadline = time.time() + args.timeout
-            try:
-                while time.time() < deadline and finished(settings) < args.experiments:
-                    try:  # refused when the workers took every connection PostgreSQL allows
-                        peak[0] = max(peak[0], backends(db))
-                    except psycopg.OperationalError:
-                        peak[0] = -1
-                    time.sleep(0.5)
-            finally:
-                done.set()
-
         threads = [
-            threading.Thread(target=watch, daemon=True),
+            threading.Thread(target=watch, args=(settings, args, db, done, peak), daemon=True),
             threading.Thread(target=reconciler, args=(settings, done, passes), daemon=True),
         ]
         for t in threads:
