@@ -58,7 +58,7 @@ def _inline_threadpool() -> None:
 
 async def _drive(app, paths: list[str]) -> None:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         for path in paths:
             r = await client.get(path)
             assert r.status_code == 200, r.text

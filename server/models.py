@@ -6,7 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from server import attempts
@@ -50,7 +61,7 @@ class Experiment(Base):
     method: Mapped[str] = mapped_column(String(64), index=True)
     dataset: Mapped[str] = mapped_column(String(64), index=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # resolved
-    spec_hash: Mapped[str] = mapped_column(String(64), index=True)
+    spec_hash: Mapped[str] = mapped_column(String(64))  # indexed with created_at, id (twins)
     status: Mapped[str] = mapped_column(String(16), index=True, default=QUEUED)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     queue: Mapped[str] = mapped_column(String(32))
@@ -82,6 +93,13 @@ class Experiment(Base):
 
     tags: Mapped[list[ExperimentTag]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="ExperimentTag.tag"
+    )
+
+    # (migration 0007) an experiment's twins in order: the read stops after MAX_TWINS; a
+    # queue's next row to claim (crud.claim_next): one index entry, not a sort of the queue
+    __table_args__ = (
+        Index("ix_experiments_spec_hash_created_at", "spec_hash", "created_at", "id"),
+        Index("ix_experiments_claim", "queue", "status", text("priority DESC"), "created_at", "id"),
     )
 
     @property

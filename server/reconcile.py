@@ -3,7 +3,9 @@
 The broker carries only ids. A message is lost when the broker restarts without persistence, and a
 running experiment's message sits unacknowledged when its worker dies (Redis redelivers it only
 after the visibility timeout, which is days for long GPU jobs). The API re-sends, at start, the ids
-of queued rows and of running rows whose worker went silent; then every `reconcile_s` seconds the
+of queued rows that their broker queue no longer holds (server.broker_ids reads a Redis queue; on
+other brokers every queued id is sent again, and a log line says so) and of running rows whose
+worker went silent; then every `reconcile_s` seconds the
 latter (once when found; again, at most once per `stale_after_s`, only while their broker queue is
 empty), and the queued rows no worker claimed for
 `requeue_queued_after_s` when their queue in the broker is empty (a broker restarted without its
@@ -24,7 +26,8 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from server import crud
-from server.models import RUNNING, Experiment
+from server.broker_ids import held_ids
+from server.models import QUEUED, RUNNING, Experiment
 from server.queue import send_run, waiting
 from server.settings import Settings
 
@@ -60,9 +63,42 @@ def requeue(
         return empty[exp.queue]
 
     rows = [e for e in rows if due(e)]
+    if queued:
+        rows = _not_held(celery, rows)
     with sessions() as s:  # marks them as written: not again before stale_after_s
         crud.touch(s, ids=[e.id for e in rows if e.status == RUNNING])
     return _send(celery, rows, "worker lost" if not queued else "start-up")
+
+
+def _not_held(celery: Celery, rows: list[Experiment]) -> list[Experiment]:
+    """The rows to send at start: running rows (lost), and the queued rows whose id no message in
+    their broker queue carries (all of them when the broker cannot be read)."""
+    by_queue: dict[str, list[Experiment]] = defaultdict(list)
+    for exp in rows:
+        if exp.status == QUEUED:
+            by_queue[exp.queue].append(exp)
+    keep = {e.id for e in rows if e.status != QUEUED}
+    for queue, queued in by_queue.items():
+        held = held_ids(celery, queue)
+        if held is None:
+            logger.info(
+                "the broker cannot be read: every queued experiment of queue %r (%d) is sent "
+                "again (start-up)",
+                queue,
+                len(queued),
+            )
+            keep.update(e.id for e in queued)
+            continue
+        missing = [e.id for e in queued if e.id not in held]
+        logger.info(
+            "broker queue %r holds %d of its %d queued experiment id(s); %d missing (start-up)",
+            queue,
+            len(queued) - len(missing),
+            len(queued),
+            len(missing),
+        )
+        keep.update(missing)
+    return [e for e in rows if e.id in keep]
 
 
 def _sent_since_lost(exp: Experiment, stale_after_s: float) -> bool:
@@ -75,18 +111,18 @@ def _sent_since_lost(exp: Experiment, stale_after_s: float) -> bool:
 
 def requeue_unclaimed(settings: Settings, sessions: sessionmaker[Session], celery: Celery) -> int:
     """Re-send queued rows unclaimed for requeue_queued_after_s whose broker queue is empty;
-    returns how many were sent."""
+    returns how many were sent. The rows are read only for the queues found empty: a pass over a
+    long, busy queue costs one grouped count and one question to the broker."""
     with sessions() as s:
-        stale = crud.queued_since(s, older_than_s=settings.requeue_queued_after_s)
-    by_queue: dict[str, list[Experiment]] = defaultdict(list)
-    for exp in stale:
-        by_queue[exp.queue].append(exp)
+        counts = crud.queued_counts(s, older_than_s=settings.requeue_queued_after_s)
     sent = 0
-    for queue, rows in by_queue.items():
-        if waiting(celery, queue) == 0:
-            with sessions() as s:  # not again before requeue_queued_after_s
-                crud.touch(s, ids=[e.id for e in rows])
-            sent += _send(celery, rows, f"unclaimed, broker queue {queue!r} empty")
+    for queue in sorted(counts):
+        if waiting(celery, queue) != 0:
+            continue
+        with sessions() as s:
+            rows = crud.queued_since(s, older_than_s=settings.requeue_queued_after_s, queue=queue)
+            crud.touch(s, ids=[e.id for e in rows])  # not again before requeue_queued_after_s
+        sent += _send(celery, rows, f"unclaimed, broker queue {queue!r} empty")
     return sent
 
 
@@ -96,12 +132,11 @@ def lost_messages(
     """What /health reports when the broker lost messages: rows queued for broker_lost_after_s
     while their broker queue is empty; None when there are none."""
     with sessions() as s:
-        old = crud.queued_since(s, older_than_s=settings.broker_lost_after_s)
-    queues = sorted({e.queue for e in old})
-    empty = [q for q in queues if waiting(celery, q) == 0]
+        counts = crud.queued_counts(s, older_than_s=settings.broker_lost_after_s)
+    empty = [q for q in sorted(counts) if waiting(celery, q) == 0]
     if not empty:
         return None
-    n = sum(1 for e in old if e.queue in empty)
+    n = sum(counts[q] for q in empty)
     return (
         f"{n} experiment(s) queued for over {settings.broker_lost_after_s:g} s while the broker "
         f"queue(s) {', '.join(empty)} are empty: messages were lost (the API re-sends them)"

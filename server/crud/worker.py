@@ -18,7 +18,7 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from server import attempts
@@ -42,15 +42,28 @@ def orphans(session: Session, *, stale_after_s: float, queued: bool = True) -> l
     return list(session.scalars(q))
 
 
-def queued_since(session: Session, *, older_than_s: float) -> list[Experiment]:
-    """Queued rows unchanged for older_than_s (no worker claimed them), oldest first."""
+def queued_since(
+    session: Session, *, older_than_s: float, queue: str | None = None
+) -> list[Experiment]:
+    """Queued rows (of `queue`, or of every queue) unchanged for older_than_s (no worker claimed
+    them), oldest first."""
+    before = utcnow() - timedelta(seconds=older_than_s)
+    q = select(Experiment).where(Experiment.status == QUEUED, Experiment.updated_at < before)
+    if queue is not None:
+        q = q.where(Experiment.queue == queue)
+    return list(session.scalars(q.order_by(Experiment.created_at)))
+
+
+def queued_counts(session: Session, *, older_than_s: float) -> dict[str, int]:
+    """How many rows each queue has queued and unchanged for older_than_s: one grouped count,
+    no rows read into Python (the reconciler asks the broker about these queues first)."""
     before = utcnow() - timedelta(seconds=older_than_s)
     q = (
-        select(Experiment)
+        select(Experiment.queue, func.count())
         .where(Experiment.status == QUEUED, Experiment.updated_at < before)
-        .order_by(Experiment.created_at)
+        .group_by(Experiment.queue)
     )
-    return list(session.scalars(q))
+    return {queue: n for queue, n in session.execute(q)}
 
 
 def touch(session: Session, *, ids: list[str]) -> None:
@@ -128,36 +141,62 @@ def claim_next(
     then the oldest. A candidate another worker claims first is passed over for the next. None
     when nothing is claimable; the message's own row out of attempts is then marked failed, as
     `claim` does.
+
+    The best queued row is read in the order of the index on (queue, status, priority DESC,
+    created_at, id), one row, locked with SKIP LOCKED on PostgreSQL (SQLite ignores it: its
+    writers take turns): workers that ask at once get different rows instead of all racing for
+    the same one.
     """
-    queue = session.scalar(select(Experiment.queue).where(Experiment.id == experiment_id))
-    if queue is None:  # deleted since it was sent
+    own = session.execute(
+        select(Experiment.queue, Experiment.status).where(Experiment.id == experiment_id)
+    ).first()
+    if own is None:  # deleted since it was sent
         return None
     for _ in range(CLAIM_TRIES):
-        stale = utcnow() - timedelta(seconds=stale_after_s)
-        lost_own = (
-            (Experiment.id == experiment_id)
-            & (Experiment.status == RUNNING)
-            & (Experiment.heartbeat_at < stale)
-        )
-        best = session.scalar(
-            select(Experiment.id)
-            .where(
-                Experiment.queue == queue,
-                or_(Experiment.status == QUEUED, lost_own),
-                Experiment.cancel_requested.is_(False),
-                Experiment.attempts < Experiment.max_attempts,
-            )
-            .order_by(Experiment.priority.desc(), Experiment.created_at, Experiment.id)
-            .limit(1)
-        )
-        session.rollback()  # end the read: the claim below is its own transaction
+        lost = own.status == RUNNING  # perhaps its worker went silent: a take-over
+        best = _best_candidate(session, experiment_id, own.queue, stale_after_s, lost)
         if best is None:
+            session.rollback()
             break
         exp = claim(session, experiment_id=best, worker=worker, stale_after_s=stale_after_s)
         if exp is not None:
             return exp
     # nothing to run: only the message's own row out of attempts is left to record
     return claim(session, experiment_id=experiment_id, worker=worker, stale_after_s=stale_after_s)
+
+
+def _best_candidate(
+    session: Session, experiment_id: str, queue: str, stale_after_s: float, lost: bool
+) -> str | None:
+    """The id of the best claimable row (module docstring of claim_next), locked where the
+    database can; the transaction stays open for the claim."""
+    claimable = (
+        Experiment.cancel_requested.is_(False),
+        Experiment.attempts < Experiment.max_attempts,
+    )
+    stale = utcnow() - timedelta(seconds=stale_after_s)
+    queued = session.execute(
+        select(Experiment.id, Experiment.priority, Experiment.created_at)
+        .where(Experiment.queue == queue, Experiment.status == QUEUED, *claimable)
+        .order_by(Experiment.priority.desc(), Experiment.created_at, Experiment.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    lost_own = (
+        lost
+        and session.execute(
+            select(Experiment.id, Experiment.priority, Experiment.created_at).where(
+                Experiment.id == experiment_id,
+                Experiment.status == RUNNING,
+                Experiment.heartbeat_at < stale,
+                *claimable,
+            )
+        ).first()
+    )
+    found = [row for row in (queued, lost_own) if row]
+    if not found:
+        return None
+    return min(found, key=lambda r: (-r.priority, r.created_at, r.id)).id
 
 
 def finite_json(value: Any) -> Any:
