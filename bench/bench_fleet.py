@@ -35,19 +35,27 @@ from pathlib import Path
 import httpx
 import psycopg
 import redis
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_service import PG_ADMIN, REDIS, TINY, free_port, pct, seed, serve  # noqa: E402
+from bench_service import (  # noqa: E402
+    PG_ADMIN,
+    REDIS,
+    experiment_rows,
+    free_port,
+    insert_rows,
+    pct,
+    seed,
+    serve,
+)
 from fleet_sim import process_main  # noqa: E402
 
-from igm_core.spec import resolve_spec  # noqa: E402
 from server import migrations, reconcile  # noqa: E402
 from server.db import get_engine, session_factory  # noqa: E402
-from server.models import FINISHED, Experiment, utcnow  # noqa: E402
+from server.models import FINISHED, Experiment  # noqa: E402
 from server.queue import make_celery, send_run, waiting  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
@@ -56,28 +64,10 @@ PG_COUNTERS = ("xact_commit", "xact_rollback", "tup_returned", "tup_fetched", "t
 
 def queue_experiments(settings: Settings, n: int) -> None:
     """n queued rows (priorities 0-9), each with its message on the Redis queue."""
-    spec = resolve_spec({**TINY, "name": "fleet"})
-    rows = [
-        {
-            "id": uuid.uuid4().hex,
-            "name": f"fleet-{i}",
-            "method": "igm",
-            "dataset": "synthetic",
-            "spec": spec.to_dict(),
-            "spec_hash": spec.hash(),
-            "status": "queued",
-            "priority": random.Random(i).randrange(10),
-            "queue": settings.default_queue,
-            "attempts": 0,
-            "max_attempts": 3,
-            "cancel_requested": False,
-            "created_at": utcnow(),
-        }
-        for i in range(n)
-    ]
-    with session_factory(settings.resolved_database_url())() as s:
-        s.execute(insert(Experiment), rows)
-        s.commit()
+    rows = experiment_rows(n, "fleet", status="queued", queue=settings.default_queue, attempts=0)
+    for i, row in enumerate(rows):
+        row["priority"] = random.Random(i).randrange(10)
+    insert_rows(settings, rows)
     celery = make_celery(settings)
     for row in rows:
         send_run(celery, experiment_id=row["id"], queue=row["queue"], priority=row["priority"])

@@ -124,29 +124,27 @@ def baseline_tree(ref: str, tmp: Path) -> Path:
     return dest
 
 
-def seed(settings: Settings, n: int) -> None:
-    spec = resolve_spec(TINY)
-    rows = [
-        {
-            "id": uuid.uuid4().hex,
-            "name": f"seed-{i}",
-            "method": "igm",
-            "dataset": "synthetic",
-            "spec": spec.to_dict(),
-            "spec_hash": spec.hash(),
-            "status": "succeeded",
-            "priority": 5,
-            "queue": "cpu",
-            "attempts": 1,
-            "max_attempts": 3,
-            "cancel_requested": False,
-            "created_at": utcnow(),
-        }
+def experiment_rows(n: int, name: str, **values) -> list[dict]:
+    """n experiment rows of the TINY spec named `name`-i (succeeded, priority 5 on cpu unless
+    `values` say otherwise)."""
+    spec = resolve_spec({**TINY, "name": name})
+    base = {"method": "igm", "dataset": "synthetic", "spec": spec.to_dict()}
+    base |= {"spec_hash": spec.hash(), "status": "succeeded", "priority": 5, "queue": "cpu"}
+    base |= {"attempts": 1, "max_attempts": 3, "cancel_requested": False} | values
+    return [
+        {**base, "id": uuid.uuid4().hex, "name": f"{name}-{i}", "created_at": utcnow()}
         for i in range(n)
     ]
+
+
+def insert_rows(settings: Settings, rows: list[dict]) -> None:
     with session_factory(settings.resolved_database_url())() as s:
         s.execute(insert(Experiment), rows)
         s.commit()
+
+
+def seed(settings: Settings, n: int) -> None:
+    insert_rows(settings, experiment_rows(n, "seed"))
 
 
 async def load(

@@ -23,16 +23,13 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from server import attempts, migrations  # noqa: E402
+from server import attempts  # noqa: E402
 from server.metric_store import open_store  # noqa: E402
-from tests.service.faultlab import LOSS_KEY, lab, wait_until  # noqa: E402
+from tests.service.faultlab import LOSS_KEY, lab, scratch_database, wait_until  # noqa: E402
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SMALL = {
     "dataset": {"name": "synthetic", "params": {"n_train": 200, "n_val": 64, "n_test": 64}},
     "schedule": {"epochs": 1},
@@ -46,20 +43,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=3600, help="limit on the whole run, s")
     parser.add_argument("--log", type=Path, help="also append the report to this file")
     args = parser.parse_args()
-    name = f"igm_soak_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    try:
-        migrations.upgrade(url)
-        with tempfile.TemporaryDirectory(prefix="igm-soak-") as tmp:
-            report = soak(Path(tmp), url, args.n, args.timeout)
-    finally:
-        from server.db import get_engine
-
-        get_engine(url).dispose()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with (
+        scratch_database("igm_soak") as url,
+        tempfile.TemporaryDirectory(prefix="igm-soak-") as tmp,
+    ):
+        report = soak(Path(tmp), url, args.n, args.timeout)
     print(report)
     if args.log:
         with open(args.log, "a") as out:

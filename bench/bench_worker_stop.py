@@ -24,15 +24,11 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from server import migrations  # noqa: E402
-from tests.service.faultlab import Lab, lab  # noqa: E402
+from tests.service.faultlab import Lab, lab, scratch_database  # noqa: E402
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 LONG = {"epochs": 12}
 GUARD_S = 300.0
 
@@ -42,20 +38,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="stops measured (default 5)")
     parser.add_argument("--log", type=Path, help="also append the report to this file")
     args = parser.parse_args()
-    name = f"igm_stop_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    try:
-        migrations.upgrade(url)
-        with tempfile.TemporaryDirectory(prefix="igm-stop-") as tmp:
-            report = measure(Path(tmp), url, args.rounds)
-    finally:
-        from server.db import get_engine
-
-        get_engine(url).dispose()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with (
+        scratch_database("igm_stop") as url,
+        tempfile.TemporaryDirectory(prefix="igm-stop-") as tmp,
+    ):
+        report = measure(Path(tmp), url, args.rounds)
     print(report)
     if args.log:
         with open(args.log, "a") as out:

@@ -264,23 +264,30 @@ def finish(
 ) -> bool:
     """running -> succeeded | failed | cancelled, only by the worker that holds the row."""
     assert status in FINISHED
-    done = session.execute(
-        update(Experiment)
-        .where(
-            Experiment.id == experiment_id,
-            Experiment.status == RUNNING,
-            Experiment.worker == worker,
-        )
-        .values(
-            status=status,
-            summary=finite_json(summary),
-            error=error,
-            traceback=traceback,
-            finished_at=utcnow(),
-            heartbeat_at=utcnow(),
-        )
-    ).rowcount
+    done = _release(
+        session,
+        experiment_id,
+        worker,
+        status=status,
+        summary=finite_json(summary),
+        error=error,
+        traceback=traceback,
+        finished_at=utcnow(),
+    )
     session.commit()
+    return done
+
+
+def _release(session: Session, experiment_id: str, worker: str, **values: Any) -> bool:
+    """Update a running row held by `worker` (not committed); False when it is not held."""
+    where = (
+        Experiment.id == experiment_id,
+        Experiment.status == RUNNING,
+        Experiment.worker == worker,
+    )
+    done = session.execute(
+        update(Experiment).where(*where).values(**values, heartbeat_at=utcnow())
+    ).rowcount
     return bool(done)
 
 
@@ -289,22 +296,16 @@ def requeue(session: Session, *, experiment_id: str, worker: str) -> bool:
     attempt stopped at a step with its checkpoint written. The attempt does not count against
     the cap (max_attempts grows by one with it) and its run is marked stopped; the next attempt
     resumes from the checkpoint. False when the row was not this worker's to give back."""
-    done = session.execute(
-        update(Experiment)
-        .where(
-            Experiment.id == experiment_id,
-            Experiment.status == RUNNING,
-            Experiment.worker == worker,
-        )
-        .values(
-            status=QUEUED,
-            worker=None,
-            max_attempts=Experiment.max_attempts + 1,
-            error=None,
-            traceback=None,
-            heartbeat_at=utcnow(),
-        )
-    ).rowcount
+    done = _release(
+        session,
+        experiment_id,
+        worker,
+        status=QUEUED,
+        worker=None,
+        max_attempts=Experiment.max_attempts + 1,
+        error=None,
+        traceback=None,
+    )
     if done:  # the row is ours (and, on PostgreSQL, locked) until the commit
         exp = session.get(Experiment, experiment_id, populate_existing=True)
         exp.attempt_runs = attempts.mark_stopped(exp.attempt_runs, exp.attempts)

@@ -126,6 +126,13 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
     return Settings(**values)
 
 
+def queue_settings(folder: Path, queue: str = "", **overrides) -> tuple[Settings, str]:
+    """Embedded settings on a SQLite database in `folder` with a queue of their own."""
+    queue = queue or f"t{uuid.uuid4().hex[:12]}"
+    values = {"database_url": sqlite_url(folder), "default_queue": queue, "queues": [queue]}
+    return make_settings(folder, **(values | overrides)), queue
+
+
 @pytest.fixture
 def redis_queue() -> str:
     return f"t{uuid.uuid4().hex[:12]}"

@@ -288,5 +288,29 @@ def lab(folder: Path, database_url: str, queue: str, workers: int = 2, **kw: Any
         the_lab.close()
 
 
+@contextlib.contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of its own (for the benchmarks), dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    from server import migrations
+    from server.db import get_engine
+
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        migrations.upgrade(url)
+        yield url
+    finally:
+        get_engine(url).dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def dump(data: Any) -> str:
     return json.dumps(data, default=str)

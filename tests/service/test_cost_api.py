@@ -16,7 +16,13 @@ from fastapi.testclient import TestClient
 
 from server.main import create_app
 from server.settings import Settings
-from tests.service.conftest import make_settings, sqlite_url, start_worker, stop_worker
+from tests.service.conftest import (
+    make_settings,
+    queue_settings,
+    sqlite_url,
+    start_worker,
+    stop_worker,
+)
 from tests.specs import BIG_DATA, BIG_MODEL, LONG
 
 SPEC = {"name": "tiny", "dataset": {"name": "synthetic"}, "method": {"name": "igm"}}
@@ -105,14 +111,7 @@ def test_a_run_past_its_queue_time_limit_fails(tmp_path: Path) -> None:
     """A real worker process: past the limit the message carries, the run stops at its next
     step and is recorded as failed with the reason, once (the child is not killed)."""
     queue = f"t{uuid.uuid4().hex[:10]}"
-    settings = make_settings(
-        tmp_path,
-        database_url=sqlite_url(tmp_path),
-        default_queue=queue,
-        queues=[queue],
-        heartbeat_s=0.5,
-        queue_time_limits_s={queue: 3},
-    )
+    settings, _ = queue_settings(tmp_path, queue, heartbeat_s=0.5, queue_time_limits_s={queue: 3})
     proc = start_worker(settings, queue, tmp_path / "worker.log")
     try:
         with TestClient(create_app(settings)) as client:

@@ -12,7 +12,6 @@ exceptions; a test ends with none.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import session_factory
 from server.settings import Settings
-from tests.service.conftest import REDIS_URL, make_settings, served, sqlite_url
+from tests.service.conftest import REDIS_URL, queue_settings, served
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,13 +52,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     from server.main import create_app
 
     folder = tmp_path_factory.mktemp("dashboard")
-    queue = f"t{uuid.uuid4().hex[:12]}"
-    settings = make_settings(
+    settings, queue = queue_settings(
         folder,
-        database_url=sqlite_url(folder),
         broker_url=REDIS_URL,
-        default_queue=queue,
-        queues=[queue],
         heartbeat_s=0.3,
         mlflow_ui_url="http://mlflow.example:5000",
     )

@@ -26,12 +26,12 @@ import pytest
 from igm_core import catalog
 from launcher.embedded import ROOT, worker_env
 from server.settings import Settings
-from tests.service.conftest import make_settings, served, sqlite_url
+from tests.service.conftest import queue_settings, served
 from tests.specs import schedule_kind, spec_for
-
-pytestmark = pytest.mark.slow  # twelve real runs back to back: the slow lane (-m slow)
 from tests.web.conftest import Watched
 from worker.command import worker_command
+
+pytestmark = pytest.mark.slow  # twelve real runs back to back: the slow lane (-m slow)
 
 METHODS = catalog.METHODS.names()
 SHORT = {"stages": {"stage_epochs": [1, 1]}, "epochs": {"epochs": 1}}
@@ -64,14 +64,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     from server.main import create_app
 
     folder = tmp_path_factory.mktemp("methods-e2e")
-    queue = f"t{uuid.uuid4().hex[:10]}"
-    settings = make_settings(
-        folder,
-        database_url=sqlite_url(folder),
-        default_queue=queue,
-        queues=[queue],
-        heartbeat_s=0.5,
-    )
+    settings, queue = queue_settings(folder, heartbeat_s=0.5)
     tag = f"methods-{uuid.uuid4().hex[:6]}"
     with served(create_app(settings)) as url:
         ids = {}
