@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         description="Host headers the API answers (400 otherwise); `igm up --host` adds its "
         'host; "*" allows any',
     )
+    mlflow_allowed_hosts: list[str] = Field(
+        ["mlflow:5000", "localhost:5000", "127.0.0.1:5000"],
+        description="Host headers the lab's MLflow server answers (`igm mlflow-server`, its "
+        '--allowed-hosts; 403 otherwise): host:port as clients send it, "*" patterns allowed',
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="origins allowed cross-origin requests (none: CORS stays closed)",
