@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         description="Host headers the lab's MLflow server answers (`igm mlflow-server`, its "
         '--allowed-hosts; 403 otherwise): host:port as clients send it, "*" patterns allowed',
     )
+    mlflow_secret_key: str | None = Field(
+        None,
+        validation_alias=AliasChoices("IGM_MLFLOW_SECRET_KEY", "MLFLOW_FLASK_SERVER_SECRET_KEY"),
+        description="the lab MLflow server's Flask secret (CSRF of its login and user pages); "
+        "none: `igm mlflow-server` draws one per start",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="origins allowed cross-origin requests (none: CORS stays closed)",

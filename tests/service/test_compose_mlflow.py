@@ -24,6 +24,8 @@ from launcher.mlflow_server import server_command
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = ("igm", "admin-secret")
 SEARCH = "api/2.0/mlflow/experiments/search?max_results=1"
+# hang guard: each check of a password hashes it (PBKDF2), slow on a loaded 2-core machine
+TIMEOUT = httpx.Timeout(120)
 LOG_A_METRIC = """
 import mlflow
 client = mlflow.MlflowClient()
@@ -32,6 +34,10 @@ run = client.create_run(exp)
 client.log_metric(run.info.run_id, "loss", 0.5, step=1)
 print("logged", run.info.run_id)
 """
+
+
+def get(url: str, **kwargs) -> httpx.Response:
+    return httpx.get(url, timeout=TIMEOUT, **kwargs)
 
 
 def free_port() -> int:
@@ -93,19 +99,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_every_request_but_health_needs_the_credentials(server: str) -> None:
-    assert httpx.get(f"{server}/health").status_code == 200
-    assert httpx.get(f"{server}/{SEARCH}").status_code == 401
-    assert httpx.get(f"{server}/{SEARCH}", auth=(ADMIN[0], "wrong")).status_code == 401
-    assert httpx.get(f"{server}/{SEARCH}", auth=ADMIN).status_code == 200
+    assert get(f"{server}/health").status_code == 200
+    assert get(f"{server}/{SEARCH}").status_code == 401
+    assert get(f"{server}/{SEARCH}", auth=(ADMIN[0], "wrong")).status_code == 401
+    assert get(f"{server}/{SEARCH}", auth=ADMIN).status_code == 200
     # the UI's pages too (what the dashboard links to)
-    assert httpx.get(f"{server}/ajax-api/2.0/mlflow/experiments/search").status_code == 401
+    assert get(f"{server}/ajax-api/2.0/mlflow/experiments/search").status_code == 401
 
 
 def test_only_the_allowed_hosts_are_answered(server: str) -> None:
     port = server.rsplit(":", 1)[1]
-    named = httpx.get(f"{server}/{SEARCH}", auth=ADMIN, headers={"Host": f"mlflow:{port}"})
+    named = get(f"{server}/{SEARCH}", auth=ADMIN, headers={"Host": f"mlflow:{port}"})
     assert named.status_code == 200
-    other = httpx.get(f"{server}/{SEARCH}", auth=ADMIN, headers={"Host": "evil.example"})
+    other = get(f"{server}/{SEARCH}", auth=ADMIN, headers={"Host": "evil.example"})
     assert other.status_code == 403
 
 
