@@ -17,6 +17,9 @@ cd "$(dirname "$0")/.."
 if [ -z "${COMPOSE:-}" ]; then
   if docker compose version >/dev/null 2>&1; then COMPOSE="docker compose"; else COMPOSE=docker-compose; fi
 fi
+# docker-compose v1 gives up on an engine call after 60 s: creating a container on a loaded host
+# with the vfs storage driver (a full copy of the image) can take longer
+export COMPOSE_HTTP_TIMEOUT=${COMPOSE_HTTP_TIMEOUT:-600}
 PROJECT=${SMOKE_PROJECT:-igm-smoke}
 API_PORT=${SMOKE_API_PORT:-18000}
 ML_PORT=${SMOKE_MLFLOW_PORT:-15000}

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,14 +37,16 @@ pytestmark = pytest.mark.skipif(
 
 def compose_config(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not LAB_VARIABLES.match(k)}
-    return subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE), *args, "config"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**base, **env},
-        timeout=60,
-    )
+    # an empty env file: a checkout's own .env (a lab's settings) changes nothing here
+    with tempfile.NamedTemporaryFile(suffix=".env") as empty:
+        return subprocess.run(
+            ["docker-compose", "--env-file", empty.name, "-f", str(COMPOSE), *args, "config"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**base, **env},
+            timeout=60,
+        )
 
 
 def command(service: dict) -> str:
