@@ -36,6 +36,8 @@ POSTGRES_PASSWORD=$(rand) REDIS_PASSWORD=$(rand) MLFLOW_PASSWORD=$(rand)
 export POSTGRES_PASSWORD REDIS_PASSWORD MLFLOW_PASSWORD
 export MLFLOW_USERNAME=${MLFLOW_USERNAME:-igm}
 export API_PUBLISH="127.0.0.1:$API_PORT" MLFLOW_PUBLISH="127.0.0.1:$ML_PORT"
+# MLflow answers the Host its clients send: the workers' name, and this host's published port
+export IGM_MLFLOW_ALLOWED_HOSTS="[\"mlflow:5000\",\"127.0.0.1:$ML_PORT\"]"
 IGM_DATASETS=$(mktemp -d) && export IGM_DATASETS
 dc() { $COMPOSE -p "$PROJECT" "${FILES[@]}" "$@"; }
 API="http://127.0.0.1:$API_PORT"
@@ -90,9 +92,15 @@ BOUND=$(docker port "$ML_CID" 5000/tcp)
 echo "[smoke]   mlflow published on: $(echo "$BOUND" | tr '\n' ' ')"
 echo "$BOUND" | grep -qv '^127\.0\.0\.1:' && fail "MLflow is published beyond loopback: $BOUND"
 SEARCH="api/2.0/mlflow/experiments/search?max_results=1"
-[ "$(code "$MLFLOW/$SEARCH")" = 401 ] || fail "MLflow answered without credentials"
-[ "$(code -u "$MLFLOW_USERNAME:wrong" "$MLFLOW/$SEARCH")" = 401 ] || fail "MLflow took a wrong password"
-[ "$(code -u "$MLFLOW_USERNAME:$MLFLOW_PASSWORD" "$MLFLOW/$SEARCH")" = 200 ] || fail "MLflow refused its credentials"
+got=$(code "$MLFLOW/$SEARCH"); echo "[smoke]   without credentials: $got"
+[ "$got" = 401 ] || fail "MLflow answered $got without credentials"
+got=$(code -u "$MLFLOW_USERNAME:wrong" "$MLFLOW/$SEARCH"); echo "[smoke]   a wrong password: $got"
+[ "$got" = 401 ] || fail "MLflow answered $got to a wrong password"
+got=$(code -u "$MLFLOW_USERNAME:$MLFLOW_PASSWORD" "$MLFLOW/$SEARCH"); echo "[smoke]   its credentials: $got"
+[ "$got" = 200 ] || fail "MLflow answered $got to its credentials"
+got=$(code -u "$MLFLOW_USERNAME:$MLFLOW_PASSWORD" -H "Host: evil.example" "$MLFLOW/$SEARCH")
+echo "[smoke]   its credentials, another Host: $got"
+[ "$got" = 403 ] || fail "MLflow answered $got to a Host outside IGM_MLFLOW_ALLOWED_HOSTS"
 for ip in $(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$ML_CID"); do
   got=$(code --max-time 5 -H "Host: mlflow:5000" "http://$ip:5000/$SEARCH" || true)
   echo "[smoke]   from this host to the compose network's $ip:5000 without credentials: $got"
