@@ -1,18 +1,37 @@
-# IGM Lab worker image: the trainer with the CUDA build of torch (one container per GPU,
-# docker-compose.yml). `pip install ".[worker]"` after torch itself from TORCH_INDEX_URL:
-#   default https://download.pytorch.org/whl/cu128 (CUDA 12.8 wheels; the host driver must support
-#   it), e.g. --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126 for older
-#   drivers, or https://download.pytorch.org/whl/cpu for a CPU-only worker (a much smaller image).
-# The CUDA runtime comes inside the wheels: the base image needs no CUDA toolkit.
-FROM python:3.11-slim
+# IGM Lab worker image: the trainer with torch (docker-compose.yml: worker-cpu with the CPU build,
+# worker-gpu0 under the `gpu` profile with the CUDA build). Build arguments (from .env; .env.example
+# names them): the base image, the torch index and a PyPI mirror for a lab without internet access.
+#   TORCH_INDEX_URL: https://download.pytorch.org/whl/cpu (the CPU build, the default here), or
+#   .../whl/cu128 (CUDA 12.8 wheels: the host driver must support it), .../whl/cu126 for older
+#   drivers. The CUDA runtime comes inside the wheels: the base image needs no CUDA toolkit.
+# The worker takes MLflow's tracking client only (mlflow-skinny; the server stack lives in the API
+# image). It writes the service database through server.crud and server.models, so SQLAlchemy,
+# psycopg and Celery come too (`pip install ".[worker]"`, pyproject.toml).
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
-RUN apt-get update && apt-get install -y --no-install-recommends git curl libsndfile1 \
-    && rm -rf /var/lib/apt/lists/*
-RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG PIP_TRUSTED_HOST=
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 \
+    GIT_PYTHON_REFRESH=quiet
+RUN useradd --uid 10001 --user-group --create-home igm \
+    && mkdir -p /app /data && chown igm:igm /data
 WORKDIR /app
-COPY pyproject.toml setup.py README.md ./
+# 1. torch alone from its index (its own requirements come from PyPI or the mirror in step 2)
+RUN pip install --no-deps "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
+# 2. the requirements, from pyproject.toml and setup.py alone (rebuilt only when they change); the
+# installed torch meets torch==TORCH_VERSION. The wheel holds no module: the requirements and the
+# `igm` command.
+COPY pyproject.toml setup.py ./
 COPY build_backend build_backend
+RUN touch README.md \
+    && pip install ".[worker]" \
+    && rm -rf build igm_lab.egg-info README.md \
+    && pip check \
+    && python -c "import torch, mlflow; assert torch.__version__.startswith('${TORCH_VERSION}')" \
+    && ! python -c "import flask" 2>/dev/null
+# 3. the source: a code change rebuilds from here on (seconds). The code runs from /app.
 COPY igm_core igm_core
 COPY server server
 COPY worker worker
@@ -21,8 +40,5 @@ COPY launcher launcher
 COPY alembic alembic
 COPY alembic.ini ./
 COPY configs configs
-# torch is installed above from the CUDA index; the requirement torch==TORCH_VERSION is then met
-RUN pip install --no-cache-dir ".[worker]"
-# the code runs from /app, beside alembic/ and web/ (which the wheel does not carry): the
-# installed copy only brings the requirements and the `igm` command
-ENV IGM_DATA_DIR=/data PYTHONUNBUFFERED=1 PYTHONPATH=/app
+ENV IGM_DATA_DIR=/data PYTHONPATH=/app
+USER igm

@@ -1,6 +1,7 @@
 """The `igm` entry point: one command line for the service, the client and the library.
 
-- service: `igm up` (API and a worker on this machine), `igm worker`, `igm db`, `igm token`;
+- service: `igm up` (API and a worker on this machine), `igm worker`, `igm db`, `igm token`,
+  `igm mlflow-server` (the lab's MLflow server);
 - `igm compare`: result.json files here, or experiments through the server (launcher.compare);
 - remote: submit, sweep, ls, show, cancel, retry, rm, logs, login, logout (igm_client.cli);
 - local: train, validate, prepare, export-features, methods, datasets, encoders
@@ -18,6 +19,7 @@ SERVICE = {
     "worker": "run a worker (one per GPU: --gpu N) against the configured services",
     "db": "the service database schema: upgrade, check, current",
     "token": "API tokens of the server: create --name NAME [--read-only], ls, revoke NAME",
+    "mlflow-server": "the lab's MLflow server: mlflow server with basic auth and allowed hosts",
 }
 RESULTS = {
     "compare": "seed statistics and paired differences: result.json files, or ids, --tag, --sweep",
@@ -42,6 +44,8 @@ def _service_entry(command: str) -> Callable[[list[str]], int]:
         from worker.__main__ import main
     elif command == "token":
         from launcher.tokens import main
+    elif command == "mlflow-server":
+        from launcher.mlflow_server import main
     else:
         from launcher.db import main
     return main

@@ -107,6 +107,17 @@ class Settings(BaseSettings):
         description="Host headers the API answers (400 otherwise); `igm up --host` adds its "
         'host; "*" allows any',
     )
+    mlflow_allowed_hosts: list[str] = Field(
+        ["mlflow:5000", "localhost:5000", "127.0.0.1:5000"],
+        description="Host headers the lab's MLflow server answers (`igm mlflow-server`, its "
+        '--allowed-hosts; 403 otherwise): host:port as clients send it, "*" patterns allowed',
+    )
+    mlflow_secret_key: str | None = Field(
+        None,
+        validation_alias=AliasChoices("IGM_MLFLOW_SECRET_KEY", "MLFLOW_FLASK_SERVER_SECRET_KEY"),
+        description="the lab MLflow server's Flask secret (CSRF of its login and user pages); "
+        "none: `igm mlflow-server` draws one per start",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="origins allowed cross-origin requests (none: CORS stays closed)",

@@ -81,15 +81,20 @@ def test_a_wheel_is_the_client_and_each_extra_adds_its_part(raw: dict[str, set[s
     wheel = {extra: expanded(raw, extra) for extra in raw}
     assert names(wheel[""]) == {"httpx", "pyyaml", "rich"}
     assert wheel["client"] == wheel[""]
-    assert {"client", "server", "worker", "all", "dev"} <= set(wheel)
-    for lean in ("client", "server"):
+    assert {"client", "service", "server", "worker", "all", "dev"} <= set(wheel)
+    for lean in ("client", "service", "server"):
         assert not names(wheel[lean]) & {"torch", "torchvision", "scikit-learn"}, lean
-    assert {"fastapi", "uvicorn", "sqlalchemy", "alembic", "celery", "mlflow", "scipy"} <= names(
+    assert {"fastapi", "uvicorn", "sqlalchemy", "alembic", "celery", "scipy"} <= names(
         wheel["server"]
     )
     assert "torch==2.13.0" in wheel["worker"]
-    # a worker writes through the server's models and crud: it needs the server's requirements
-    assert wheel["server"] <= wheel["worker"]
+    # a worker writes through the server's models and crud (the `service` part) and logs to an
+    # MLflow server with the tracking client alone, of the server's release: no MLflow server
+    # stack (Flask, pandas, pyarrow) and no web framework of its own in the worker image
+    assert wheel["service"] <= wheel["server"] and wheel["service"] <= wheel["worker"]
+    # (the server's mlflow comes with its `auth` extra, which requirements() leaves out here)
+    assert "mlflow-skinny==3.17.2" in wheel["worker"] and "mlflow==3.17.2" in wheel["server"]
+    assert not names(wheel["worker"]) & {"mlflow", "fastapi", "uvicorn", "jinja2"}
     assert wheel["server"] | wheel["worker"] == wheel["all"]
     assert wheel["all"] < wheel["dev"] and {"pytest", "ruff"} <= names(wheel["dev"])
 
@@ -101,13 +106,14 @@ def test_the_extras_build_on_each_other_and_write_each_requirement_once(
     assert refs == {
         "": set(),  # the base writes its requirements out
         "client": set(),
-        "server": {"igm-lab[client]"},
-        "worker": {"igm-lab[server]"},
+        "service": {"igm-lab[client]"},
+        "server": {"igm-lab[service]"},
+        "worker": {"igm-lab[service]"},
         "all": {"igm-lab[server,worker]"},
         "dev": {"igm-lab[all]"},
     }
     written: dict[str, str] = {}
-    for extra in ("client", "server", "worker", "all", "dev"):
+    for extra in ("client", "service", "server", "worker", "all", "dev"):
         for name in names(raw[extra] - refs[extra]):
             assert name not in written, f"{name} in both {written[name]} and {extra}"
             written[name] = extra
