@@ -278,12 +278,12 @@ def finish(
     return done
 
 
-def _release(session: Session, experiment_id: str, worker: str, **values: Any) -> bool:
-    """Update a running row held by `worker` (not committed); False when it is not held."""
+def _release(session: Session, experiment_id: str, holder: str, /, **values: Any) -> bool:
+    """Update a running row held by `holder` (not committed); False when it is not held."""
     where = (
         Experiment.id == experiment_id,
         Experiment.status == RUNNING,
-        Experiment.worker == worker,
+        Experiment.worker == holder,
     )
     done = session.execute(
         update(Experiment).where(*where).values(**values, heartbeat_at=utcnow())
