@@ -54,7 +54,7 @@ TOKEN_ENCODERS = [e.name for e in catalog.ENCODERS if e.extra.get("kind") == "to
 
 # ResNet-50 does about 40 MFLOPs per sample even on 4 x 8 digits (its weights dominate): over a
 # minute on a loaded 2-core machine; the image-text tests train it on a dozen images instead
-SLOW_ENCODERS = {"resnet50"}
+SLOW_ENCODERS = {"resnet18", "resnet50"}  # whole ResNets on a CPU: the slow lane
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ from fastapi.testclient import TestClient
 from server.main import create_app
 from tests.service.conftest import REDIS_URL, make_settings, sqlite_url, start_worker, stop_worker
 
+pytestmark = pytest.mark.slow  # real worker processes in turn: the slow lane (-m slow)
+
 SPEC = {
     "dataset": {"name": "synthetic", "params": {"n_train": 64, "n_val": 32, "n_test": 32}},
     "method": {"name": "joint"},
