@@ -21,6 +21,8 @@ import pytest
 
 from launcher.mlflow_server import server_command
 
+pytestmark = pytest.mark.slow  # a real MLflow server with its auth app: the slow lane (-m slow)
+
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = ("igm", "admin-secret")
 SEARCH = "api/2.0/mlflow/experiments/search?max_results=1"
@@ -28,8 +30,6 @@ SEARCH = "api/2.0/mlflow/experiments/search?max_results=1"
 TIMEOUT = httpx.Timeout(120)
 LOG_A_METRIC = """
 import mlflow
-
-pytestmark = pytest.mark.slow  # a real MLflow server with its auth app: the slow lane (-m slow)
 client = mlflow.MlflowClient()
 exp = client.create_experiment("smoke")
 run = client.create_run(exp)
